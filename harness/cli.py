@@ -1,0 +1,214 @@
+"""Argument parsing and dispatch only; every command lives in its own module.
+
+`main(argv)` is the one error boundary: a HarnessError becomes one line on stderr and its
+exit code; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from harness import __version__
+from harness.errors import ExitCode, HarnessError, UsageError
+from harness.targets.base import TargetOptions
+from harness.units import parse_bytes, parse_duration
+
+if TYPE_CHECKING:
+    from harness.runner import RunOptions
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError (one line, exit 2) instead of printing usage and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    if "=" not in text or text.startswith("="):
+        raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose and shape the Milvus under test; shared by run, ui, matrix, bisect."""
+    group = parser.add_argument_group("target")
+    group.add_argument("--target", choices=["embedded", "kind", "external"], default="embedded",
+                       help="where Milvus comes from (default: embedded, the PyPI milvus server)")
+    group.add_argument("--milvus-version", metavar="V",
+                       help="embedded: a published `milvus` version (default: newest); kind: an image tag")
+    group.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory limit of the server, e.g. 2.5GiB (embedded: a memory cgroup)")
+    group.add_argument("--milvus-config", metavar="KEY=VALUE", action="append", default=[],
+                       type=_key_value, help="override a milvus.yaml key (dotted), repeatable")
+    group.add_argument("--restart", choices=["always", "never"], default="always",
+                       help="restart the server when it dies, as kubelet would (default: always)")
+    group.add_argument("--restart-backoff", metavar="SECONDS", default="10s",
+                       help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
+    group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
+                       help="how often the watcher samples (default 1s, at least 0.1s)")
+    group.add_argument("--stall-after", metavar="SECONDS", default="20s",
+                       help="memory held at the limit with no progress this long is a MemoryStall")
+    group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
+    group.add_argument("--allow-context", metavar="NAME",
+                       help="allow a kube context that is not a kind cluster (named exactly)")
+    group.add_argument("--namespace", default="default", help="kind/external: namespace of Milvus")
+    group.add_argument("--release", default="milvus", help="kind: Helm release name of Milvus")
+
+
+def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
+    """Validate the target options before anything starts."""
+    interval = parse_duration(args.watch_interval, "--watch-interval")
+    if interval < 0.1:
+        raise UsageError(f"--watch-interval {args.watch_interval!r} is below the minimum of 0.1s")
+    return TargetOptions(
+        target=args.target,
+        milvus_version=args.milvus_version,
+        memory_limit=parse_bytes(args.memory_limit, "--memory-limit") if args.memory_limit else None,
+        milvus_config=dict(args.milvus_config),
+        restart=args.restart,
+        restart_backoff=parse_duration(args.restart_backoff, "--restart-backoff"),
+        watch_interval=interval,
+        stall_seconds=parse_duration(args.stall_after, "--stall-after"),
+        kube_context=args.kube_context,
+        allow_context=args.allow_context,
+        namespace=args.namespace,
+        release=args.release,
+        uri=args.uri,
+    )
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog="milvus-harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"milvus-harness {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show subprocess output and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for register in _COMMANDS:
+        register(sub)
+    return parser
+
+
+# --- one function per command: parse, then call into the command's own module -----------------
+
+
+def _cmd_versions(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("versions", help="list the installable embedded Milvus versions")
+    p.add_argument("--installed", action="store_true", help="only those already in the cache")
+
+    def run(args: argparse.Namespace) -> int:
+        from harness.targets import embedded
+
+        return embedded.print_versions(installed_only=args.installed)
+
+    p.set_defaults(func=run)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of a run, shared by `run` and `ui`."""
+    p.add_argument("--scenario", default="seed", help="a built-in scenario name or a .toml path (default seed)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], type=_key_value, dest="overrides",
+                   help="override a scenario field, e.g. --set shards=1 --set rules.max_insert_p95_ms=2000")
+    p.add_argument("--report-dir", default="reports", help="where run directories go (default reports/)")
+    p.add_argument("--run-time", metavar="DURATION", help="stop the load after this long, e.g. 5m")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode); 0: one process")
+    p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="continue through OOM kills and restarts to the planned rows")
+    add_target_options(p)
+
+
+def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
+    from pathlib import Path
+
+    from harness.runner import RunOptions
+
+    return RunOptions(
+        scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
+        report_dir=Path(args.report_dir),
+        run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
+        workers=args.workers, users=args.users, keep_going=args.keep_going,
+        command="milvus-harness " + " ".join(sys.argv[1:]),
+    )
+
+
+def _cmd_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)")
+    _add_run_options(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from harness.console import make_console, print_result
+        from harness.runner import run as run_scenario
+
+        console = make_console()
+        result = run_scenario(run_options_from_args(args), console=console)
+        print_result(console, result)
+        return result.exit_code
+
+    p.set_defaults(func=run)
+
+
+def _cmd_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="render report.md, report.html and junit.xml again from a run directory")
+    p.add_argument("run_dir", help="a run directory, e.g. reports/20261127-181500-seed-2.3.5")
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from harness.report import render_report
+
+        path = Path(args.run_dir)
+        if not (path / "summary.json").exists():
+            raise UsageError(f"{path} is not a finished run directory (no summary.json)")
+        for written in render_report(path):
+            print(written)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def _cmd_scenarios(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("scenarios", help="list the built-in scenarios, or show one")
+    p.add_argument("name", nargs="?", help="show this scenario's fields (a name or a .toml path)")
+
+    def run(args: argparse.Namespace) -> int:
+        from harness.console import make_console, print_scenarios
+
+        print_scenarios(make_console(), args.name)
+        return 0
+
+    p.set_defaults(func=run)
+
+
+_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _cmd_run,
+    _cmd_report,
+    _cmd_scenarios,
+    _cmd_versions,
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `milvus-harness` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        return int(args.func(args))
+    except HarnessError as exc:
+        print(f"milvus-harness: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("milvus-harness: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

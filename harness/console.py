@@ -1,0 +1,76 @@
+"""The CLI's console: the only place that prints tables and colours (respects NO_COLOR, non-TTY)."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.units import format_bytes
+
+if TYPE_CHECKING:
+    from harness.runner import RunResult
+
+_VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "ABORTED": "bold"}
+
+
+def make_console() -> Console:
+    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+
+
+def print_result(console: Console, result: "RunResult") -> None:
+    """The verdict table, then the run directory last (what CI logs and users look for)."""
+    s = result.summary
+    verdict = s.get("verdict", "ABORTED")
+    table = Table(title=f"milvus-harness run {s.get('run_id', '')}", show_header=False)
+    table.add_row("verdict", f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]")
+    for reason in s.get("reasons", []):
+        table.add_row("", reason)
+    table.add_row("milvus", f"{s.get('target')} {s.get('milvus_version') or ''}")
+    table.add_row("limit", f"{format_bytes(s.get('memory_limit_bytes'))} ({s.get('isolation') or 'none'})")
+    rows = s.get("rows", {})
+    table.add_row("rows", f"{rows.get('acked', 0):,} acked of {rows.get('planned', 0):,} planned; "
+                          f"verified {rows['verified']:,}" if rows.get("verified") is not None else
+                          f"{rows.get('acked', 0):,} acked of {rows.get('planned', 0):,} planned; not verified")
+    for name, comp in s.get("components", {}).items():
+        table.add_row(name, f"peak {format_bytes(comp.get('peak_memory_bytes'))} of "
+                            f"{format_bytes(comp.get('limit_bytes'))}, restarts {comp.get('restarts', 0)}, "
+                            f"OOM kills {comp.get('oom_kills', 0)}")
+    ins = s.get("inserts", {})
+    lat = ins.get("latency_ms", {})
+    if ins.get("count"):
+        table.add_row("inserts", f"{ins['count']} ({ins.get('failures', 0)} failed), {ins.get('rows_per_s', 0):,.0f} rows/s, "
+                                 f"p50 {lat.get('p50') or 0:,.0f} ms, p95 {lat.get('p95') or 0:,.0f} ms")
+    if s.get("memory_growth_mb_per_100k_rows") is not None:
+        table.add_row("growth", f"{s['memory_growth_mb_per_100k_rows']:,.0f} MB per 100k rows")
+    if s.get("time_to_verdict_s") is not None:
+        table.add_row("time to verdict", f"{s['time_to_verdict_s']:.1f} s from the command")
+    console.print(table)
+    console.print(f"report: {result.run_dir / 'report.html'}")
+    console.print(f"run directory: {result.run_dir}")
+
+
+def print_scenarios(console: Console, name: str | None) -> None:
+    from harness import scenario as scenarios
+
+    if name:
+        s = scenarios.load(name)
+        table = Table(title=f"scenario {s.name} ({s.digest()})", show_header=True)
+        table.add_column("field")
+        table.add_column("value")
+        for key, value in s.to_json().items():
+            if key == "rules":
+                for rule, rv in value.items():
+                    table.add_row(f"rules.{rule}", str(rv))
+            else:
+                table.add_row(key, str(value))
+        console.print(table)
+        return
+    table = Table(title="built-in scenarios")
+    table.add_column("name")
+    table.add_column("description")
+    for n in scenarios.builtin_names():
+        table.add_row(n, scenarios.load(n).description)
+    console.print(table)

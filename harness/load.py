@@ -1,0 +1,190 @@
+"""The Locust side of a run: the User that inserts batches, and the batch dispenser.
+
+Imported only inside Locust processes (gevent is patched before this module loads). The
+harness process writes load.json into the run directory; Locust is told its path with
+--harness-config. Batch numbers come from one dispenser: in the local runner it is an object
+on the environment, in distributed mode it lives on the master and workers lease batches
+through Locust's custom messages, so across all users and workers no batch is inserted
+twice and none is skipped. Every attempt is appended to acks.jsonl as it happens.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult
+from locust import User, constant, events, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import MasterRunner, WorkerRunner
+
+from harness import data, scenario as scenarios
+from harness.insert import Inserter, make_inserter
+from harness.rundir import JsonlWriter
+
+log = logging.getLogger(__name__)
+
+#: An insert that never reached the server (connection refused while it restarts) keeps its
+#: batch and is tried again after this pause; any other failure consumes the batch, because
+#: the server may have applied it.
+RETRY_PAUSE_S = 1.0
+_UNREACHED = ("UNAVAILABLE",)
+
+
+class Dispenser:
+    """Hands out batch numbers 0..batches-1 once each, and knows when all are settled."""
+
+    def __init__(self, batches: int, on_drained: Any) -> None:
+        self.batches = batches
+        self._next = 0
+        self._leased: set[int] = set()
+        self._returned: list[int] = []
+        self._on_drained = on_drained
+        self._drained = False
+
+    def lease(self) -> int | None:
+        if self._returned:
+            k = self._returned.pop(0)
+        elif self._next < self.batches:
+            k = self._next
+            self._next += 1
+        else:
+            return None
+        self._leased.add(k)
+        return k
+
+    def settle(self, k: int, retry: bool = False) -> None:
+        """Batch k is done (acked or failed for good); with retry it goes back to the front."""
+        self._leased.discard(k)
+        if retry:
+            self._returned.append(k)
+            self._returned.sort()
+        elif not self._leased and not self._returned and self._next >= self.batches and not self._drained:
+            self._drained = True
+            self._on_drained()
+
+
+class LoadConfig:
+    """What the harness process told this Locust process (load.json)."""
+
+    def __init__(self, path: Path) -> None:
+        raw = json.loads(path.read_text())
+        self.address: str = raw["address"]
+        self.scenario = scenarios.from_mapping(raw["scenario"], default_name=raw["scenario"]["name"])
+        self.acks = Path(raw["acks"])
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser: Any) -> None:
+    parser.add_argument("--harness-config", default="", help="load.json written by milvus-harness",
+                        include_in_web_ui=False)
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_kw: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None or not opts.harness_config:
+        return
+    config = LoadConfig(Path(opts.harness_config))
+    environment.harness_config = config  # type: ignore[attr-defined]
+    runner = environment.runner
+
+    def drained() -> None:
+        log.info("every batch settled; stopping the load")
+        gevent.spawn_later(0.1, runner.quit)  # type: ignore[union-attr]
+
+    if isinstance(runner, WorkerRunner):
+        environment.harness_leases = {}  # type: ignore[attr-defined]
+
+        def on_batch(msg: Any, **_: Any) -> None:
+            pending = environment.harness_leases.pop(msg.data["req"], None)  # type: ignore[attr-defined]
+            if pending is not None:
+                pending.set(msg.data["k"])
+
+        runner.register_message("harness_batch", on_batch)
+        return
+    dispenser = Dispenser(config.scenario.batches, drained)
+    environment.harness_dispenser = dispenser  # type: ignore[attr-defined]
+    if isinstance(runner, MasterRunner):
+        def on_lease(msg: Any, **_: Any) -> None:
+            runner.send_message("harness_batch", {"req": msg.data["req"], "k": dispenser.lease()},
+                                client_id=msg.node_id)
+
+        def on_settle(msg: Any, **_: Any) -> None:
+            dispenser.settle(msg.data["k"], retry=msg.data["retry"])
+
+        runner.register_message("harness_lease", on_lease)
+        runner.register_message("harness_settle", on_settle)
+
+
+_requests = itertools.count()
+
+
+class MilvusInsertUser(User):
+    """Inserts the scenario's batches, one request per batch, until the dispenser runs dry."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        config: LoadConfig = self.environment.harness_config  # type: ignore[attr-defined]
+        self.config = config
+        self.scenario = config.scenario
+        # Channels are made here, after Locust forked its workers, never at import.
+        self.inserter: Inserter = make_inserter(self.scenario.insert_path, config.address,
+                                                self.scenario.collection, self.scenario)
+        self.acks = JsonlWriter(config.acks)
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
+
+    def on_stop(self) -> None:
+        self.inserter.close()
+        self.acks.close()
+
+    def _lease(self) -> int | None:
+        env = self.environment
+        if isinstance(env.runner, WorkerRunner):
+            req = f"{os.getpid()}-{next(_requests)}"
+            pending: AsyncResult = AsyncResult()
+            env.harness_leases[req] = pending  # type: ignore[attr-defined]
+            env.runner.send_message("harness_lease", {"req": req})
+            return pending.get(timeout=60)
+        return env.harness_dispenser.lease()  # type: ignore[attr-defined]
+
+    def _settle(self, k: int, retry: bool) -> None:
+        env = self.environment
+        if isinstance(env.runner, WorkerRunner):
+            env.runner.send_message("harness_settle", {"k": k, "retry": retry})
+        else:
+            env.harness_dispenser.settle(k, retry=retry)  # type: ignore[attr-defined]
+
+    @task
+    def insert_batch(self) -> None:
+        k = self._lease()
+        if k is None:
+            raise StopUser()
+        batch = data.generate_batch(self.scenario, k)
+        t_start = time.time()
+        result = self.inserter.insert(batch)
+        retry = not result.ok and (result.error or "").startswith(_UNREACHED)
+        self.environment.events.request.fire(
+            request_type="milvus", name=f"insert {self.scenario.batch_rows} rows",
+            response_time=result.seconds * 1000, response_length=batch.rows if result.ok else 0,
+            exception=None if result.ok else RuntimeError(result.error), context={"batch": k},
+        )
+        record = {"t": time.time(), "t_start": t_start, "batch": k, "first_pk": batch.first_pk,
+                  "last_pk": batch.last_pk, "rows": batch.rows, "ok": result.ok,
+                  "latency_ms": round(result.seconds * 1000, 2), "worker": self.worker}
+        if not result.ok:
+            record["error"] = result.error
+            record["retry"] = retry
+        self.acks.write(record)
+        self._settle(k, retry)
+        if retry:
+            gevent.sleep(RETRY_PAUSE_S)

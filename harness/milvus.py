@@ -1,0 +1,97 @@
+"""Talking to Milvus from the harness process (not from Locust users): readiness, schema, counts.
+
+pymilvus errors are translated here, where they enter: callers see TargetError or False.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class MilvusAdmin:
+    """A pymilvus ORM connection under its own alias; close() drops it."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        from pymilvus import connections
+
+        self.address = address
+        self.alias = f"harness-{uuid.uuid4().hex[:8]}"
+        host, port = address.rsplit(":", 1)
+        connections.connect(alias=self.alias, host=host, port=port, timeout=timeout)
+
+    def close(self) -> None:
+        from pymilvus import connections
+
+        try:
+            connections.disconnect(self.alias)
+        except Exception:  # already gone with the server
+            pass
+
+    def __enter__(self) -> "MilvusAdmin":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def server_version(self) -> str:
+        from pymilvus import utility
+
+        return str(utility.get_server_version(using=self.alias))
+
+    def list_collections(self, timeout: float = 10.0) -> list[str]:
+        from pymilvus import utility
+
+        return list(utility.list_collections(timeout=timeout, using=self.alias))
+
+    def collection(self, name: str) -> Any:
+        from pymilvus import Collection
+
+        return Collection(name, using=self.alias)
+
+    def flush(self, name: str, timeout: float = 30.0) -> None:
+        self.collection(name).flush(timeout=timeout)
+
+    def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
+        """Rows matching expr (all rows when empty), read with Strong consistency."""
+        collection = self.collection(name)
+        result = collection.query(expr=expr or "", output_fields=["count(*)"],
+                                  consistency_level="Strong", timeout=timeout)
+        return int(result[0]["count(*)"])
+
+
+def answers(address: str, timeout: float = 3.0) -> bool:
+    """True when the server at address answers a ShowCollections call."""
+    try:
+        with MilvusAdmin(address, timeout=timeout) as admin:
+            admin.list_collections(timeout=timeout)
+        return True
+    except Exception as exc:  # any pymilvus/grpc error means "not yet"
+        log.debug("%s not answering: %s", address, exc)
+        return False
+
+
+def accepts_writes(address: str, timeout: float = 10.0) -> bool:
+    """True when every collection can be flushed: after a restart the server answers reads
+    ~10 s before the old session expires, and until then flush fails with "node not match"."""
+    try:
+        with MilvusAdmin(address, timeout=timeout) as admin:
+            for name in admin.list_collections(timeout=timeout):
+                admin.flush(name, timeout=timeout)
+        return True
+    except Exception as exc:
+        log.debug("%s does not accept writes yet: %s", address, exc)
+        return False
+
+
+def wait_until(check, deadline: float, interval: float = 0.25, alive=lambda: True) -> bool:
+    """Poll check() until it is true, the deadline passes, or alive() turns false."""
+    while time.monotonic() < deadline and alive():
+        if check():
+            return True
+        time.sleep(interval)
+    return False

@@ -1,0 +1,60 @@
+"""The one helper for subprocesses the harness runs to completion (pip, kind, helm, kubectl).
+
+Output is captured; the command and the tail of its output are shown only when it fails
+(as a HarnessError) or with -v (logged at debug level).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import subprocess
+from typing import Mapping, Sequence
+
+from harness.errors import ExitCode, HarnessError, TargetError
+
+log = logging.getLogger(__name__)
+
+_TAIL_LINES = 20
+
+
+def _tail(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return "\n".join(lines[-_TAIL_LINES:])
+
+
+def run_command(argv: Sequence[str], *, what: str, timeout: float | None = None,
+                env: Mapping[str, str] | None = None, check: bool = True,
+                input: str | None = None, exit_code: int = ExitCode.INCONCLUSIVE) -> subprocess.CompletedProcess[str]:
+    """Run argv, capture its output, and raise a HarnessError naming `what` if it fails.
+
+    `exit_code` is the harness exit code of that error: 125 (could not test) by default,
+    2 where a failure means the user's input was wrong.
+    """
+    command = shlex.join(str(a) for a in argv)
+    log.debug("running: %s", command)
+    try:
+        result = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                                timeout=timeout, env=dict(env) if env is not None else None,
+                                input=input, stdin=None if input is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise HarnessError(f"cannot {what}: {argv[0]} is not installed or not on PATH", exit_code) from None
+    except subprocess.TimeoutExpired as exc:
+        output = (exc.stdout or "") if isinstance(exc.stdout, str) else ""
+        raise HarnessError(f"cannot {what}: `{command}` did not finish within {timeout:.0f} s"
+                           + (f"\n{_tail(output)}" if output else ""), exit_code) from None
+    log.debug("%s\n%s%s", command, result.stdout, result.stderr)
+    if check and result.returncode != 0:
+        raise HarnessError(
+            f"cannot {what}: `{command}` exited with {result.returncode}\n{_tail(result.stdout + result.stderr)}",
+            exit_code)
+    return result
+
+
+def require_tool(name: str, how_to_install: str) -> str:
+    """The path of an executable, or a one-line UsageError saying how to install it."""
+    path = shutil.which(name)
+    if path is None:
+        raise TargetError(f"{name} is not installed; {how_to_install}", ExitCode.USAGE)
+    return path

@@ -1,0 +1,122 @@
+"""The run directory (DESIGN.md, "Contracts"): its file names, atomic JSON, flushed JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from harness.errors import UsageError
+
+#: Carried by every JSON file the harness writes; bump when a field changes meaning.
+SCHEMA_VERSION = 1
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON through a temporary file and os.replace, so readers never see half a file."""
+    data = {"schema_version": SCHEMA_VERSION, **data}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the complete lines of a JSON-lines file; a torn last line (harness killed) is skipped."""
+    if not path.exists():
+        return
+    with path.open() as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
+class JsonlWriter:
+    """Appends one JSON object per line and flushes each, so nothing is lost if the harness dies.
+
+    One write() per line on an O_APPEND descriptor: lines from several processes (Locust
+    workers) interleave whole.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._lock = threading.Lock()
+
+    def write(self, record: dict[str, Any]) -> None:
+        data = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        with self._lock:
+            if self._fd >= 0:
+                os.write(self._fd, data)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run's files."""
+
+    path: Path
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def samples(self) -> Path:
+        return self.path / "samples.jsonl"
+
+    @property
+    def events(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def acks(self) -> Path:
+        """One line per insert attempt: batch, first/last primary key, rows, ok, t."""
+        return self.path / "acks.jsonl"
+
+    @property
+    def summary(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.path / "logs"
+
+    @property
+    def locust_prefix(self) -> Path:
+        """Locust's --csv prefix: locust_stats.csv, locust_stats_history.csv, ..."""
+        return self.path / "locust"
+
+    @property
+    def locust_html(self) -> Path:
+        return self.path / "locust.html"
+
+    @classmethod
+    def create(cls, report_dir: Path, run_id: str) -> "RunDir":
+        """Make reports/<run-id>/; an unwritable report dir fails here, before anything starts."""
+        try:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            path = report_dir / run_id
+            path.mkdir()
+            (path / "logs").mkdir()
+            probe = path / ".write-test"
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        except OSError as exc:
+            raise UsageError(f"report dir {report_dir} is not writable: {exc.strerror or exc}") from None
+        return cls(path)

@@ -1,0 +1,132 @@
+"""summary.json: the figures of one run, computed from its run directory's files."""
+
+from __future__ import annotations
+
+import bisect as _bisect
+from typing import Any
+
+import numpy as np
+
+from harness.rundir import RunDir, read_jsonl
+
+_INJECTED = "injected"
+
+
+def batch_outcomes(acks: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The last attempt of each batch (a retried batch's earlier failures do not count)."""
+    last: dict[int, dict[str, Any]] = {}
+    for ack in acks:
+        last[ack["batch"]] = ack
+    return last
+
+
+def acked_batches(acks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted((a for a in batch_outcomes(acks).values() if a["ok"]), key=lambda a: a["batch"])
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None}
+    arr = np.asarray(values)
+    return {"p50": round(float(np.percentile(arr, 50)), 1), "p95": round(float(np.percentile(arr, 95)), 1),
+            "p99": round(float(np.percentile(arr, 99)), 1), "max": round(float(arr.max()), 1)}
+
+
+def rows_acked_by(acks_ok: list[dict[str, Any]], t: float) -> int:
+    """Rows acknowledged at or before time t."""
+    return sum(a["rows"] for a in acks_ok if a["t"] <= t)
+
+
+def memory_growth(samples: list[dict[str, Any]], acks_ok: list[dict[str, Any]],
+                  until: float | None) -> float | None:
+    """MB (10^6 bytes) of memory per 100k rows acked: the slope of a straight-line fit of the
+    summed component memory against rows acked, up to the first OOM kill."""
+    if len(acks_ok) < 3:
+        return None
+    ack_times = [a["t"] for a in sorted(acks_ok, key=lambda a: a["t"])]
+    cumulative = np.cumsum([a["rows"] for a in sorted(acks_ok, key=lambda a: a["t"])])
+    xs, ys = [], []
+    for s in samples:
+        if s.get("memory_bytes") is None or (until is not None and s["t"] > until):
+            continue
+        if s["t"] < ack_times[0] or s["t"] > ack_times[-1]:
+            continue
+        i = _bisect.bisect_right(ack_times, s["t"])
+        xs.append(int(cumulative[i - 1]) if i else 0)
+        ys.append(s["memory_bytes"])
+    if len(set(xs)) < 3:
+        return None
+    slope = float(np.polyfit(np.asarray(xs, float), np.asarray(ys, float), 1)[0])
+    return round(slope * 100_000 / 1e6, 1)
+
+
+def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: dict[str, Any],
+            started: float, ended: float, verification: dict[str, Any], status: str,
+            time_to_verdict: float | None) -> dict[str, Any]:
+    """Everything summary.json holds except the verdict and reasons (added by the caller)."""
+    samples = list(read_jsonl(run_dir.samples))
+    events = list(read_jsonl(run_dir.events))
+    acks = list(read_jsonl(run_dir.acks))
+    outcomes = batch_outcomes(acks)
+    ok = [a for a in outcomes.values() if a["ok"]]
+    failed = [a for a in outcomes.values() if not a["ok"]]
+    components: dict[str, dict[str, Any]] = {}
+    for s in samples:
+        c = components.setdefault(s["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
+                                                   "restarts": 0, "oom_kills": 0, "stalls": 0})
+        if s.get("memory_bytes") is not None:
+            c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
+        c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
+        c["restarts"] = max(c["restarts"], s.get("restarts") or 0)
+    ooms = [e for e in events if e["type"] == "OOMKilled" and e.get("data", {}).get("source") != _INJECTED]
+    for e in events:
+        if e["component"] == "harness":
+            continue
+        c = components.setdefault(e["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
+                                                   "restarts": 0, "oom_kills": 0, "stalls": 0})
+        if e in ooms:
+            c["oom_kills"] += 1
+        elif e["type"] == "MemoryStall":
+            c["stalls"] += 1
+        elif e["type"] == "Restarted":
+            c["restarts"] = max(c["restarts"], e.get("data", {}).get("restarts", c["restarts"]))
+    first_oom = None
+    if ooms:
+        first_oom = {"t": ooms[0]["t"], "component": ooms[0]["component"],
+                     "rows_acked_before": rows_acked_by(ok, ooms[0]["t"])}
+    load_start = next((e["t"] for e in events if e["type"] == "LoadStarted"), None)
+    attempts = len(acks)
+    acked_rows = sum(a["rows"] for a in ok)
+    last_ack = max((a["t"] for a in ok), default=None)
+    rate = acked_rows / (last_ack - load_start) if load_start and last_ack and last_ack > load_start else 0.0
+    return {
+        "run_id": run_id,
+        "status": status,
+        "started": started,
+        "ended": ended,
+        "duration_s": round(ended - started, 1),
+        "time_to_verdict_s": round(time_to_verdict, 1) if time_to_verdict is not None else None,
+        "target": facts.get("target"),
+        "milvus_version": facts.get("milvus_version"),
+        "scenario": scenario["name"],
+        "memory_limit_bytes": facts.get("memory_limit_bytes"),
+        "isolation": facts.get("isolation"),
+        "rows": {
+            "planned": scenario["total_rows"],
+            "acked": acked_rows,
+            "failed": sum(a["rows"] for a in failed),
+            "verified": verification.get("verified"),
+            "lost": verification.get("lost", 0),
+            "lost_batches": verification.get("lost_batches", []),
+            **({"verify_note": verification["note"]} if verification.get("note") else {}),
+        },
+        "components": components,
+        "first_oom": first_oom,
+        "inserts": {
+            "count": attempts,
+            "failures": sum(1 for a in acks if not a["ok"]),
+            "rows_per_s": round(rate, 1),
+            "latency_ms": _percentiles([a["latency_ms"] for a in acks if a["ok"]]),
+        },
+        "memory_growth_mb_per_100k_rows": memory_growth(samples, ok, ooms[0]["t"] if ooms else None),
+    }

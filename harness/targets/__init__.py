@@ -1,0 +1,1 @@
+"""Where Milvus comes from: one Target protocol, with embedded, kind and external backends."""

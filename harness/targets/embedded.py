@@ -1,0 +1,448 @@
+"""The embedded target: the real Milvus standalone server from PyPI, limited and supervised.
+
+The server runs in a memory cgroup (or under the watchdog), on ports chosen free here and
+confirmed by the server answering on them, in a data dir owned by the run. When it dies the
+supervisor records why (OOMKilled when the cgroup's oom_kill count rose) and restarts it on
+the same data dir after a kubelet-like back-off: 10 s, doubling, capped at 5 min.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from harness import milvus
+from harness.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
+from harness.errors import TargetError, UsageError
+from harness.targets import install as installs
+from harness.targets.base import Endpoint, TargetOptions, Watcher
+from harness.watch import record
+from harness.watch.process import ProcessWatcher
+from harness.watch.record import RunContext
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "standalone"
+#: Template placeholders that are listening ports, plus the metrics port passed by env.
+_PORT_KEYS = ("etcd_port", "etcd_peer_port", "proxy_port", "proxy_internal_port", "root_coord_port", "query_coord_port",
+              "query_node_port", "index_coord_port", "index_node_port", "data_coord_port", "data_node_port")
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*(?:\(([a-z]+)\))?\s*(?::\s*([^}]*?))?\s*\}\}")
+#: Harness defaults written into milvus.yaml, overridable with --milvus-config. A shorter
+#: session TTL lets a restarted server take writes after ~10 s instead of ~30 s.
+DEFAULT_CONFIG = {"common.session.ttl": "10"}
+START_TIMEOUT = 180.0
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel says are free now, all distinct; held open together while choosing."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def parse_config_overrides(pairs: dict[str, str]) -> dict[str, Any]:
+    """--milvus-config values as YAML scalars ('0.1' -> 0.1, 'true' -> True)."""
+    parsed = {}
+    for key, text in pairs.items():
+        if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", key):
+            raise UsageError(f"--milvus-config key {key!r} is not a dotted milvus.yaml key, "
+                             "e.g. dataNode.memory.forceSyncWatermark=0.1")
+        parsed[key] = yaml.safe_load(text) if text else ""
+    return parsed
+
+
+def render_config(template: str, values: dict[str, Any], overrides: dict[str, Any],
+                  internal: dict[str, Any] | None = None) -> str:
+    """Fill the package's milvus.yaml template and apply dotted overrides.
+
+    A user override whose parent section does not exist in this version's milvus.yaml is
+    refused, naming the key, so a typo does not silently test the default; the harness's own
+    `internal` keys may create sections.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        key, default = match.group(1), match.group(3)
+        if key in values:
+            value = values[key]
+            return ("true" if value else "false") if isinstance(value, bool) else str(value)
+        return (default or "").strip()
+
+    config = yaml.safe_load(_PLACEHOLDER.sub(fill, template))
+    for dotted, value in (internal or {}).items():
+        _set_dotted(config, dotted, value, create=True)
+    for dotted, value in overrides.items():
+        _set_dotted(config, dotted, value, create=False)
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def _set_dotted(config: dict[str, Any], dotted: str, value: Any, create: bool) -> None:
+    node = config
+    parts = dotted.split(".")
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None and create:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            known = ", ".join(sorted(node))
+            where = ".".join(parts[: i + 1])
+            raise UsageError(f"--milvus-config {dotted}: milvus.yaml has no section {where!r}; "
+                             f"known at that level: {known}")
+        node = child
+    node[parts[-1]] = value
+
+
+class EmbeddedServer:
+    """One `milvus run standalone` process tree with its ports, config and data dir."""
+
+    def __init__(self, install: installs.Install, data_dir: Path, log_dir: Path,
+                 overrides: dict[str, Any], cgroup: MemoryCgroup | None) -> None:
+        self.install = install
+        self.data_dir = data_dir
+        self.log_dir = log_dir
+        self.cgroup = cgroup
+        self.proc: subprocess.Popen[bytes] | None = None
+        ports = free_ports(len(_PORT_KEYS) + 1)
+        self.ports = dict(zip(_PORT_KEYS, ports))
+        self.metrics_port = ports[-1]
+        self.starts = 0
+        self._write_config(overrides)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.ports['proxy_port']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def _write_config(self, overrides: dict[str, Any]) -> None:
+        storage = self.data_dir / "data"
+        for path in (self.data_dir / "configs", storage, self.log_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        values: dict[str, Any] = dict(self.ports)
+        values.update(
+            etcd_log_path=str(self.log_dir / "etcd.log"), system_log_path=str(self.log_dir),
+            etcd_data_dir=str(storage / "etcd.data"), local_storage_dir=str(storage),
+            rocksmq_data_dir=str(storage / "rocksmq"),
+        )
+        # Embedded etcd listens on 2379/2380 in every server unless given its own config file.
+        etcd_config = self.data_dir / "configs" / "embedEtcd.yaml"
+        client = f"http://127.0.0.1:{self.ports['etcd_port']}"
+        peer = f"http://127.0.0.1:{self.ports['etcd_peer_port']}"
+        etcd_config.write_text(yaml.safe_dump({
+            "listen-client-urls": client, "advertise-client-urls": client,
+            "listen-peer-urls": peer, "initial-advertise-peer-urls": peer,
+            "initial-cluster": f"default={peer}",
+        }))
+        text = render_config(self.install.config_template.read_text(), values, overrides,
+                             internal={"etcd.config.path": str(etcd_config)})
+        (self.data_dir / "configs" / "milvus.yaml").write_text(text)
+        shutil.copy(self.install.glog_conf, self.data_dir / "configs" / "glog.conf")
+
+    def start(self) -> int:
+        """Spawn the server (in the cgroup before it execs, in its own process group)."""
+        env = dict(os.environ)
+        env.update(DEPLOY_MODE="STANDALONE", METRICS_PORT=str(self.metrics_port),
+                   MILVUS_RUN_DIR=str(self.data_dir / "run"), MILVUSCONF=str(self.data_dir / "configs"),
+                   LD_LIBRARY_PATH=f"{self.install.lib_dir}:{os.environ.get('LD_LIBRARY_PATH', '')}")
+        self.starts += 1
+        out = open(self.log_dir / "milvus-stdout.log", "ab")
+        err = open(self.log_dir / "milvus-stderr.log", "ab")
+        cgroup = self.cgroup
+        try:
+            self.proc = subprocess.Popen(
+                [str(self.install.binary), "run", "standalone"], cwd=self.data_dir, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                preexec_fn=cgroup.add_self if cgroup else None,
+            )
+        finally:
+            out.close()
+            err.close()
+        return self.proc.pid
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; every process of the group is ended."""
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                proc.wait(timeout=10)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class EmbeddedTarget:
+    """Target protocol over EmbeddedServer: install, limit, start, supervise, watch, stop."""
+
+    kind = "embedded"
+
+    def __init__(self, options: TargetOptions, log_dir: Path | None = None,
+                 console: Console | None = None) -> None:
+        if options.restart not in ("always", "never"):
+            raise UsageError(f"--restart {options.restart!r}: allowed are always, never")
+        self.options = options
+        self.overrides = parse_config_overrides({**DEFAULT_CONFIG, **options.milvus_config})
+        self.version = installs.resolve_version(options.milvus_version)
+        self._console = console
+        self._log_dir = log_dir
+        self._tmp: Path | None = None
+        self.server: EmbeddedServer | None = None
+        self.cgroup: MemoryCgroup | None = None
+        self.watchdog: Watchdog | None = None
+        self.context: RunContext | None = None
+        self.restarts = 0
+        self.oom_kills = 0
+        self.startup_seconds: float | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()  # cuts a restart back-off short
+        self._supervisor: threading.Thread | None = None
+        self._watcher: ProcessWatcher | None = None
+        self._lock = threading.Lock()
+        self.isolation: str | None = None
+
+    # --- Target protocol ---------------------------------------------------------------------
+
+    def start(self, context: RunContext) -> Endpoint:
+        self.context = context
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> Endpoint:
+        assert self.context is not None
+        install = installs.ensure_installed(self.version)
+        self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
+        log_dir = self._log_dir or (self._tmp / "logs")
+        limit = self.options.memory_limit
+        if limit:
+            try:
+                self.cgroup = MemoryCgroup.create(self._tmp.name.rsplit("-", 1)[-1], limit)
+                self.isolation = self.cgroup.isolation
+            except CgroupUnavailable as exc:
+                log.warning("%s: falling back to an RSS watchdog (source 'watchdog')", exc)
+                self.watchdog = Watchdog(limit, self._on_watchdog_kill)
+                self.isolation = "watchdog"
+        self.server = EmbeddedServer(install, self._tmp / "milvus", log_dir, self.overrides, self.cgroup)
+        began = time.monotonic()
+        self._spawn()
+        if not self._wait_answering(time.monotonic() + START_TIMEOUT):
+            code = self.server.proc.poll() if self.server.proc else None
+            raise TargetError(
+                f"milvus {self.version} did not answer on {self.server.address} within "
+                f"{START_TIMEOUT:.0f} s" + (f" (exited with {code})" if code is not None else "")
+                + f"; logs in {log_dir}")
+        self.startup_seconds = time.monotonic() - began
+        self.context.fire_event(component=COMPONENT, type=record.READY,
+                                detail=f"milvus {self.version} answered after {self.startup_seconds:.1f} s",
+                                data={"startup_seconds": round(self.startup_seconds, 2),
+                                      "address": self.server.address})
+        self._supervisor = threading.Thread(target=self._supervise, name="supervisor", daemon=True)
+        self._supervisor.start()
+        self._watcher = ProcessWatcher(self, interval=self.options.watch_interval)
+        self._watcher.start(self.context)
+        return Endpoint("127.0.0.1", self.server.ports["proxy_port"], self.server.metrics_url)
+
+    def watchers(self) -> list[Watcher]:
+        return [self._watcher] if self._watcher else []
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the server answers and flush works (the post-restart session trap)."""
+        server = self.server
+        if server is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self._stopping.is_set():
+            proc = server.proc
+            alive = proc is not None and proc.poll() is None
+            if not alive and self.options.restart == "never":
+                return False  # nobody will bring it back
+            if alive and milvus.accepts_writes(server.address):
+                return True
+            time.sleep(0.5)
+        return False
+
+    def prepare_verification(self, timeout: float = START_TIMEOUT) -> bool:
+        """After the load: lift the limit, restart a dead server without back-off, wait for writes.
+
+        Verification loads the collection, which under the limit that just killed the server
+        would kill it again; what is measured is the load, not the check.
+        """
+        if self.cgroup:
+            self.cgroup.lift_limit()
+        if self.watchdog:
+            self.watchdog.stop()
+            self.watchdog.watch(None)
+        self._wake.set()
+        return self.wait_ready(timeout)
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "target": self.kind,
+            "milvus_version": self.version,
+            "memory_limit_bytes": self.options.memory_limit,
+            "isolation": self.isolation,
+            "cgroup": str(self.cgroup.path) if self.cgroup else None,
+            "address": self.server.address if self.server else None,
+            "metrics_url": self.server.metrics_url if self.server else None,
+            "startup_seconds": round(self.startup_seconds, 2) if self.startup_seconds else None,
+            "milvus_config": {k: v for k, v in self.overrides.items()},
+            "restart_policy": self.options.restart,
+        }
+
+    def stop(self) -> None:
+        """Stop the watcher, the supervisor and the server; remove cgroup and data dir."""
+        self._stopping.set()
+        self._wake.set()
+        if self._watcher:
+            self._watcher.stop()
+        if self.server:
+            self.server.stop()
+        if self._supervisor and self._supervisor is not threading.current_thread():
+            self._supervisor.join(timeout=15)
+        if self.watchdog:
+            self.watchdog.stop()
+        if self.cgroup:
+            self.cgroup.remove()
+            self.cgroup = None
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "EmbeddedTarget":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- supervision -----------------------------------------------------------------------
+
+    def pid(self) -> int | None:
+        proc = self.server.proc if self.server else None
+        return proc.pid if proc is not None and proc.poll() is None else None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send a signal to the server's process group (fault injection uses this)."""
+        if self.server:
+            self.server.kill(sig)
+
+    def _spawn(self) -> None:
+        assert self.server is not None
+        pid = self.server.start()
+        if self.watchdog:
+            self.watchdog.watch(pid)
+
+    def _wait_answering(self, deadline: float) -> bool:
+        server = self.server
+        assert server is not None
+        return milvus.wait_until(lambda: milvus.answers(server.address), deadline,
+                                 alive=lambda: server.proc is not None and server.proc.poll() is None
+                                 and not self._stopping.is_set())
+
+    def _on_watchdog_kill(self, rss: int) -> None:
+        log.warning("watchdog: RSS %d passed the limit; killed the server", rss)
+
+    def _supervise(self) -> None:
+        """Wait for the server to die; record why; restart it after a back-off unless told not to."""
+        assert self.server is not None and self.context is not None
+        backoff = self.options.restart_backoff
+        while not self._stopping.is_set():
+            proc = self.server.proc
+            assert proc is not None
+            started = time.monotonic()
+            code = proc.wait()
+            died_at = time.time()
+            if self._stopping.is_set():
+                return
+            self.server.kill()  # anything left in the group
+            self._record_death(code, died_at)
+            if self.options.restart == "never":
+                return
+            # kubelet resets its back-off after a container ran fine for 10 minutes.
+            if time.monotonic() - started > 600:
+                backoff = self.options.restart_backoff
+            self._wake.wait(backoff)
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            backoff = min(backoff * 2, self.options.restart_backoff_max)
+            with self._lock:
+                self.restarts += 1
+                self._spawn()
+            self.context.fire_event(component=COMPONENT, type=record.RESTARTED,
+                                    detail=f"restart {self.restarts} on the same data dir",
+                                    data={"restarts": self.restarts})
+            began = time.monotonic()
+            if self._wait_answering(time.monotonic() + START_TIMEOUT):
+                ready = self.wait_ready(START_TIMEOUT)
+                if ready:
+                    self.context.fire_event(
+                        component=COMPONENT, type=record.READY,
+                        detail=f"answered and accepts writes {time.monotonic() - began:.1f} s after restart",
+                        data={"startup_seconds": round(time.monotonic() - began, 2)})
+
+    def _record_death(self, code: int, died_at: float) -> None:
+        assert self.context is not None
+        kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
+        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        if kills > self.oom_kills:
+            self.oom_kills = kills
+            source = "watchdog" if self.watchdog else "kernel"
+            self.context.fire_event(
+                component=COMPONENT, type=record.OOM_KILLED, t=died_at,
+                detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
+                data={"exit_code": code, "oom_kill_count": kills, "source": source})
+        else:
+            self.context.fire_event(component=COMPONENT, type=record.EXITED, t=died_at,
+                                    detail=f"server exited ({how})", data={"exit_code": code})
+
+
+def print_versions(installed_only: bool = False) -> int:
+    """`milvus-harness versions`: published versions, marking the cached ones."""
+    installed = set(installs.installed_versions())
+    versions = sorted(installed, key=installs._sort_key) if installed_only else installs.published_versions()
+    newest = versions[-1] if versions else None
+    for version in versions:
+        marks = []
+        if version in installed:
+            marks.append("installed")
+        if version == newest and not installed_only:
+            marks.append("default")
+        print(version + (f"  ({', '.join(marks)})" if marks else ""))
+    return 0

@@ -1,0 +1,128 @@
+"""The verdict of a run: PASS, FAIL or INCONCLUSIVE, and its exit code (DESIGN.md, "Contracts")."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from harness.errors import ExitCode
+from harness.scenario import Rules
+from harness.units import format_bytes
+
+
+class Verdict(str, enum.Enum):
+    """What a run concluded; a str so it reads and writes as plain JSON."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+
+    @property
+    def exit_code(self) -> int:
+        """0 PASS, 1 FAIL, 125 INCONCLUSIVE (`git bisect run`'s "skip")."""
+        return int(ExitCode[self.value])
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """One rule as checked: its name, whether it held, and one sentence with the numbers."""
+
+    name: str
+    passed: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "message": self.message}
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -> tuple[Verdict, list[str], list[RuleResult]]:
+    """Apply the scenario's rules to a run's summary figures and events.
+
+    INCONCLUSIVE when no insert ever succeeded (nothing was tested); else FAIL when any rule
+    broke, each broken rule giving one reason; else PASS.
+    """
+    rows = summary["rows"]
+    components: dict[str, dict[str, Any]] = summary["components"]
+    checked: list[RuleResult] = []
+    if rows["acked"] == 0:
+        reason = ("no insert was acknowledged, so nothing was tested"
+                  + (f" ({summary['inserts']['failures']} inserts failed)" if summary["inserts"]["failures"]
+                     else "; see logs/locust.log"))
+        return Verdict.INCONCLUSIVE, [reason], [RuleResult("load", False, reason)]
+
+    if rules.fail_on_oom:
+        ooms = [e for e in events if e["type"] == "OOMKilled"]
+        if ooms:
+            first = ooms[0]
+            comp = components.get(first["component"], {})
+            before = summary.get("first_oom", {}) or {}
+            message = (f"{first['component']} OOM-killed at {_clock(first['t'])} after "
+                       f"{before.get('rows_acked_before', 0):,} acked rows; peak "
+                       f"{format_bytes(comp.get('peak_memory_bytes'))} of {format_bytes(comp.get('limit_bytes'))}"
+                       + (f" ({len(ooms)} OOM kills in all)" if len(ooms) > 1 else ""))
+            checked.append(RuleResult("no OOM kill", False, message))
+        else:
+            checked.append(RuleResult("no OOM kill", True, "no component was OOM-killed"))
+    if rules.fail_on_restart:
+        restarted = {n: c["restarts"] for n, c in components.items() if c.get("restarts")}
+        exits = [e for e in events if e["type"] == "Exited"]
+        if restarted or exits:
+            parts = [f"{n} restarted {r} time{'s' if r != 1 else ''}" for n, r in restarted.items()]
+            parts += [f"{e['component']} exited at {_clock(e['t'])} ({e['detail']})" for e in exits[:3]]
+            checked.append(RuleResult("no restart", False, "; ".join(parts)))
+        else:
+            checked.append(RuleResult("no restart", True, "no component restarted"))
+    if rules.fail_on_stall:
+        stalls = [e for e in events if e["type"] == "MemoryStall"]
+        if stalls:
+            s = stalls[0]
+            checked.append(RuleResult("no memory stall", False,
+                                      f"{s['component']} stalled at its memory limit at {_clock(s['t'])}: {s['detail']}"))
+        else:
+            checked.append(RuleResult("no memory stall", True, "memory never stalled at the limit"))
+    if rules.fail_on_lost_rows:
+        if rows.get("verified") is None:
+            checked.append(RuleResult("no acked row lost", True,
+                                      f"acked rows could not be verified: {rows.get('verify_note', 'server not reachable')}"))
+        elif rows["lost"]:
+            lost_batches = rows.get("lost_batches", [])
+            checked.append(RuleResult("no acked row lost", False,
+                                      f"{rows['lost']:,} acked rows missing in {len(lost_batches)} batch"
+                                      f"{'es' if len(lost_batches) != 1 else ''} ({_batch_list(lost_batches)})"))
+        else:
+            checked.append(RuleResult("no acked row lost", True, f"all {rows['acked']:,} acked rows present"))
+    if rules.max_peak_memory_fraction is not None:
+        for name, comp in components.items():
+            limit, peak = comp.get("limit_bytes"), comp.get("peak_memory_bytes")
+            if limit and peak is not None:
+                ok = peak <= rules.max_peak_memory_fraction * limit
+                checked.append(RuleResult(f"{name} peak memory", ok,
+                                          f"{name} peak {format_bytes(peak)} is {peak / limit:.0%} of its "
+                                          f"{format_bytes(limit)} limit (bound {rules.max_peak_memory_fraction:.0%})"))
+    latency = summary["inserts"]["latency_ms"]
+    for rule_value, key in ((rules.max_insert_p50_ms, "p50"), (rules.max_insert_p95_ms, "p95")):
+        if rule_value is not None and latency.get(key) is not None:
+            ok = latency[key] <= rule_value
+            checked.append(RuleResult(f"insert latency {key}", ok,
+                                      f"insert latency {key} {latency[key]:,.0f} ms (bound {rule_value:,.0f} ms)"))
+    if rules.min_rows_per_s is not None:
+        rate = summary["inserts"]["rows_per_s"]
+        checked.append(RuleResult("insert throughput", rate >= rules.min_rows_per_s,
+                                  f"insert throughput {rate:,.0f} rows/s (bound {rules.min_rows_per_s:,.0f} rows/s)"))
+    failed = [r.message for r in checked if not r.passed and not r.message.startswith("acked rows could not")]
+    if failed:
+        return Verdict.FAIL, failed, checked
+    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and verified with no rule broken"
+                          if rows.get("verified") is not None else
+                          f"{rows['acked']:,} rows inserted with no rule broken"], checked
+
+
+def _batch_list(batches: list[int]) -> str:
+    shown = ", ".join(str(b) for b in batches[:8])
+    return f"batches {shown}" + (f" and {len(batches) - 8} more" if len(batches) > 8 else "")

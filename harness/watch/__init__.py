@@ -1,0 +1,1 @@
+"""Watchers: what Milvus's memory and restarts did during a run."""

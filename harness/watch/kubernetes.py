@@ -1,0 +1,514 @@
+"""The Kubernetes watcher: memory, limits, restarts and OOM kills of Milvus's pods.
+
+Each poll lists the pods of a label selector (core API), then their containers' memory
+(metrics.k8s.io, the container working set that the limit is enforced on). Samples are
+named after the pod's `component` label (streamingnode, proxy, datanode, ...); when a
+component runs several pods, each keeps a stable series (`streamingnode`,
+`streamingnode-2`) and a pod that replaces a deleted one continues its series.
+
+Nothing is missed between polls: restarts come from restartCount deltas, OOM kills from
+the last termination kubelet keeps (reason OOMKilled, exit code 137, finishedAt as the event
+time), each termination reported once. The API server or the metrics API failing, missing
+(404), unavailable (503) or slow is a WatchGap event, retried with back-off; the watcher
+itself never dies of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from harness.units import format_bytes
+from harness.watch import record
+from harness.watch.record import RunContext, Sample
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+#: The chart's label on every Milvus pod (not on Pulsar, etcd or MinIO pods).
+DEFAULT_SELECTOR = "app.kubernetes.io/name=milvus"
+#: A container kubelet holds back from restarting. Kubernetes-only, so it lives here.
+CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
+#: Components named in WatchGap events: which API failed.
+API_COMPONENT = "kube-apiserver"
+METRICS_COMPONENT = "metrics.k8s.io"
+#: Milvus serves Prometheus metrics on this port in every pod.
+METRICS_PORT = 9091
+MAX_BACKOFF = 30.0
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an API failure: HTTP status, timeout or connection error."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError as Urllib3Timeout
+
+    if isinstance(exc, ApiException):
+        hint = {404: " (not served: is metrics-server installed?)",
+                503: " (service unavailable: the API is not ready)"}.get(exc.status or 0, "")
+        return f"HTTP {exc.status} {exc.reason or ''}".rstrip() + hint
+    if isinstance(exc, MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, Urllib3Timeout):
+        return f"no answer in time ({exc})"
+    if isinstance(exc, NewConnectionError):
+        return f"cannot connect ({exc})"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+class Backoff:
+    """Doubling delays after consecutive failures (base, 2 base, 4 base, ...), capped."""
+
+    def __init__(self, base: float, cap: float = MAX_BACKOFF) -> None:
+        self.base = base
+        self.cap = cap
+        self.failures = 0
+        self.not_before = 0.0
+
+    def failed(self, now: float) -> float:
+        """Record a failure at monotonic time `now`; returns how long to wait."""
+        self.failures += 1
+        delay = min(self.cap, self.base * 2 ** self.failures)
+        self.not_before = now + delay
+        return delay
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self.not_before = 0.0
+
+    def due(self, now: float) -> bool:
+        return now >= self.not_before
+
+
+class _Gap:
+    """One WatchGap event when a source starts failing; logged again when it recovers."""
+
+    def __init__(self, component: str, what: str) -> None:
+        self.component = component
+        self.what = what
+        self.since: float | None = None
+
+    def fail(self, context: RunContext, reason: str) -> None:
+        if self.since is None:
+            self.since = time.time()
+            context.fire_event(component=self.component, type=record.WATCH_GAP,
+                               detail=f"{self.what}: {reason}", data={"source": self.component})
+
+    def ok(self) -> None:
+        if self.since is not None:
+            log.info("%s answers again after %.1f s", self.what, time.time() - self.since)
+            self.since = None
+
+
+@dataclass
+class _Container:
+    restart_count: int = 0
+    terminations: set[str] = field(default_factory=set)
+    waiting: str | None = None
+
+
+@dataclass
+class _Pod:
+    uid: str
+    name: str
+    component: str
+    slot: int
+    main: str
+    replaces: str | None = None
+    ready: bool = False
+    containers: dict[str, _Container] = field(default_factory=dict)
+
+    @property
+    def series(self) -> str:
+        return self.component if self.slot == 0 else f"{self.component}-{self.slot + 1}"
+
+    def series_of(self, container: str) -> str:
+        return self.series if container == self.main else f"{self.series}/{container}"
+
+
+def _ts(value: Any, default: float) -> float:
+    return value.timestamp() if value is not None and hasattr(value, "timestamp") else default
+
+
+def _termination_key(term: Any) -> str:
+    finished = term.finished_at.isoformat() if term.finished_at is not None else ""
+    return f"{term.container_id or ''}@{finished}@{term.exit_code}"
+
+
+def memory_limit(container: Any) -> int | None:
+    """resources.limits.memory of a V1Container in bytes, or None when it has none."""
+    from kubernetes.utils import parse_quantity
+
+    limits = (container.resources.limits if container.resources is not None else None) or {}
+    value = limits.get("memory")
+    if value is None:
+        return None
+    try:
+        return int(parse_quantity(value))
+    except ValueError:
+        return None
+
+
+class KubernetesWatcher:
+    """Polls pods and pod metrics every `interval` seconds on its own thread.
+
+    `api_client` is a kubernetes ApiClient (see `harness.kube.api_client`); the watcher
+    closes it on stop() only if it made it (`for_context`).
+    """
+
+    def __init__(self, api_client: Any, *, namespace: str = "default", selector: str = DEFAULT_SELECTOR,
+                 interval: float = 1.0, request_timeout: float = 5.0, metrics_timeout: float | None = None,
+                 scrape_every: int = 5, scrape_components: Iterable[str] = ("streamingnode",),
+                 max_backoff: float = MAX_BACKOFF) -> None:
+        from kubernetes import client
+
+        self.api_client = api_client
+        self.namespace = namespace
+        self.selector = selector
+        self.interval = interval
+        self.request_timeout = request_timeout
+        self.metrics_timeout = metrics_timeout if metrics_timeout is not None else request_timeout
+        self.scrape_every = scrape_every
+        self.scrape_components = frozenset(scrape_components)
+        self._core = client.CoreV1Api(api_client)
+        self._custom = client.CustomObjectsApi(api_client)
+        self._api_backoff = Backoff(interval, max_backoff)
+        self._metrics_backoff = Backoff(interval, max_backoff)
+        self._api_gap = _Gap(API_COMPONENT, "Kubernetes API server")
+        self._metrics_gap = _Gap(METRICS_COMPONENT, "metrics API")
+        self._owns_client = False
+        self._context: RunContext | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._first = True  # the first successful poll adopts what happened before as history
+        self._polls = 0
+        self._pods: dict[str, _Pod] = {}
+        self._slots: dict[str, dict[int, str]] = {}
+        self._last_gone: dict[str, str] = {}
+        self._restarts: dict[str, int] = {}
+        self._scraped: dict[str, dict[str, float]] = {}
+        #: Failed API polls so far (tests and the live view read it).
+        self.api_errors = 0
+
+    @classmethod
+    def for_context(cls, context_name: str, **kwargs: Any) -> "KubernetesWatcher":
+        """A watcher on a kube context; the caller has already passed kube.check_context."""
+        from harness.kube import api_client
+
+        watcher = cls(api_client(context_name), **kwargs)
+        watcher._owns_client = True
+        return watcher
+
+    # --- Watcher protocol ----------------------------------------------------------------
+
+    def start(self, context: RunContext) -> None:
+        self._context = context
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="kubernetes-watcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling; safe to call twice. An in-flight request ends within its timeout."""
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(self.request_timeout, self.metrics_timeout) * 2 + 5)
+        self._thread = None
+        if self._owns_client:
+            self._owns_client = False
+            try:
+                self.api_client.close()
+            except Exception:  # closing is best effort
+                log.debug("closing the API client failed", exc_info=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            began = time.monotonic()
+            ok = True
+            try:
+                ok = self.poll_once()
+            except Exception:  # a bug in one poll must not end the watch
+                log.exception("kubernetes watcher poll failed")
+            if ok:
+                delay = max(0.0, self.interval - (time.monotonic() - began))
+            else:
+                delay = max(0.0, self._api_backoff.not_before - time.monotonic())
+            self._stop.wait(delay)
+
+    # --- one poll ------------------------------------------------------------------------
+
+    def poll_once(self, context: RunContext | None = None) -> bool:
+        """List pods and metrics once and fire samples and events; False when the API failed."""
+        if context is not None:
+            self._context = context
+        ctx = self._context
+        assert ctx is not None, "start(context) or poll_once(context) first"
+        now = time.time()
+        try:
+            pods = self._core.list_namespaced_pod(self.namespace, label_selector=self.selector,
+                                                  _request_timeout=self.request_timeout).items or []
+        except Exception as exc:  # ApiException, urllib3 errors, bad JSON: all are a gap
+            self.api_errors += 1
+            self._api_gap.fail(ctx, describe_error(exc))
+            self._api_backoff.failed(time.monotonic())
+            return False
+        self._api_gap.ok()
+        self._api_backoff.succeeded()
+        live = self._update_pods(ctx, pods, now)
+        usage = self._fetch_usage(ctx)
+        if self.scrape_every and self._polls % self.scrape_every == 0:
+            self._scrape(live)
+        self._fire_samples(ctx, live, usage, now)
+        self._first = False
+        self._polls += 1
+        return True
+
+    def _update_pods(self, ctx: RunContext, pods: list[Any], now: float) -> list[tuple[Any, _Pod]]:
+        """Follow pods by uid: gone ones release their series, new ones take the lowest free."""
+        listed = {(p.metadata.uid or p.metadata.name): p for p in pods}
+        live = {uid: p for uid, p in listed.items() if self._is_live(p)}
+        for uid in [u for u in self._pods if u not in live]:
+            self._pod_gone(ctx, self._pods.pop(uid), listed.get(uid), now)
+        result = []
+        for uid, pod in sorted(live.items(), key=lambda item: item[1].metadata.name or ""):
+            try:
+                state = self._pods.get(uid) or self._pod_new(uid, pod)
+                self._update_containers(ctx, state, pod, now)
+                self._update_ready(ctx, state, pod, now)
+                result.append((pod, state))
+            except Exception:  # one odd pod must not hide the others
+                log.exception("cannot follow pod %s", pod.metadata.name)
+        return result
+
+    @staticmethod
+    def _is_live(pod: Any) -> bool:
+        # A terminating pod's replacement is already being created: let it take the series.
+        if pod.metadata.deletion_timestamp is not None:
+            return False
+        phase = pod.status.phase if pod.status is not None else None
+        return phase not in ("Failed", "Succeeded")
+
+    def _pod_new(self, uid: str, pod: Any) -> _Pod:
+        labels = pod.metadata.labels or {}
+        component = labels.get("component") or labels.get("app.kubernetes.io/component") or pod.metadata.name
+        taken = self._slots.setdefault(component, {})
+        slot = next(i for i in range(len(taken) + 1) if i not in taken)
+        taken[slot] = uid
+        names = [c.name for c in (pod.spec.containers if pod.spec is not None else None) or []]
+        main = component if component in names else (names[0] if names else component)
+        state = _Pod(uid=uid, name=pod.metadata.name, component=component, slot=slot, main=main,
+                     replaces=None if self._first else self._last_gone.pop(component, None))
+        self._pods[uid] = state
+        return state
+
+    def _pod_gone(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+        self._slots.get(state.component, {}).pop(state.slot, None)
+        self._last_gone[state.component] = state.name
+        status = pod.status if pod is not None else None
+        if pod is None:
+            how, reason = "is gone (deleted)", "Deleted"
+        elif pod.metadata.deletion_timestamp is not None:
+            how, reason = "is being deleted", "Deleting"
+        elif status is not None and status.reason == "Evicted":
+            how, reason = f"was evicted: {status.message or ''}".rstrip(": "), "Evicted"
+        else:
+            phase = status.phase if status is not None else "?"
+            how = f"ended ({phase}{': ' + status.reason if status is not None and status.reason else ''})"
+            reason = phase or "Ended"
+        ctx.fire_event(component=state.series, type=record.EXITED, t=now, detail=f"pod {state.name} {how}",
+                       data={"pod": state.name, "reason": reason})
+
+    def _update_containers(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+        limits = {c.name: memory_limit(c) for c in (pod.spec.containers if pod.spec is not None else None) or []}
+        for cs in (pod.status.container_statuses if pod.status is not None else None) or []:
+            last = cs.last_state.terminated if cs.last_state is not None else None
+            current = cs.state.terminated if cs.state is not None else None
+            terminated = [t for t in (last, current) if t is not None]
+            waiting = cs.state.waiting.reason if cs.state is not None and cs.state.waiting is not None else None
+            count = cs.restart_count or 0
+            known = state.containers.get(cs.name)
+            if known is None:
+                known = state.containers[cs.name] = _Container()
+                if self._first:  # history from before the watch: not this run's events
+                    known.restart_count = count
+                    known.terminations = {_termination_key(t) for t in terminated}
+                    known.waiting = waiting
+                    continue
+            series = state.series_of(cs.name)
+            # The termination first (it happened before the restart that follows it).
+            for term in terminated:
+                key = _termination_key(term)
+                if key not in known.terminations:
+                    known.terminations.add(key)
+                    self._fire_termination(ctx, series, state, cs.name, term, limits.get(cs.name), now)
+            if count > known.restart_count:
+                new = count - known.restart_count
+                self._restarts[series] = self._restarts.get(series, 0) + new
+                running = cs.state.running if cs.state is not None else None
+                started = _ts(running.started_at if running is not None else None, now)
+                ctx.fire_event(component=series, type=record.RESTARTED, t=started,
+                               detail=f"container {cs.name} of pod {state.name} restarted"
+                                      + (f" {new} times since the last look" if new > 1 else "")
+                                      + f" (restartCount {count})",
+                               data={"pod": state.name, "container": cs.name, "restart_count": count,
+                                     "restarts": new})
+                known.restart_count = count
+            if waiting == CRASH_LOOP_BACK_OFF and known.waiting != waiting:
+                message = cs.state.waiting.message or ""
+                ctx.fire_event(component=series, type=CRASH_LOOP_BACK_OFF, t=now,
+                               detail=f"container {cs.name} of pod {state.name} is in CrashLoopBackOff"
+                                      + (f": {message}" if message else ""),
+                               data={"pod": state.name, "container": cs.name, "restart_count": count})
+            known.waiting = waiting
+
+    def _fire_termination(self, ctx: RunContext, series: str, state: _Pod, container: str, term: Any,
+                          limit: int | None, now: float) -> None:
+        finished = term.finished_at
+        data = {"pod": state.name, "container": container, "exit_code": term.exit_code,
+                "reason": term.reason, "finished_at": finished.isoformat() if finished is not None else None,
+                "limit_bytes": limit}
+        if term.reason == "OOMKilled":
+            detail = (f"container {container} of pod {state.name} was OOM-killed (exit code {term.exit_code})"
+                      + (f" at its {format_bytes(limit)} limit" if limit else ""))
+            ctx.fire_event(component=series, type=record.OOM_KILLED, t=_ts(finished, now), detail=detail, data=data)
+        else:
+            ctx.fire_event(component=series, type=record.EXITED, t=_ts(finished, now),
+                           detail=f"container {container} of pod {state.name} terminated: "
+                                  f"{term.reason or 'no reason given'} (exit code {term.exit_code})",
+                           data=data)
+
+    def _update_ready(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+        conditions = (pod.status.conditions if pod.status is not None else None) or []
+        ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
+        if ready and not state.ready and not self._first:
+            ctx.fire_event(component=state.series, type=record.READY, t=now,
+                           detail=f"pod {state.name} is ready" + (f" (replaces {state.replaces})" if state.replaces else ""),
+                           data={"pod": state.name, "replaces": state.replaces})
+        state.ready = ready
+
+    # --- memory --------------------------------------------------------------------------
+
+    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], int] | None:
+        """Working-set bytes by (pod, container), or None while the metrics API is in a gap."""
+        from kubernetes.utils import parse_quantity
+
+        if not self._metrics_backoff.due(time.monotonic()):
+            return None
+        try:
+            data = self._custom.list_namespaced_custom_object(
+                "metrics.k8s.io", "v1beta1", self.namespace, "pods", label_selector=self.selector,
+                _request_timeout=self.metrics_timeout)
+        except Exception as exc:
+            self._metrics_gap.fail(ctx, describe_error(exc))
+            self._metrics_backoff.failed(time.monotonic())
+            return None
+        self._metrics_gap.ok()
+        self._metrics_backoff.succeeded()
+        usage: dict[tuple[str, str], int] = {}
+        for item in (data or {}).get("items") or []:
+            pod = (item.get("metadata") or {}).get("name")
+            for container in item.get("containers") or []:
+                memory = (container.get("usage") or {}).get("memory")
+                if pod and container.get("name") and memory is not None:
+                    try:
+                        usage[(pod, container["name"])] = int(parse_quantity(memory))
+                    except ValueError:
+                        log.debug("bad memory quantity %r for %s", memory, pod)
+        return usage
+
+    def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
+        """Each chosen pod's own /metrics through the API server's pod proxy (write buffers)."""
+        from harness.watch.process import parse_metrics
+
+        for pod, state in live:
+            if state.component not in self.scrape_components:
+                continue
+            try:
+                text = self._core.connect_get_namespaced_pod_proxy_with_path(
+                    f"{state.name}:{METRICS_PORT}", self.namespace, "metrics",
+                    _request_timeout=self.metrics_timeout)
+                self._scraped[state.uid] = parse_metrics(str(text))
+            except Exception as exc:  # restarting pod: keep nothing rather than stale figures
+                log.debug("scraping %s failed: %s", state.name, exc)
+                self._scraped.pop(state.uid, None)
+
+    def _fire_samples(self, ctx: RunContext, live: list[tuple[Any, _Pod]],
+                      usage: dict[tuple[str, str], int] | None, now: float) -> None:
+        for pod, state in live:
+            for container in (pod.spec.containers if pod.spec is not None else None) or []:
+                series = state.series_of(container.name)
+                memory = usage.get((state.name, container.name)) if usage is not None else None
+                metrics = self._scraped.get(state.uid, {}) if container.name == state.main else {}
+                ctx.fire_sample(Sample(t=now, component=series, memory_bytes=memory,
+                                       limit_bytes=memory_limit(container),
+                                       restarts=self._restarts.get(series, 0),
+                                       source=f"k8s:{state.name}/{container.name}", metrics=dict(metrics)))
+
+
+# --- the `watch` command: the watcher alone, for load driven from elsewhere -------------------
+
+
+def run_watch(*, target: str, kube_context: str | None, allow_context: str | None, namespace: str,
+              selector: str, interval: float, duration: float | None, out: Path,
+              console: "Console | None" = None, on_started: Callable[[KubernetesWatcher], None] | None = None) -> int:
+    """Watch pods until `duration` passes (or Ctrl-C), writing samples.jsonl / events.jsonl to `out`."""
+    from harness.kube import check_context
+    from harness.errors import UsageError
+    from harness.rundir import RunDir, write_json
+    from harness.targets.base import TargetOptions
+    from harness.watch.record import Recorder
+
+    options = TargetOptions(target=target, kube_context=kube_context, allow_context=allow_context,
+                            namespace=namespace)
+    context_name = check_context(options)  # refuses a foreign context before anything starts
+    if context_name is None:
+        raise UsageError("watch --target external needs --kube-context: the pods are read through it")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
+    run_dir = RunDir(out)
+    write_json(run_dir.run_json, {"command": "watch", "target": target, "kube_context": context_name,
+                                  "namespace": namespace, "selector": selector, "interval": interval,
+                                  "started": time.time()})
+    ctx = RunContext(run_dir)
+    recorder = Recorder(ctx, run_dir)
+    if console is not None:
+        ctx.on_event(lambda e: console.print(
+            f"{time.strftime('%H:%M:%S', time.localtime(e.t))}  {e.component:<16} {e.type:<16} {e.detail}",
+            markup=False, highlight=False))
+    watcher = KubernetesWatcher.for_context(context_name, namespace=namespace, selector=selector,
+                                            interval=interval, request_timeout=max(2.0, min(10.0, interval * 5)))
+    samples = 0
+
+    def count(_: Sample) -> None:
+        nonlocal samples
+        samples += 1
+
+    ctx.on_sample(count)
+    watcher.start(ctx)
+    if on_started is not None:
+        on_started(watcher)
+    deadline = None if duration is None else time.monotonic() + duration
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
+    finally:
+        watcher.stop()
+        recorder.close()
+    if console is not None:
+        kinds: dict[str, int] = {}
+        for event in ctx.events:
+            kinds[event.type] = kinds.get(event.type, 0) + 1
+        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no events"
+        console.print(f"{samples} samples, {summary}; written to {out}", markup=False, highlight=False)
+    return 0
