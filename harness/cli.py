@@ -185,11 +185,80 @@ def _cmd_scenarios(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cluster", help="a kind cluster with Milvus in the seed's topology: up, down, status")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    for action, text in (("up", "create the kind cluster (if needed), install metrics-server and Milvus, wait"),
+                         ("down", "delete the kind cluster"),
+                         ("status", "show the Milvus release's pods (exit 0 when all are ready)")):
+        a = actions.add_parser(action, help=text)
+        a.add_argument("--name", default="milvus-harness", help="kind cluster name (default milvus-harness)")
+        a.add_argument("--namespace", default="default", help="namespace of Milvus (default default)")
+        a.add_argument("--release", default="milvus", help="Helm release name of Milvus (default milvus)")
+        if action == "up":
+            a.add_argument("--milvus-version", metavar="TAG", default=None,
+                           help="image tag, e.g. v2.6.15, v2.5.16 or master-20250311-0698d04f (default v2.6.15)")
+            a.add_argument("--values", default="laptop", metavar="seed|laptop|FILE",
+                           help="Helm values: seed (2 streaming nodes, 4 CPU / 16Gi each), laptop (fits 16 GB), "
+                                "or a file (default laptop)")
+            a.add_argument("--timeout", default="30m", help="how long to wait for the pods (default 30m)")
+
+    def run(args: argparse.Namespace) -> int:
+        from harness import cluster
+        from harness.console import make_console
+
+        spec = cluster.ClusterSpec(name=args.name, namespace=args.namespace, release=args.release)
+        if args.action == "up":
+            spec.image_tag = args.milvus_version or cluster.DEFAULT_TAG
+            spec.values = args.values
+            spec.timeout = parse_duration(args.timeout, "--timeout")
+        command = {"up": cluster.cluster_up, "down": cluster.cluster_down, "status": cluster.cluster_status}
+        return command[args.action](spec, console=make_console())
+
+    p.set_defaults(func=run)
+
+
+def _cmd_watch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("watch", help="only watch Milvus pods (memory, restarts, OOM kills) into samples/events files")
+    p.add_argument("--target", choices=["kind", "external"], default="kind",
+                   help="kind: the harness's kind cluster (default); external: any cluster via --kube-context")
+    p.add_argument("--kube-context", metavar="C", help="kube context (kind default: kind-milvus-harness)")
+    p.add_argument("--allow-context", metavar="NAME",
+                   help="allow a kube context that is not a kind cluster (named exactly)")
+    p.add_argument("--namespace", default="default", help="namespace of the pods (default default)")
+    p.add_argument("--selector", default="app.kubernetes.io/name=milvus",
+                   help="label selector of the pods (default app.kubernetes.io/name=milvus)")
+    p.add_argument("--interval", default="1s", help="time between polls (default 1s, at least 0.1s)")
+    p.add_argument("--duration", help="stop after this long, e.g. 30m (default: until Ctrl-C)")
+    p.add_argument("--out", help="directory for samples.jsonl and events.jsonl (default reports/watch-<time>)")
+
+    def run(args: argparse.Namespace) -> int:
+        import time
+        from pathlib import Path
+
+        from harness.console import make_console
+        from harness.watch.kubernetes import run_watch
+
+        interval = parse_duration(args.interval, "--interval")
+        if interval < 0.1:
+            raise UsageError(f"--interval {args.interval!r} is below the minimum of 0.1s")
+        duration = parse_duration(args.duration, "--duration") if args.duration else None
+        out = Path(args.out) if args.out else Path("reports") / time.strftime("watch-%Y%m%d-%H%M%S")
+        return run_watch(target=args.target, kube_context=args.kube_context, allow_context=args.allow_context,
+                         namespace=args.namespace, selector=args.selector, interval=interval,
+                         duration=duration, out=out, console=make_console())
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_run,
     _cmd_report,
     _cmd_scenarios,
     _cmd_versions,
+    _cmd_cluster,
+    _cmd_watch,
 ]
 
 
@@ -201,6 +270,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                             format="%(levelname)s %(name)s: %(message)s")
+        if not args.verbose:
+            # pymilvus logs every failed RPC at ERROR; during an OOM that is expected noise.
+            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         return int(args.func(args))
     except HarnessError as exc:
         print(f"milvus-harness: error: {exc}", file=sys.stderr)

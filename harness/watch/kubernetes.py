@@ -359,8 +359,9 @@ class KubernetesWatcher:
                                detail=f"container {cs.name} of pod {state.name} restarted"
                                       + (f" {new} times since the last look" if new > 1 else "")
                                       + f" (restartCount {count})",
+                               # `restarts` is cumulative per series, as the embedded target's.
                                data={"pod": state.name, "container": cs.name, "restart_count": count,
-                                     "restarts": new})
+                                     "restarts": self._restarts[series], "new_restarts": new})
                 known.restart_count = count
             if waiting == CRASH_LOOP_BACK_OFF and known.waiting != waiting:
                 message = cs.state.waiting.message or ""
@@ -375,7 +376,7 @@ class KubernetesWatcher:
         finished = term.finished_at
         data = {"pod": state.name, "container": container, "exit_code": term.exit_code,
                 "reason": term.reason, "finished_at": finished.isoformat() if finished is not None else None,
-                "limit_bytes": limit}
+                "limit_bytes": limit, "source": "kubelet"}
         if term.reason == "OOMKilled":
             detail = (f"container {container} of pod {state.name} was OOM-killed (exit code {term.exit_code})"
                       + (f" at its {format_bytes(limit)} limit" if limit else ""))

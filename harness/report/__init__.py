@@ -1,0 +1,54 @@
+"""Reports of a run, rendered from its run directory alone (DESIGN.md, "Contracts").
+
+`render_report(run_dir)` writes report.md (with memory.png), report.html and junit.xml. It
+reads only files, so `milvus-harness report RUN_DIR` renders a finished, aborted or
+half-written run again, on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from harness.report.charts import build_charts
+from harness.report.data import RunReport, load_run
+from harness.report.html import render_html
+from harness.report.junit import render_junit
+from harness.report.markdown import render_markdown
+
+__all__ = ["RunReport", "load_run", "render_report"]
+
+MEMORY_PNG = "memory.png"
+
+
+def render_report(run_dir: Path) -> list[Path]:
+    """Write report.md, report.html and junit.xml into `run_dir` and return their paths.
+
+    memory.png, the memory chart report.md links to, is written next to them when there are
+    memory samples to draw.
+    """
+    run_dir = Path(run_dir)
+    report = load_run(run_dir)
+    charts = build_charts(report)
+    memory = next((c for c in charts if c.name == "memory"), None)
+    png = run_dir / MEMORY_PNG
+    if memory is not None:
+        memory.save_png(png, title=f"{report.banner}: {report.scenario_name} on Milvus "
+                                   f"{report.milvus_version or '?'}, memory over time")
+    elif png.exists():
+        png.unlink()  # a stale chart from an earlier rendering would contradict the report
+    outputs = (
+        (run_dir / "report.md", render_markdown(report, MEMORY_PNG if memory is not None else None)),
+        (run_dir / "report.html", render_html(report, charts)),
+        (run_dir / "junit.xml", render_junit(report)),
+    )
+    for path, text in outputs:
+        _write_text(path, text)
+    return [path for path, _ in outputs]
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Through a temporary file and os.replace: a viewer never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

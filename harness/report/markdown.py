@@ -1,0 +1,81 @@
+"""report.md: the run's verdict, reasons and tables in Markdown, with the memory chart as a PNG."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from harness.report import data
+from harness.report.data import RunReport
+
+BANNER_ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "ABORTED": "⏹️"}
+
+
+def render_markdown(report: RunReport, memory_png: str | None = "memory.png") -> str:
+    """The report as Markdown; `memory_png` is the chart's file name next to it (None: no chart)."""
+    lines: list[str] = []
+    banner = report.banner
+    title = f"{report.scenario_name} on Milvus {report.milvus_version or '?'}"
+    lines += [f"# {BANNER_ICON.get(banner, '')} {banner}: {title}".replace("#  ", "# "), ""]
+    status = [f"status {report.status}"]
+    if report.verdict and report.verdict != banner:
+        status.append(f"verdict {report.verdict}")
+    status.append(f"target {report.target or '-'}")
+    status.append(f"run `{report.run_id}`")
+    lines += [" · ".join(status), ""]
+    if report.reasons:
+        lines += [f"- {_inline(reason)}" for reason in report.reasons] + [""]
+
+    lines += ["## Memory", ""]
+    if memory_png:
+        lines += [f"[![Memory over time per component]({memory_png})]({memory_png})", ""]
+    else:
+        lines += ["No memory samples were recorded.", ""]
+    header, rows = data.component_table(report)
+    lines += _table(header, rows) if rows else ["No components were watched."]
+    lines.append("")
+
+    lines += ["## Rows", ""] + _pairs(data.rows_table(report)) + [""]
+    lines += ["## Inserts", ""] + _pairs(data.inserts_table(report)) + [""]
+    rules = report.rules
+    if rules:
+        lines += ["## Rules", ""]
+        lines += _table(["Rule", "Result", "Detail"],
+                        [[r.name, "passed" if r.passed else "**failed**", _inline(r.message)] for r in rules])
+        lines.append("")
+    lines += ["## Run", ""] + _pairs(data.facts(report)) + [""]
+    parameters = data.scenario_parameters(report)
+    if parameters:
+        lines += ["## Scenario parameters", ""] + _table(["Parameter", "Value"], parameters) + [""]
+
+    lines += ["## Events", ""]
+    if report.events:
+        lines += _table(["Elapsed", "Time (UTC)", "Component", "Event", "Detail"],
+                        [[f"+{report.elapsed(e.t):.1f} s", data.fmt_clock(e.t)[11:19], e.component,
+                          e.type, _inline(e.detail)] for e in report.events])
+    else:
+        lines.append("No events were recorded.")
+    lines.append("")
+
+    lines += ["## Files", ""] + [f"- [{name}]({name}{'/' if name == 'logs' else ''}): {what}"
+                                  for name, what in data.run_files(report, exclude="report.md")] + [""]
+    return "\n".join(lines)
+
+
+def _pairs(rows: Sequence[tuple[str, str]]) -> list[str]:
+    return _table(["", ""], [[f"**{label}**", _inline(value)] for label, value in rows])
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return out
+
+
+def _cell(text: str) -> str:
+    """Table cells cannot hold a pipe or a line break."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _inline(text: str) -> str:
+    """Text as-is but for characters that would start HTML in Markdown viewers."""
+    return text.replace("<", "&lt;").replace(">", "&gt;")

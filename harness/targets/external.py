@@ -1,0 +1,115 @@
+"""The external target: a Milvus the user already runs, optionally watched through a kube context.
+
+Nothing is installed or stopped. With --kube-context the release's pods are watched (the
+context passes the same safety check as kind's: a kind cluster, or named by
+--allow-context); without it the run has no memory samples, only the load's view.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness import kube, milvus
+from harness.errors import TargetError, UsageError
+from harness.targets.base import Endpoint, TargetOptions, Watcher
+from harness.watch import record
+from harness.watch.kubernetes import DEFAULT_SELECTOR, KubernetesWatcher
+from harness.watch.record import RunContext
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 19530
+
+
+def parse_uri(uri: str) -> tuple[str, int]:
+    """'http://host:port', 'tcp://host:port', 'host:port' or 'host' -> (host, port)."""
+    text = uri.strip()
+    parts = urlsplit(text if "://" in text else f"tcp://{text}")
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https", "tcp", "grpc") or not parts.hostname or not 0 < port < 65536:
+        raise UsageError(f"--uri {uri!r} is not a Milvus address; use e.g. http://127.0.0.1:19530")
+    return parts.hostname, port
+
+
+class ExternalTarget:
+    """Target protocol over an existing Milvus: connect, optionally watch, never install."""
+
+    kind = "external"
+
+    def __init__(self, options: TargetOptions, answer_timeout: float = 30.0) -> None:
+        if not options.uri:
+            raise UsageError("--target external needs --uri, e.g. --uri http://127.0.0.1:19530")
+        self.options = options
+        self.host, self.port = parse_uri(options.uri)
+        # Refused here, before anything connects, when the context is not a local kind cluster.
+        self.context_name = kube.check_context(options)
+        self._answer_timeout = answer_timeout
+        self._watcher: KubernetesWatcher | None = None
+        self.server_version: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self, context: RunContext) -> Endpoint:
+        try:
+            return self._start(context)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, context: RunContext) -> Endpoint:
+        began = time.monotonic()
+        if not milvus.wait_until(lambda: milvus.answers(self.address), began + self._answer_timeout, interval=1.0):
+            raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")
+        try:
+            with milvus.MilvusAdmin(self.address) as admin:
+                self.server_version = admin.server_version()
+        except Exception as exc:  # the version is a fact for run.json, not a requirement
+            log.debug("server version unknown: %s", exc)
+        context.fire_event(component="proxy", type=record.READY,
+                           detail=f"milvus {self.server_version or ''} answered at {self.address}".replace("  ", " "),
+                           data={"address": self.address, "server_version": self.server_version})
+        if self.context_name is not None:
+            self._watcher = KubernetesWatcher.for_context(self.context_name, namespace=self.options.namespace,
+                                                          selector=DEFAULT_SELECTOR,
+                                                          interval=self.options.watch_interval)
+            self._watcher.start(context)
+        return Endpoint(self.host, self.port)
+
+    def watchers(self) -> list[Watcher]:
+        return [self._watcher] if self._watcher else []
+
+    def wait_ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return milvus.wait_until(lambda: milvus.accepts_writes(self.address), deadline, interval=1.0)
+
+    def facts(self) -> dict[str, Any]:
+        return {
+            "target": self.kind,
+            "uri": self.options.uri,
+            "address": self.address,
+            "milvus_version": self.options.milvus_version or self.server_version,
+            "server_version": self.server_version,
+            "memory_limit_bytes": self.options.memory_limit,
+            "isolation": "whatever the deployment has (pod limits when watched)",
+            "kube_context": self.context_name,
+            "namespace": self.options.namespace if self.context_name else None,
+            "selector": DEFAULT_SELECTOR if self.context_name else None,
+        }
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
+
+    def __enter__(self) -> "ExternalTarget":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,312 @@
+"""The kind target: Milvus from the zilliztech/milvus chart on a local kind cluster.
+
+Each start() is a fresh install with the requested image tag (uninstall, delete the
+release's volumes, install, wait until ready), so runs of different versions never share
+data. The values are those the release was last installed with (`cluster up --values ...`),
+so the topology chosen there carries over to every version. The endpoint is the NodePort
+that k8s/kind-config.yaml maps to 127.0.0.1:19530, or a `kubectl port-forward` the target
+starts and stops when that port is not mapped. Milvus is left running after stop() for
+inspection; the next start() replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from harness import cluster, kube, milvus
+from harness.errors import TargetError, UsageError
+from harness.targets.base import Endpoint, TargetOptions, Watcher
+from harness.units import parse_bytes
+from harness.watch import record
+from harness.watch.kubernetes import KubernetesWatcher
+from harness.watch.record import RunContext
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+log = logging.getLogger(__name__)
+
+#: How long Milvus may take to answer once its pods are ready.
+ANSWER_TIMEOUT = 300.0
+
+
+def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class PortForward:
+    """`kubectl port-forward` held open for a run: started, checked, restarted, stopped.
+
+    It runs for the whole run, so it is a Popen of its own rather than procs.run_command
+    (which runs a command to completion); its output goes to a file shown on failure.
+    """
+
+    def __init__(self, context: str, namespace: str, resource: str, remote_port: int,
+                 local_port: int | None = None) -> None:
+        self.context, self.namespace, self.resource = context, namespace, resource
+        self.remote_port = remote_port
+        self.local_port = local_port
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Path | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        return ["kubectl", "--context", self.context, "--namespace", self.namespace, "port-forward",
+                self.resource, f"{self.local_port}:{self.remote_port}", "--address", "127.0.0.1"]
+
+    def start(self, timeout: float = 30.0) -> int:
+        """Start it and wait until the local port accepts connections; returns the port."""
+        if self.local_port is None:
+            self.local_port = _free_port()
+        if self._log is not None:
+            self._log.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix="milvus-harness-port-forward-", suffix=".log")
+        self._log = Path(name)
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=fd,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError:
+            raise TargetError(f"kubectl is not installed; {cluster.INSTALL_HINTS['kubectl']}") from None
+        finally:
+            os.close(fd)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            if _port_open("127.0.0.1", self.local_port, timeout=0.5):
+                return self.local_port
+            time.sleep(0.1)
+        code = self.proc.poll()
+        output = self.output()
+        self.stop()
+        state = f"exited with {code}" if code is not None else f"did not open port {self.local_port} in {timeout:.0f} s"
+        raise TargetError(f"cannot forward a port to {self.resource}: `{shlex.join(self.argv)}` {state}"
+                          + (f"\n{output}" if output else ""))
+
+    def output(self) -> str:
+        if self._log is None or not self._log.exists():
+            return ""
+        lines = [line for line in self._log.read_text(errors="replace").splitlines() if line.strip()]
+        return "\n".join(lines[-20:])
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ensure(self) -> None:
+        """Restart it on the same local port if it died (it does when the proxy pod restarts)."""
+        if self.proc is not None and not self.alive:
+            log.info("port-forward to %s ended (%s); restarting it", self.resource, self.output()[-200:])
+            self.start()
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+    def close(self) -> None:
+        """Stop it and remove its log."""
+        self.stop()
+        if self._log is not None:
+            self._log.unlink(missing_ok=True)
+            self._log = None
+
+
+class KindTarget:
+    """Target protocol over a kind cluster made by `milvus-harness cluster up`."""
+
+    kind = "kind"
+
+    def __init__(self, options: TargetOptions, console: "Console | None" = None,
+                 poll_interval: float = 5.0, ready_timeout: float = 1800.0,
+                 answer_timeout: float = ANSWER_TIMEOUT) -> None:
+        from harness.targets.embedded import parse_config_overrides
+
+        self.options = options
+        self.context_name = kube.context_for(options) or kube.kind_context()
+        if not self.context_name.startswith(kube.KIND_PREFIX):
+            # --allow-context may let a non-kind context through for `external`, never for kind.
+            raise UsageError(f"--target kind needs a kind cluster's context (kind-<name>), not {self.context_name!r}")
+        self.image_tag = options.milvus_version or cluster.DEFAULT_TAG
+        self.pin = cluster.chart_for_tag(self.image_tag)
+        self.overrides = parse_config_overrides(options.milvus_config)
+        self.spec = cluster.ClusterSpec(name=self.context_name[len(kube.KIND_PREFIX):], image_tag=self.image_tag,
+                                        namespace=options.namespace, release=options.release,
+                                        timeout=ready_timeout, poll_interval=poll_interval)
+        if options.memory_limit:
+            # The seed's limit is the streaming nodes'; --memory-limit moves it.
+            self.spec.sets.append(f"streamingNode.resources.limits.memory={options.memory_limit}")
+        self.kube = cluster.Kube(self.spec.name, self.context_name)
+        self._console = console
+        self._answer_timeout = answer_timeout
+        self._tmp: Path | None = None
+        self._values: dict[str, Any] = {}
+        self._forward: PortForward | None = None
+        self._watcher: KubernetesWatcher | None = None
+        self.endpoint: Endpoint | None = None
+        self.endpoint_mode: str | None = None
+        self.startup_seconds: float | None = None
+
+    # --- Target protocol ---------------------------------------------------------------------
+
+    def start(self, context: RunContext) -> Endpoint:
+        try:
+            return self._start(context)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, context: RunContext) -> Endpoint:
+        kube.check_context(self.options)
+        cluster.require_tools(["kind", "helm", "kubectl"])
+        if self.spec.name not in self.kube.clusters():
+            raise UsageError(f"no kind cluster named {self.spec.name}; create it with "
+                             f"`milvus-harness cluster up --name {self.spec.name}`")
+        began = time.monotonic()
+        self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-kind-"))
+        values = cluster.release_values(self.kube, self.spec)
+        if values is None:
+            log.warning("release %s not installed: using the laptop values", self.spec.release)
+            values = yaml.safe_load(cluster.values_file("laptop").read_text()) or {}
+        values.pop("image", None)  # the tag comes from --milvus-version, nothing else
+        self._values = values
+        files = [self._tmp / "values.yaml"]
+        files[0].write_text(yaml.safe_dump(values, sort_keys=False))
+        if self.overrides:
+            files.append(self._tmp / "milvus-config.yaml")
+            files[1].write_text(yaml.safe_dump({"extraConfigFiles": {"user.yaml": _nested_yaml(self.overrides)}}))
+        cluster.uninstall_milvus(self.kube, self.spec)
+        cluster.install_milvus(self.kube, self.spec, files)
+        cluster.wait_ready(self.kube, self.spec, console=self._console)
+        self.endpoint = self._connect()
+        self.startup_seconds = time.monotonic() - began
+        context.fire_event(component="proxy", type=record.READY,
+                           detail=f"milvus {self.image_tag} answered on kind after {self.startup_seconds:.0f} s "
+                                  f"({self.endpoint_mode} {self.endpoint.address})",
+                           data={"startup_seconds": round(self.startup_seconds, 2), "address": self.endpoint.address,
+                                 "endpoint": self.endpoint_mode})
+        self._watcher = KubernetesWatcher.for_context(
+            self.context_name, namespace=self.spec.namespace, selector=self.selector,
+            interval=self.options.watch_interval)
+        self._watcher.start(context)
+        return self.endpoint
+
+    @property
+    def selector(self) -> str:
+        """The release's Milvus pods (its Pulsar, etcd and MinIO pods are not watched)."""
+        return f"app.kubernetes.io/instance={self.spec.release},app.kubernetes.io/name=milvus"
+
+    def _connect(self) -> Endpoint:
+        host, port = "127.0.0.1", cluster.MILVUS_HOST_PORT
+        if _port_open(host, port):
+            self.endpoint_mode = "nodeport"
+        else:
+            self._forward = PortForward(self.context_name, self.spec.namespace, f"service/{self.spec.release}",
+                                        cluster.MILVUS_PORT)
+            port = self._forward.start()
+            self.endpoint_mode = "port-forward"
+        address = f"{host}:{port}"
+        if not milvus.wait_until(lambda: milvus.answers(address), time.monotonic() + self._answer_timeout,
+                                 interval=1.0):
+            raise TargetError(f"milvus {self.image_tag} on kind does not answer at {address} "
+                              f"({self.endpoint_mode}) within {self._answer_timeout:.0f} s")
+        return Endpoint(host, port)
+
+    def watchers(self) -> list[Watcher]:
+        return [self._watcher] if self._watcher else []
+
+    def wait_ready(self, timeout: float) -> bool:
+        """After a restart: block until Milvus accepts writes again (port-forward restarted if needed)."""
+        if self.endpoint is None:
+            return False
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self._forward is not None:
+                    self._forward.ensure()
+            except TargetError as exc:
+                log.info("%s", exc)
+            if milvus.accepts_writes(self.endpoint.address):
+                return True
+            time.sleep(1.0)
+        return False
+
+    def facts(self) -> dict[str, Any]:
+        limits = ((self._values.get("streamingNode") or {}).get("resources") or {}).get("limits") or {}
+        limit = self.options.memory_limit
+        if limit is None and limits.get("memory"):
+            try:
+                limit = parse_bytes(str(limits["memory"]), "streamingNode memory limit")
+            except UsageError:
+                limit = None
+        return {
+            "target": self.kind,
+            "milvus_version": self.image_tag,
+            "image": f"{cluster.IMAGE_REPOSITORY}:{self.image_tag}",
+            "chart": f"milvus-{self.pin.version}",
+            "kube_context": self.context_name,
+            "namespace": self.spec.namespace,
+            "release": self.spec.release,
+            "memory_limit_bytes": limit,
+            "isolation": "pod resources.limits.memory (streamingNode)",
+            "streaming_node_replicas": (self._values.get("streamingNode") or {}).get("replicas"),
+            "address": self.endpoint.address if self.endpoint else None,
+            "endpoint": self.endpoint_mode,
+            "startup_seconds": round(self.startup_seconds, 2) if self.startup_seconds else None,
+            "milvus_config": dict(self.overrides),
+        }
+
+    def stop(self) -> None:
+        """Stop the watcher and the port-forward; Milvus stays for inspection."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        if self._forward is not None:
+            self._forward.close()
+            self._forward = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> "KindTarget":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _nested_yaml(overrides: dict[str, Any]) -> str:
+    """Dotted milvus.yaml keys as the nested YAML the chart merges into milvus.yaml."""
+    root: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        node = root
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return yaml.safe_dump(root, sort_keys=False)

@@ -1,0 +1,109 @@
+"""The embedded target against real Milvus: limits, kills, restarts, ports, clean stops."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness import collection, data, milvus, scenario as scenarios
+from harness.insert import NumpyInserter
+from harness.targets.base import TargetOptions
+from harness.targets.embedded import EmbeddedTarget
+from harness.watch.record import RunContext
+from harness.watch.stall import StallDetector
+
+pytestmark = pytest.mark.milvus
+GiB = 2**30
+
+
+def _target(version: str, limit: float | None, **kw) -> EmbeddedTarget:
+    return EmbeddedTarget(TargetOptions(milvus_version=version, memory_limit=int(limit * GiB) if limit else None,
+                                        **kw))
+
+
+def _insert_until(target: EmbeddedTarget, context: RunContext, scenario, stop, max_batches: int):
+    """Insert batches of the seed collection until stop(result) is true; returns the results."""
+    address = target.server.address
+    collection.create(address, scenario)
+    inserter = NumpyInserter(address, scenario.collection, scenario, timeout=30)
+    results = []
+    try:
+        for k in range(max_batches):
+            result = inserter.insert(data.generate_batch(scenario, k))
+            results.append((time.time(), result))
+            if stop(result):
+                break
+    finally:
+        inserter.close()
+    return results
+
+
+def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_version, no_leftovers):
+    seed = scenarios.load("seed")
+    context = RunContext()
+    with _target(milvus_version, 2, restart_backoff=1.0) as target:
+        target.start(context)
+        results = _insert_until(target, context, seed, lambda r: not r.ok, max_batches=40)
+        failed_at, failed = results[-1]
+        assert not failed.ok, "2 GiB should not hold 40 batches of the seed collection"
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(e.type == "OOMKilled" for e in context.events):
+            time.sleep(0.1)
+        oom = [e for e in context.events if e.type == "OOMKilled"]
+        assert len(oom) == 1 and oom[0].data["source"] == "kernel"
+        # The kill is what failed the insert: the watcher saw it within a second of the client.
+        assert abs(oom[0].t - failed_at) < 1.0 + failed.seconds
+        assert target.oom_kills == 1
+        assert target.wait_ready(180), "the restarted server should accept writes"
+        assert any(e.type == "Restarted" for e in context.events)
+        with milvus.MilvusAdmin(target.server.address) as admin:
+            admin.flush(seed.collection)
+            assert admin.collection(seed.collection).num_entities >= 0
+        samples = [s for s in [context.latest.get("standalone")] if s]
+        assert samples and samples[0].restarts == 1
+
+
+def test_eight_gib_holds_200k_rows(milvus_version, no_leftovers):
+    seed = scenarios.load("seed").with_overrides({"total_rows": "200000"})
+    context = RunContext()
+    samples = []
+    context.on_sample(samples.append)
+    with _target(milvus_version, 8) as target:
+        target.start(context)
+        results = _insert_until(target, context, seed, lambda r: False, max_batches=seed.batches)
+        assert all(r.ok for _, r in results) and sum(r.rows for _, r in results) == 200_000
+        time.sleep(1.5)
+    assert not [e for e in context.events if e.type in ("OOMKilled", "Restarted", "Exited", "MemoryStall")]
+    assert samples and max(s.memory_bytes for s in samples) > 200 * 2**20  # the watcher saw it grow
+    assert all(s.limit_bytes == 8 * GiB and s.source == "cgroup-v1" or s.source == "cgroup-v2" for s in samples)
+
+
+def test_two_servers_side_by_side_get_their_own_ports(milvus_version, no_leftovers):
+    a, b = _target(milvus_version, None), _target(milvus_version, None)
+    with a, b:
+        threads = [threading.Thread(target=t.start, args=(RunContext(),)) for t in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert a.server and b.server
+        assert not set(a.server.ports.values()) & set(b.server.ports.values())
+        assert a.server.metrics_port != b.server.metrics_port
+        assert milvus.answers(a.server.address) and milvus.answers(b.server.address)
+
+
+def test_restart_never_stops_at_the_first_death(milvus_version, no_leftovers):
+    context = RunContext()
+    with _target(milvus_version, None, restart="never") as target:
+        target.start(context)
+        target.kill()
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(e.type == "Exited" for e in context.events):
+            time.sleep(0.1)
+        exited = [e for e in context.events if e.type == "Exited"]
+        assert exited and "SIGKILL" in exited[0].detail  # a plain kill is not an OOM kill
+        time.sleep(2)
+        assert target.restarts == 0 and target.pid() is None
+        assert not target.wait_ready(5)

@@ -1,0 +1,67 @@
+"""`milvus-harness run` end to end on real embedded Milvus, run as a process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.rundir import read_jsonl
+
+pytestmark = pytest.mark.milvus
+
+
+def _run(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
+    report_dir = tmp_path / "reports"
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report_dir), *args],
+                            capture_output=True, text=True, timeout=timeout)
+    runs = sorted(report_dir.iterdir()) if report_dir.exists() else []
+    assert len(runs) == 1, result.stdout + result.stderr
+    return result, runs[0]
+
+
+def test_default_run_reproduces_the_oom(tmp_path, milvus_version, no_leftovers):
+    began = time.time()
+    result, run_dir = _run(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "FAIL" and summary["status"] == "FINISHED"
+    assert "OOM-killed" in summary["reasons"][0] and "acked rows" in summary["reasons"][0]
+    assert summary["first_oom"]["rows_acked_before"] >= 100_000
+    assert summary["components"]["standalone"]["oom_kills"] == 1
+    assert summary["time_to_verdict_s"] < time.time() - began
+    # the acked rows were checked after the server came back
+    assert summary["rows"]["verified"] == summary["rows"]["acked"] and summary["rows"]["lost"] == 0
+    assert "time to verdict" in result.stdout and str(run_dir) in result.stdout.splitlines()[-1]
+    for name in ("run.json", "samples.jsonl", "events.jsonl", "acks.jsonl", "report.html", "report.md",
+                 "junit.xml", "locust_stats.csv", "locust.html", "logs/milvus-stdout.log"):
+        assert (run_dir / name).exists(), name
+    assert any(e["type"] == "OOMKilled" for e in read_jsonl(run_dir / "events.jsonl"))
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["facts"]["isolation"].startswith("cgroup") and run["key"]["memory_limit_bytes"] == 2 * 2**30
+
+
+def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, no_leftovers):
+    result, run_dir = _run(tmp_path, "--memory-limit", "8GiB", "--set", "total_rows=300000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["verdict"] == "PASS"
+    assert summary["rows"] == {**summary["rows"], "planned": 300_000, "acked": 300_000, "verified": 300_000, "lost": 0}
+    stats = (run_dir / "locust_stats.csv").read_text()
+    assert "insert 50000 rows" in stats
+
+
+def test_workers_and_users_insert_every_batch_exactly_once(tmp_path, milvus_version, no_leftovers):
+    result, run_dir = _run(tmp_path, "--scenario", "smoke", "--workers", "2", "--users", "4",
+                           "--set", "total_rows=300000")
+    assert result.returncode == 0, result.stdout + result.stderr
+    acks = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["ok"]]
+    batches = sorted(a["batch"] for a in acks)
+    assert batches == list(range(30))  # every batch once: none twice, none skipped
+    assert len({a["worker"].rsplit(":", 1)[0] for a in acks}) == 2  # both worker processes inserted
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["rows"]["verified"] == 300_000 and summary["rows"]["lost"] == 0

@@ -1,0 +1,245 @@
+"""Test doubles for the Kubernetes side: an API-shaped HTTP server and pod JSON builders.
+
+FakeKubeAPI answers the three requests the watcher makes, in the Kubernetes API's JSON
+shapes (PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text); the test
+changes its state between polls. `down()` closes the listening socket (connection
+refused), `up()` opens it again on the same port.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+_PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+_METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/namespaces/([^/]+)/pods$")
+_PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy/(.*)$")
+
+
+def iso(t: float) -> str:
+    """Epoch seconds as the API's RFC 3339 timestamps (whole seconds, UTC)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """Equality-based label selectors (a=b, a==b, a!=b), comma-separated, as the API server does."""
+    for term in filter(None, (t.strip() for t in selector.split(","))):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        else:
+            key, value = re.split("==?", term, maxsplit=1)
+            if labels.get(key) != value:
+                return False
+    return True
+
+
+def container_status(name: str, *, restarts: int = 0, started: float | None = None,
+                     last_terminated: dict[str, Any] | None = None, terminated: dict[str, Any] | None = None,
+                     waiting: tuple[str, str] | None = None, ready: bool = True) -> dict[str, Any]:
+    """A v1 ContainerStatus. `last_terminated` / `terminated`: reason, exit_code, finished (epoch)."""
+
+    def term(spec: dict[str, Any]) -> dict[str, Any]:
+        finished = spec.get("finished", time.time())
+        return {"exitCode": spec.get("exit_code", 137), "reason": spec.get("reason", "OOMKilled"),
+                "startedAt": iso(finished - 60), "finishedAt": iso(finished),
+                "containerID": spec.get("container_id", f"containerd://{uuid.uuid4().hex}")}
+
+    if terminated is not None:
+        state: dict[str, Any] = {"terminated": term(terminated)}
+    elif waiting is not None:
+        state = {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+    else:
+        state = {"running": {"startedAt": iso(started if started is not None else time.time() - 100)}}
+    return {
+        "name": name, "ready": ready and "running" in state, "restartCount": restarts,
+        "image": "milvusdb/milvus:v2.6.15", "imageID": "docker.io/milvusdb/milvus@sha256:" + "0" * 64,
+        "containerID": f"containerd://{uuid.uuid4().hex}", "started": "running" in state,
+        "state": state, "lastState": {"terminated": term(last_terminated)} if last_terminated else {},
+    }
+
+
+def make_pod(name: str, component: str, *, containers: list[tuple[str, str | None]] | None = None,
+             statuses: list[dict[str, Any]] | None = None, uid: str | None = None, ready: bool = True,
+             release: str = "milvus", namespace: str = "default", phase: str = "Running",
+             deleting: bool = False, reason: str | None = None, message: str | None = None,
+             labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A v1 Pod of the Milvus chart: labels app.kubernetes.io/name=milvus, instance, component.
+
+    `containers` are (name, memory limit) pairs; `statuses` default to one running status each.
+    """
+    containers = containers or [(component, "16Gi")]
+    spec_containers = []
+    for cname, limit in containers:
+        resources: dict[str, Any] = {"requests": {"cpu": "1", "memory": "2Gi"}}
+        if limit is not None:
+            resources["limits"] = {"cpu": "4", "memory": limit}
+        spec_containers.append({"name": cname, "image": "milvusdb/milvus:v2.6.15", "resources": resources})
+    statuses = statuses if statuses is not None else [container_status(c) for c, _ in containers]
+    meta: dict[str, Any] = {
+        "name": name, "namespace": namespace, "uid": uid or str(uuid.uuid4()),
+        "creationTimestamp": iso(time.time() - 300),
+        "labels": {"app.kubernetes.io/name": "milvus", "app.kubernetes.io/instance": release,
+                   "component": component, **(labels or {})},
+    }
+    if deleting:
+        meta["deletionTimestamp"] = iso(time.time())
+    status: dict[str, Any] = {
+        "phase": phase,
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        "containerStatuses": statuses,
+    }
+    if reason:
+        status["reason"] = reason
+        status["message"] = message or ""
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta,
+            "spec": {"containers": spec_containers, "restartPolicy": "Always"}, "status": status}
+
+
+class FakeKubeAPI:
+    """A Kubernetes-API-shaped HTTP server on 127.0.0.1; the test scripts its state."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pods: list[dict[str, Any]] = []
+        #: (pod, container) -> memory quantity, e.g. "1536Mi"
+        self.usage: dict[tuple[str, str], str] = {}
+        self.metrics_status = 200
+        self.metrics_delay = 0.0
+        self.pods_status = 200
+        self.pods_body: str | None = None  # raw body instead of the pod list (garbage tests)
+        self.pod_metrics_text: dict[str, str] = {}
+        self.requests: list[str] = []
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        """Listen (again) on the same port."""
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep test output clean
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                api._handle(self)
+
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+
+    def down(self) -> None:
+        """Stop listening: the watcher now gets connection refused."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    stop = down
+
+    def set_usage(self, pod: str, container: str, quantity: str) -> None:
+        with self.lock:
+            self.usage[(pod, container)] = quantity
+
+    # --- request handling -----------------------------------------------------------------
+
+    def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(req.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        with self.lock:
+            self.requests.append(req.path)
+        if m := _PODS.match(parts.path):
+            with self.lock:
+                status, body = self.pods_status, self.pods_body
+                pods = [p for p in self.pods if p["metadata"]["namespace"] == m.group(1)
+                        and selector_matches(query.get("labelSelector", ""), p["metadata"]["labels"])]
+            if status != 200:
+                return self._status(req, status, "InternalError", "etcdserver: request timed out")
+            if body is not None:
+                return self._send(req, 200, body.encode(), "application/json")
+            return self._json(req, 200, {"kind": "PodList", "apiVersion": "v1",
+                                         "metadata": {"resourceVersion": "1"}, "items": pods})
+        if m := _METRICS.match(parts.path):
+            with self.lock:
+                status, delay = self.metrics_status, self.metrics_delay
+            if delay:
+                time.sleep(delay)
+            if status == 404:
+                return self._status(req, 404, "NotFound", "the server could not find the requested resource")
+            if status != 200:
+                return self._status(req, status, "ServiceUnavailable", "the server is currently unable to handle the request")
+            return self._json(req, 200, self._pod_metrics(m.group(1), query.get("labelSelector", "")))
+        if m := _PROXY.match(parts.path):
+            with self.lock:
+                text = self.pod_metrics_text.get(m.group(2))
+            if text is None or m.group(3) != "9091" or m.group(4) != "metrics":
+                return self._status(req, 503, "ServiceUnavailable", "no endpoints available")
+            return self._send(req, 200, text.encode(), "text/plain; version=0.0.4")
+        return self._status(req, 404, "NotFound", f"no route {parts.path}")
+
+    def _pod_metrics(self, namespace: str, selector: str) -> dict[str, Any]:
+        items = []
+        with self.lock:
+            for pod in self.pods:
+                meta = pod["metadata"]
+                if meta["namespace"] != namespace or not selector_matches(selector, meta["labels"]):
+                    continue
+                containers = [{"name": c["name"], "usage": {"cpu": "250m", "memory": self.usage[(meta["name"], c["name"])]}}
+                              for c in pod["spec"]["containers"] if (meta["name"], c["name"]) in self.usage]
+                if containers:
+                    items.append({"metadata": {"name": meta["name"], "namespace": namespace, "labels": meta["labels"],
+                                               "creationTimestamp": iso(time.time())},
+                                  "timestamp": iso(time.time()), "window": "10s", "containers": containers})
+        return {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
+
+    def _status(self, req: BaseHTTPRequestHandler, code: int, reason: str, message: str) -> None:
+        self._json(req, code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                               "message": message, "reason": reason, "code": code})
+
+    def _json(self, req: BaseHTTPRequestHandler, code: int, data: dict[str, Any]) -> None:
+        self._send(req, code, json.dumps(data).encode(), "application/json")
+
+    @staticmethod
+    def _send(req: BaseHTTPRequestHandler, code: int, body: bytes, content_type: str) -> None:
+        try:
+            req.send_response(code)
+            req.send_header("Content-Type", content_type)
+            req.send_header("Content-Length", str(len(body)))
+            req.end_headers()
+            req.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
+            pass
+
+
+def write_kubeconfig(path: Path, contexts: dict[str, str], current: str | None = None) -> Path:
+    """A kubeconfig with one cluster, user and context per name -> API server URL."""
+    config = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": n, "cluster": {"server": url}} for n, url in contexts.items()],
+        "users": [{"name": n, "user": {"token": "test-token"}} for n in contexts],
+        "contexts": [{"name": n, "context": {"cluster": n, "user": n}} for n in contexts],
+        "current-context": current or next(iter(contexts)),
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

@@ -1,0 +1,41 @@
+"""Bad input: one line naming the input and what is allowed, exit 2, nothing left running.
+
+Run as a process, as users run it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+BAD = [
+    (["run", "--milvus-version", "9.9.9"], "is not published; published: "),
+    (["run", "--memory-limit", "0"], "--memory-limit '0' must be greater than zero"),
+    (["run", "--memory-limit", "abc"], "--memory-limit 'abc' is not a size"),
+    (["run", "--milvus-config", "dataNode.memory.forceSyncWatermark"], "is not key=value"),
+    (["run", "--scenario", "nope"], "unknown scenario 'nope'"),
+    (["run", "--set", "shardz=1"], "did you mean 'shards'"),
+    (["run", "--set", "dim=abc"], "dim='abc' is not a valid int"),
+    (["run", "--set", "batch_rows=0"], "batch_rows=0 is out of range"),
+    (["run", "--set", "dim=0"], "dim=0 is out of range"),
+    (["run", "--set", "shards=64"], "shards=64 is out of range: 1 to 16"),
+    (["run", "--watch-interval", "0.01"], "below the minimum of 0.1s"),
+    (["run", "--restart", "sometimes"], "invalid choice"),
+    (["run", "--workers", "-1"], "--workers -1 is out of range"),
+    (["run", "--run-time", "soon"], "--run-time 'soon' is not a duration"),
+    (["report", "/nonexistent"], "is not a finished run directory"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, no_leftovers):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", *argv, *(["--report-dir", str(tmp_path)]
+                            if argv[0] == "run" else [])], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("milvus-harness") and message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no run directory for a refused run
