@@ -84,6 +84,17 @@ class MemoryCgroup:
         else:
             (self.path / "memory.max").write_text("max")
 
+    def disable_oom_killer(self) -> bool:
+        """cgroup v1 only: at the limit the kernel pauses the tree instead of killing it, the
+        way a node under memory pressure stalls; returns False where that is not available."""
+        if self.version != 1:
+            return False
+        try:
+            _write(self.path / "memory.oom_control", 1)
+        except OSError:
+            return False
+        return True
+
     def add_self(self) -> None:
         """Move the calling process into the cgroup (used between fork and exec)."""
         _write(self.path / "cgroup.procs", os.getpid())

@@ -47,6 +47,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        type=_key_value, help="override a milvus.yaml key (dotted), repeatable")
     group.add_argument("--restart", choices=["always", "never"], default="always",
                        help="restart the server when it dies, as kubelet would (default: always)")
+    group.add_argument("--no-oom-kill", dest="oom_kill", action="store_false",
+                       help="embedded: at the limit the kernel pauses the server instead of killing it "
+                            "(cgroup v1 oom_kill_disable), so the run shows a memory stall")
     group.add_argument("--restart-backoff", metavar="SECONDS", default="10s",
                        help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
     group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
@@ -72,6 +75,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         memory_limit=parse_bytes(args.memory_limit, "--memory-limit") if args.memory_limit else None,
         milvus_config=dict(args.milvus_config),
         restart=args.restart,
+        oom_kill=args.oom_kill,
         restart_backoff=parse_duration(args.restart_backoff, "--restart-backoff"),
         watch_interval=interval,
         stall_seconds=parse_duration(args.stall_after, "--stall-after"),

@@ -320,7 +320,7 @@ def _progress(console: "Console | None") -> Any:
 
 def _say(console: "Console | None", text: str) -> None:
     if console is not None:
-        console.print(text, markup=False, highlight=False)
+        console.print(text, markup=False, highlight=False, soft_wrap=True)  # whole lines in CI logs
     else:
         log.info("%s", text)
 

@@ -56,19 +56,13 @@ def _options(parser: Any) -> None:
                         include_in_web_ui=False)
 
 
-@events.init.add_listener
-def _init(environment: Environment, **_kw: Any) -> None:
-    opts = environment.parsed_options
-    if opts is None or not opts.harness_config:
-        return
-    config = LoadConfig(Path(opts.harness_config))
-    environment.harness_config = config  # type: ignore[attr-defined]
+def install(environment: Environment) -> None:
+    """Register the batch-lease messages between master and workers (once per process).
+
+    The master's handlers look the dispenser up on the environment at each message, so the
+    web UI can give every run its own (see use_config).
+    """
     runner = environment.runner
-
-    def drained() -> None:
-        log.info("every batch settled; stopping the load")
-        gevent.spawn_later(0.1, runner.quit)  # type: ignore[union-attr]
-
     if isinstance(runner, WorkerRunner):
         environment.harness_leases = {}  # type: ignore[attr-defined]
 
@@ -78,19 +72,40 @@ def _init(environment: Environment, **_kw: Any) -> None:
                 pending.set(msg.data["k"])
 
         runner.register_message("harness_batch", on_batch)
-        return
-    dispenser = Dispenser(config.scenario.batches, drained)
-    environment.harness_dispenser = dispenser  # type: ignore[attr-defined]
-    if isinstance(runner, MasterRunner):
+    elif isinstance(runner, MasterRunner):
         def on_lease(msg: Any, **_: Any) -> None:
+            dispenser: Dispenser = environment.harness_dispenser  # type: ignore[attr-defined]
             runner.send_message("harness_batch", {"req": msg.data["req"], "k": dispenser.lease()},
                                 client_id=msg.node_id)
 
         def on_settle(msg: Any, **_: Any) -> None:
-            dispenser.settle(msg.data["k"], retry=msg.data["retry"])
+            environment.harness_dispenser.settle(msg.data["k"], retry=msg.data["retry"])  # type: ignore[attr-defined]
 
         runner.register_message("harness_lease", on_lease)
         runner.register_message("harness_settle", on_settle)
+
+
+def use_config(environment: Environment, config: LoadConfig, on_drained: Any) -> None:
+    """Point this process's users at one run's load.json; the local runner or master also gets
+    a fresh dispenser, which calls `on_drained` once every batch has settled."""
+    environment.harness_config = config  # type: ignore[attr-defined]
+    if not isinstance(environment.runner, WorkerRunner):
+        environment.harness_dispenser = Dispenser(config.scenario.batches, on_drained)  # type: ignore[attr-defined]
+
+
+@events.init.add_listener
+def _init(environment: Environment, **_kw: Any) -> None:
+    opts = environment.parsed_options
+    if opts is None or not opts.harness_config:
+        return
+    runner = environment.runner
+
+    def drained() -> None:
+        log.info("every batch settled; stopping the load")
+        gevent.spawn_later(0.1, runner.quit)  # type: ignore[union-attr]
+
+    install(environment)
+    use_config(environment, LoadConfig(Path(opts.harness_config)), drained)
 
 
 _requests = itertools.count()

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from harness import runner
 from harness import scenario as scenarios
-from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
+from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 from harness.results import component_total, find_finished_run, finished_summary, memory_limit_bytes, peak_memory_bytes
 from harness.rundir import read_json, write_json
 from harness.runner import RunOptions
@@ -363,7 +363,7 @@ def run_matrix(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base:
         "versions": list(versions),
         "axes": {k: list(v) for k, v in axes.items()},
         "overrides": dict(base.overrides),
-        "memory_limit_bytes": target.memory_limit,
+        "memory_limit_bytes": None if "memory_limit" in axes else target.memory_limit,
         "started": time.time(),
     }
     results: dict[Cell, CellResult] = {}

@@ -203,6 +203,73 @@ def _raise_on_sigterm(signum: int, _frame: Any) -> None:
     raise Interrupted(signum)
 
 
+def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, target_options: TargetOptions,
+               version: str | None, began: float) -> dict[str, Any]:
+    """run.json's inputs (the run's key among them); `run` and `ui` write the same file."""
+    key = run_key(scenario, target_options, version, options.overrides)
+    return {
+        "run_id": run_id, "key": key.to_json(), "harness_version": __version__, "command": options.command,
+        "scenario": {"name": scenario.name, "hash": scenario.digest(), "fields": scenario.to_json()},
+        "target": target_options.target, "milvus_version": version,
+        "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
+        "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
+        "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
+    }
+
+
+def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str | None:
+    """Why the load must stop now by the run's stop rules, or None to go on."""
+    fatal = [e for e in stop_events if e.type in (record.OOM_KILLED, record.MEMORY_STALL)]
+    if fatal and not keep_going:
+        return f"stopped at the first {fatal[0].type} (use --keep-going to continue)"
+    if stop_events and restart == "never":
+        return f"the server died ({stop_events[0].type}) and --restart never"
+    return None
+
+
+def verify_after_load(target: Any, address: str, scenario: scenarios.Scenario, run_dir: RunDir) -> dict[str, Any]:
+    """Check that every acked row is present, once the target is ready to answer queries."""
+    acks = list(read_jsonl(run_dir.acks))
+    ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
+    if not ready:
+        return {"verified": None, "note": "the server did not come back to answer queries"}
+    return verify(address, scenario.collection, acked_batches(acks))
+
+
+def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
+                 began: float, verdict_at: float | None, verification: dict[str, Any], status: str = "FINISHED",
+                 exit_code: int | None = None, inconclusive: str | None = None,
+                 console: Console | None = None) -> RunResult:
+    """Judge a stopped run from its directory: summary.json with the verdict, then the reports.
+
+    Called by `run` and by the web UI once the load, the watchers and the verification are
+    done; ABORTED (status) keeps partial figures and no verdict.
+    """
+    ended = time.time()
+    summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
+                      ended=ended, verification=verification, status=status,
+                      time_to_verdict=(verdict_at - began) if verdict_at else None)
+    events = list(read_jsonl(run_dir.events))
+    if status == "ABORTED":
+        verdict, reasons, rules = None, [f"the run was interrupted (exit {exit_code}); figures are partial"], []
+        summary["exit_code"] = exit_code
+    elif inconclusive:
+        verdict, reasons, rules = Verdict.INCONCLUSIVE, [inconclusive], []
+    else:
+        verdict, reasons, rules = judge(scenario.rules, summary, events)
+    summary.update(verdict=verdict.value if verdict else "ABORTED", reasons=reasons,
+                   rules=[r.to_json() for r in rules])
+    write_json(run_dir.summary, summary)
+    try:
+        from harness.report import render_report
+
+        render_report(run_dir.path)
+    except Exception as exc:  # a report bug must not hide the verdict
+        if console is not None:
+            console.print(f"[yellow]warning: report rendering failed: {exc}[/]")
+    return RunResult(verdict, status, run_dir.path, summary)
+
+
 def run(options: RunOptions, console: Console | None = None,
         on_context: Callable[[RunContext], None] | None = None) -> RunResult:
     """Run one scenario against one target and judge it; never leaves a process behind."""
@@ -219,15 +286,7 @@ def run(options: RunOptions, console: Console | None = None,
     run_dir = RunDir.create(options.report_dir, run_id)
     if hasattr(target, "_log_dir"):
         target._log_dir = run_dir.logs
-    key = run_key(scenario, target_options, version, options.overrides)
-    inputs = {
-        "run_id": run_id, "key": key.to_json(), "harness_version": __version__, "command": options.command,
-        "scenario": {"name": scenario.name, "hash": scenario.digest(), "fields": scenario.to_json()},
-        "target": target_options.target, "milvus_version": version,
-        "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
-        "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
-        "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
-    }
+    inputs = run_inputs(run_id, options, scenario, target_options, version, began)
     write_json(run_dir.run_json, inputs)
     context = RunContext(run_dir)
     recorder = Recorder(context, run_dir)
@@ -283,12 +342,9 @@ def run(options: RunOptions, console: Console | None = None,
                 if not locust.running():
                     stop_reason = "Locust finished (all batches settled or --run-time reached)"
                     break
-                fatal = [e for e in stop_events if e.type in (record.OOM_KILLED, record.MEMORY_STALL)]
-                if fatal and not options.keep_going:
-                    stop_reason = f"stopped at the first {fatal[0].type} (use --keep-going to continue)"
-                    break
-                if stop_events and target_options.restart == "never":
-                    stop_reason = f"the server died ({stop_events[0].type}) and --restart never"
+                ruled = stop_rule(stop_events, options.keep_going, target_options.restart)
+                if ruled:
+                    stop_reason = ruled
                     break
                 time.sleep(0.25)
             verdict_at = time.time()
@@ -301,12 +357,7 @@ def run(options: RunOptions, console: Console | None = None,
                 watcher.stop()
             progress.phase = "verifying acked rows"
             view.update()
-            acks = list(read_jsonl(run_dir.acks))
-            ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
-            if ready:
-                verification = verify(endpoint.address, scenario.collection, acked_batches(acks))
-            else:
-                verification = {"verified": None, "note": "the server did not come back to answer queries"}
+            verification = verify_after_load(target, endpoint.address, scenario, run_dir)
     except TargetError as exc:
         inconclusive = str(exc)
         if isinstance(exc, UsageError) or exc.exit_code == ExitCode.USAGE:
@@ -322,25 +373,6 @@ def run(options: RunOptions, console: Console | None = None,
             target.stop()
         finally:
             recorder.close()
-    ended = time.time()
-    summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
-                      ended=ended, verification=verification, status=status,
-                      time_to_verdict=(verdict_at - began) if verdict_at else None)
-    events = list(read_jsonl(run_dir.events))
-    if status == "ABORTED":
-        verdict, reasons, rules = None, [f"the run was interrupted (exit {exit_code}); figures are partial"], []
-        summary["exit_code"] = exit_code
-    elif inconclusive:
-        verdict, reasons, rules = Verdict.INCONCLUSIVE, [inconclusive], []
-    else:
-        verdict, reasons, rules = judge(scenario.rules, summary, events)
-    summary.update(verdict=verdict.value if verdict else "ABORTED", reasons=reasons,
-                   rules=[r.to_json() for r in rules])
-    write_json(run_dir.summary, summary)
-    try:
-        from harness.report import render_report
-
-        render_report(run_dir.path)
-    except Exception as exc:  # a report bug must not hide the verdict
-        console.print(f"[yellow]warning: report rendering failed: {exc}[/]")
-    return RunResult(verdict, status, run_dir.path, summary)
+    return finalize_run(run_dir, run_id=run_id, scenario=scenario, facts=facts, began=began, verdict_at=verdict_at,
+                        verification=verification, status=status, exit_code=exit_code, inconclusive=inconclusive,
+                        console=console)

@@ -31,12 +31,37 @@ def _data_dirs() -> set[str]:
     return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("milvus-harness-data-")}
 
 
+def _in_use_by_others(path: Path) -> bool:
+    """A cgroup or data dir that a live process outside this test session uses (a developer's
+    own run on the same machine) is theirs, not a leak of ours."""
+    mine = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)} | {os.getpid()}
+    if path.is_absolute() and (path / "cgroup.procs").exists():
+        pids = {int(p) for p in (path / "cgroup.procs").read_text().split()}
+        return bool(pids) and not pids & mine
+    for proc in psutil.process_iter(["name", "cwd"]):
+        try:
+            if proc.info["name"] == "milvus" and str(proc.info["cwd"] or "").find(str(path)) >= 0:
+                return proc.pid not in mine
+        except psutil.Error:
+            continue
+    return False
+
+
+def _new_cgroups(before: set[Path]) -> list[Path]:
+    return [p for p in leftover_cgroups() if p not in before and not _in_use_by_others(p)]
+
+
+def _new_data_dirs(before: set[str]) -> list[str]:
+    tmp = Path(tempfile.gettempdir())
+    return [d for d in _data_dirs() - before if not _in_use_by_others(tmp / d)]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _before_cgroups.update(leftover_cgroups())
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaked_groups = [p for p in leftover_cgroups() if p not in _before_cgroups]
+    leaked_groups = _new_cgroups(_before_cgroups)
     leaked_procs = _our_milvus_processes()
     if leaked_groups or leaked_procs:
         print(f"\nLEFT BEHIND by the tests: cgroups {leaked_groups}, processes {[p.pid for p in leaked_procs]}")
@@ -48,9 +73,9 @@ def no_leftovers():
     """Asserts that the test left no cgroup, Milvus process or data dir of its own behind."""
     groups, dirs = set(leftover_cgroups()), _data_dirs()
     yield
-    assert not [p for p in leftover_cgroups() if p not in groups], "a harness cgroup was left behind"
+    assert not _new_cgroups(groups), "a harness cgroup was left behind"
     assert not _our_milvus_processes(), "a Milvus process was left running"
-    assert _data_dirs() <= dirs, "a Milvus data dir was left behind"
+    assert not _new_data_dirs(dirs), "a Milvus data dir was left behind"
 
 
 @pytest.fixture(scope="session")

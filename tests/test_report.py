@@ -71,9 +71,15 @@ def test_fixtures_exist() -> None:
 def test_html_has_the_charts_and_no_external_urls(rendered: tuple[Path, dict[str, Any]]) -> None:
     run_dir, _ = rendered
     page = (run_dir / "report.html").read_text()
-    for chart in ("memory", "rows", "latency", "memory-vs-rows"):
+    run = load_run(run_dir)
+    expected = ["memory"] if any(s.memory_bytes is not None for s in run.samples) else []
+    if run.acks:
+        expected += ["rows", "latency"] + (["memory-vs-rows"] if expected else [])
+    if run_dir.name in ("oom-kill", "pass"):
+        assert len(expected) == 4
+    for chart in expected:
         assert f'<figure id="chart-{chart}"><svg' in page, chart
-    assert page.count("<svg") == 4
+    assert page.count("<svg") == len(expected)
     # opened from disk or a CI artifact: nothing may be fetched
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "url(http" not in page and "@import" not in page
@@ -90,10 +96,10 @@ def test_memory_chart_has_limit_line_and_event_markers(rendered: tuple[Path, dic
     ids = set(svg_ids(memory_svg))
     for name, component in summary["components"].items():
         assert f"memory-{name}" in ids
-        if component["limit_bytes"]:
+        if component.get("limit_bytes"):
             assert f"limit-{name}" in ids
-    events = [json.loads(line)["type"] for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert ("oom-marker" in ids) == ("OOMKilled" in events) == (summary["first_oom"] is not None)
+    events = {e.type for e in load_run(run_dir).events}
+    assert ("oom-marker" in ids) == ("OOMKilled" in events) == (summary.get("first_oom") is not None)
     assert ("restart-marker" in ids) == ("Restarted" in events)
     assert (run_dir / "memory.png").read_bytes().startswith(PNG_MAGIC)
 
@@ -108,14 +114,17 @@ def test_html_numbers_match_summary(rendered: tuple[Path, dict[str, Any]]) -> No
         assert format_bytes(component["peak_memory_bytes"]) in page
     assert f"<th>Acked</th><td>{summary['rows']['acked']:,}</td>" in page
     assert f"<th>Planned</th><td>{summary['rows']['planned']:,}</td>" in page
-    assert f"{summary['inserts']['latency_ms']['p95']:,.0f} ms" in page
-    assert f"<h1>seed on Milvus {summary['milvus_version']}" in page
+    p95 = (summary["inserts"].get("latency_ms") or {}).get("p95")
+    if p95 is not None:
+        assert f"<th>Latency p95</th><td>{p95:,.0f} ms</td>" in page
+    assert f"<h1>{summary['scenario']} on Milvus {summary['milvus_version']}" in page
 
 
 def test_markdown_matches_summary(rendered: tuple[Path, dict[str, Any]]) -> None:
     run_dir, summary = rendered
     text = (run_dir / "report.md").read_text()
-    assert text.startswith("# ") and f"{summary['verdict']}: seed on Milvus 2.3.5" in text.splitlines()[0]
+    title = f"{summary['verdict']}: {summary['scenario']} on Milvus {summary['milvus_version']}"
+    assert text.startswith("# ") and title in text.splitlines()[0]
     for reason in summary["reasons"]:
         assert f"- {reason}" in text
     assert "](memory.png)" in text
@@ -132,15 +141,21 @@ def test_junit_counts(rendered: tuple[Path, dict[str, Any]]) -> None:
     assert suite.tag == "testsuite" and suite.get("name") == "milvus-harness"
     cases = suite.findall("testcase")
     rules = summary.get("rules")
+    verdict = summary["verdict"]
     if rules:
-        assert [c.get("name") for c in cases] == [r["name"] for r in rules]
-        expected_failures = sum(not r["passed"] for r in rules)
+        names = [r["name"] for r in rules]
+        failures = sum(not r["passed"] for r in rules)
+        if verdict == "FAIL" and not failures:
+            names, failures = names + ["verdict"], 1
     else:
-        assert [c.get("name") for c in cases] == [summary["scenario"]]
-        expected_failures = int(summary["verdict"] == "FAIL")
+        names, failures = [summary["scenario"]], int(verdict == "FAIL")
+    assert [c.get("name") for c in cases] == names
     assert int(suite.get("tests")) == len(cases)
-    assert int(suite.get("failures")) == expected_failures == len(suite.findall("testcase/failure"))
-    assert int(suite.get("skipped")) == 0 and int(suite.get("errors")) == 0
+    skipped = len(cases) if verdict == "INCONCLUSIVE" else 0
+    failures = 0 if verdict == "INCONCLUSIVE" else failures
+    assert int(suite.get("failures")) == failures == len(suite.findall("testcase/failure"))
+    assert int(suite.get("skipped")) == skipped == len(suite.findall("testcase/skipped"))
+    assert int(suite.get("errors")) == 0
     for failure in suite.findall("testcase/failure"):
         assert failure.text and failure.get("message")
 

@@ -129,8 +129,8 @@ def memory_chart(report: RunReport) -> Figure | None:
     # plot in the unit shown, so the tick locator picks round GiB / MiB steps
     unit, unit_name = _unit(top)
     figure, ax = _figure(10, 3.9)
-    for i, component in enumerate(components):
-        color = COMPONENT_COLORS[i % len(COMPONENT_COLORS)]
+    for component in components:
+        color = _color(report, component)
         samples = report.samples_of(component)
         xs = [report.elapsed(s.t) for s in samples]
         ys = [math.nan if s.memory_bytes is None else s.memory_bytes / unit for s in samples]
@@ -138,10 +138,7 @@ def memory_chart(report: RunReport) -> Figure | None:
         ax.plot(xs, ys, color=color, lw=1.8, label=component, gid=f"memory-{component}",
                 solid_joinstyle="round", zorder=5)
         ax.fill_between(xs, ys, color=color, alpha=0.07, lw=0)
-        limit = report.limit_of(component)
-        if limit:
-            ax.axhline(limit / unit, color=color, ls=(0, (6, 3)), lw=1.3, gid=f"limit-{component}",
-                       label=f"{component} limit {format_bytes(limit)}")
+    _limit_lines(ax, report, components, unit, with_gids=True)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _trim(v)))
     ax.set_ylabel(f"memory ({unit_name})")
@@ -150,7 +147,7 @@ def memory_chart(report: RunReport) -> Figure | None:
     _markers(ax, report, with_gids=True)
     _annotate_first_oom(ax, report)
     _finish(ax, report)
-    _legend_above(ax)
+    _legend_above(ax, max_cols=4)
     return figure
 
 
@@ -206,13 +203,13 @@ def latency_chart(report: RunReport) -> Figure | None:
         value = percentiles.get(key)
         if isinstance(value, (int, float)):
             ax.axhline(value, color="#64748b", ls=style, lw=1.1, label=f"{key} {value:,.0f} ms")
-    ax.set_ylim(0, max(a.latency_ms for a in acks) * 1.18)
+    ax.set_ylim(0, max(max(a.latency_ms for a in acks), 1.0) * 1.18)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.set_ylabel("latency (ms)")
     _shade_load(ax, report)
     _markers(ax, report, with_gids=False)
     _finish(ax, report)
-    _legend_above(ax)
+    _legend_above(ax, max_cols=4)
     return figure
 
 
@@ -235,21 +232,21 @@ def memory_vs_rows_chart(report: RunReport) -> Figure | None:
     figure, ax = _figure(*SMALL)
     first_segment: tuple[list[float], list[float]] | None = None
     for component, samples in series:
-        color = COMPONENT_COLORS[report.component_names.index(component) % len(COMPONENT_COLORS)]
+        color = _color(report, component)
         rows = report.rows_acked_at(s.t for s in samples)
         for n, segment in enumerate(_segments(samples, rows)):
             xs = [float(r) for r, _ in segment]
             ys = [(s.memory_bytes or 0) / unit for _, s in segment]
             if n and len(set(xs)) < 2:
                 continue  # a restarted process that got no rows says nothing about growth
-            ax.plot(xs, ys, color=color, lw=1.4, marker="o", ms=3, alpha=1.0 if n == 0 else 0.45,
+            xs, ys = _thin(xs, ys, max_points=800)
+            ax.plot(xs, ys, color=color, lw=1.4, marker="o" if len(xs) <= 200 else None, ms=3,
+                    alpha=1.0 if n == 0 else 0.45,
                     label=component if n == 0 else f"{component} after restart {n}",
                     gid=f"growth-{component}" if n == 0 else None)
             if first_segment is None and n == 0:
                 first_segment = (xs, ys)
-        limit = report.limit_of(component)
-        if limit:
-            ax.axhline(limit / unit, color=color, ls=(0, (6, 3)), lw=1.2, label=f"limit {format_bytes(limit)}")
+    _limit_lines(ax, report, [c for c, _ in series], unit, with_gids=False)
     if first_segment is not None:
         _growth_line(ax, report, *first_segment, unit=unit)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
@@ -293,17 +290,49 @@ def to_svg(figure: Figure, prefix: str, keep: set[str] | None = None, title: str
 
 # -- helpers ------------------------------------------------------------------------------
 
+def _color(report: RunReport, component: str) -> str:
+    """The component's colour, the same on every chart."""
+    names = report.component_names
+    return COMPONENT_COLORS[names.index(component) % len(COMPONENT_COLORS) if component in names else 0]
+
+
 def _unit(top: float) -> tuple[float, str]:
     """GiB for gigabyte-scale charts, MiB below."""
     return (GIB, "GiB") if top >= GIB else (MIB, "MiB")
 
 
-def _legend_above(ax: Axes) -> None:
-    """The legend in one or two rows above the plot, where it hides no data."""
+def _legend_above(ax: Axes, max_cols: int = 3) -> None:
+    """The legend in rows above the plot, where it hides no data, read left to right."""
     handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.01), ncols=min(len(handles), 4),
-                  borderaxespad=0, handlelength=2.2, columnspacing=1.4)
+    if not handles:
+        return
+    ncols = min(len(handles), max_cols)
+    # matplotlib fills a legend column by column; reorder so that rows read in plot order
+    order = [i for c in range(ncols) for i in range(c, len(handles), ncols)]
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
+              bbox_to_anchor=(0, 1.01), ncols=ncols, borderaxespad=0, handlelength=2.2,
+              columnspacing=1.4)
+
+
+def _limit_lines(ax: Axes, report: RunReport, components: Sequence[str], unit: float,
+                 with_gids: bool) -> None:
+    """A dashed line at each component's limit; one shared grey line's label when all agree."""
+    limits = {c: report.limit_of(c) for c in components}
+    present = [limit for limit in limits.values() if limit]
+    shared = len(present) > 1 and len(set(present)) == 1
+    labelled = False
+    for component in components:
+        limit = limits[component]
+        if not limit:
+            continue
+        if shared:
+            color, label = "#475569", None if labelled else f"limit {format_bytes(limit)}"
+            labelled = True
+        else:
+            color = _color(report, component)
+            label = f"{component} limit {format_bytes(limit)}" if with_gids else f"limit {format_bytes(limit)}"
+        ax.axhline(limit / unit, color=color, ls=(0, (6, 3)), lw=1.3, label=label,
+                   gid=f"limit-{component}" if with_gids else None)
 
 
 def _figure(width: float, height: float) -> tuple[Figure, Axes]:
@@ -413,7 +442,7 @@ def _growth_line(ax: Axes, report: RunReport, xs: list[float], ys: list[float], 
             ls=(0, (4, 3)), gid="growth-fit", label=label, zorder=4)
 
 
-def _thin(xs: list[float], ys: list[float], max_points: int = 3000) -> tuple[list[float], list[float]]:
+def _thin(xs: list[float], ys: list[float], max_points: int = 1500) -> tuple[list[float], list[float]]:
     """At most about max_points points, keeping each bucket's min and max (peaks matter)."""
     if len(xs) <= max_points:
         return xs, ys

@@ -191,14 +191,20 @@ class RunReport:
         return [s for s in self.samples if s.component == component]
 
     def limit_of(self, component: str) -> int | None:
-        """The component's memory limit: the latest sampled one, else the summary's."""
-        for sample in reversed(self.samples_of(component)):
+        """The component's memory limit: the latest sampled one, else summary's for it.
+
+        The run-wide limit stands in only for a component never sampled: in a cluster it is
+        the streaming nodes' limit, not the proxy's.
+        """
+        samples = self.samples_of(component)
+        for sample in reversed(samples):
             if sample.limit_bytes:
                 return sample.limit_bytes
-        for comp in self.components:
-            if comp.name == component and comp.limit_bytes:
-                return comp.limit_bytes
-        return self.memory_limit_bytes
+        raw = self.summary.get("components")
+        entry = raw.get(component) if isinstance(raw, Mapping) else None
+        if isinstance(entry, Mapping) and entry.get("limit_bytes"):
+            return _int_or_none(entry["limit_bytes"])
+        return None if samples else self.memory_limit_bytes
 
     def _component_from_files(self, name: str) -> ComponentSummary:
         samples = self.samples_of(name)
@@ -207,7 +213,7 @@ class RunReport:
         return ComponentSummary(
             name=name,
             peak_memory_bytes=max(memories) if memories else None,
-            limit_bytes=self.limit_of(name) if samples else self.memory_limit_bytes,
+            limit_bytes=self.limit_of(name),
             restarts=max((s.restarts for s in samples), default=0),
             oom_kills=sum(e.type == record.OOM_KILLED for e in events),
             stalls=sum(e.type == record.MEMORY_STALL for e in events),

@@ -79,6 +79,7 @@ class TargetOptions:
     memory_limit: int | None = None
     milvus_config: dict[str, str] = field(default_factory=dict)
     restart: str = "always"  # always | never
+    oom_kill: bool = True  # False: the kernel pauses the server at the limit (a stall) instead
     restart_backoff: float = 10.0
     restart_backoff_max: float = 300.0
     watch_interval: float = 1.0

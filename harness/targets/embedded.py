@@ -144,6 +144,7 @@ class EmbeddedServer:
             etcd_log_path=str(self.log_dir / "etcd.log"), system_log_path=str(self.log_dir),
             etcd_data_dir=str(storage / "etcd.data"), local_storage_dir=str(storage),
             rocksmq_data_dir=str(storage / "rocksmq"),
+            rocketmq_data_dir=str(storage / "rocksmq"),  # the 2.2.x templates' spelling
         )
         # Embedded etcd listens on 2379/2380 in every server unless given its own config file.
         etcd_config = self.data_dir / "configs" / "embedEtcd.yaml"
@@ -157,7 +158,8 @@ class EmbeddedServer:
         text = render_config(self.install.config_template.read_text(), values, overrides,
                              internal={"etcd.config.path": str(etcd_config)})
         (self.data_dir / "configs" / "milvus.yaml").write_text(text)
-        shutil.copy(self.install.glog_conf, self.data_dir / "configs" / "glog.conf")
+        if self.install.glog_conf.exists():  # the 2.2.x packages ship none
+            shutil.copy(self.install.glog_conf, self.data_dir / "configs" / "glog.conf")
 
     def start(self) -> int:
         """Spawn the server (in the cgroup before it execs, in its own process group)."""
@@ -255,6 +257,8 @@ class EmbeddedTarget:
             try:
                 self.cgroup = MemoryCgroup.create(self._tmp.name.rsplit("-", 1)[-1], limit)
                 self.isolation = self.cgroup.isolation
+                if not self.options.oom_kill and not self.cgroup.disable_oom_killer():
+                    raise UsageError("--no-oom-kill needs a cgroup v1 memory controller, which this machine lacks")
             except CgroupUnavailable as exc:
                 log.warning("%s: falling back to an RSS watchdog (source 'watchdog')", exc)
                 self.watchdog = Watchdog(limit, self._on_watchdog_kill)
@@ -324,6 +328,7 @@ class EmbeddedTarget:
             "startup_seconds": round(self.startup_seconds, 2) if self.startup_seconds else None,
             "milvus_config": {k: v for k, v in self.overrides.items()},
             "restart_policy": self.options.restart,
+            "oom_kill": self.options.oom_kill,
         }
 
     def stop(self) -> None:

@@ -46,7 +46,8 @@ MAX_BACKOFF = 30.0
 def describe_error(exc: BaseException) -> str:
     """One line for an API failure: HTTP status, timeout or connection error."""
     from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, TimeoutError as Urllib3Timeout
+    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+    from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
     if isinstance(exc, ApiException):
         hint = {404: " (not served: is metrics-server installed?)",
@@ -58,6 +59,8 @@ def describe_error(exc: BaseException) -> str:
         return f"no answer in time ({exc})"
     if isinstance(exc, NewConnectionError):
         return f"cannot connect ({exc})"
+    if isinstance(exc, ProtocolError):
+        return f"connection lost ({exc})"
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
@@ -110,6 +113,7 @@ class _Container:
     restart_count: int = 0
     terminations: set[str] = field(default_factory=set)
     waiting: str | None = None
+    crash_loop_reported_at: int = -1  # restartCount when CrashLoopBackOff was last reported
 
 
 @dataclass
@@ -342,6 +346,7 @@ class KubernetesWatcher:
                     known.restart_count = count
                     known.terminations = {_termination_key(t) for t in terminated}
                     known.waiting = waiting
+                    known.crash_loop_reported_at = count if waiting == CRASH_LOOP_BACK_OFF else -1
                     continue
             series = state.series_of(cs.name)
             # The termination first (it happened before the restart that follows it).
@@ -363,7 +368,9 @@ class KubernetesWatcher:
                                data={"pod": state.name, "container": cs.name, "restart_count": count,
                                      "restarts": self._restarts[series], "new_restarts": new})
                 known.restart_count = count
-            if waiting == CRASH_LOOP_BACK_OFF and known.waiting != waiting:
+            # Once per back-off: again after a new crash even if the short run in between was missed.
+            if waiting == CRASH_LOOP_BACK_OFF and (known.waiting != waiting or count > known.crash_loop_reported_at):
+                known.crash_loop_reported_at = count
                 message = cs.state.waiting.message or ""
                 ctx.fire_event(component=series, type=CRASH_LOOP_BACK_OFF, t=now,
                                detail=f"container {cs.name} of pod {state.name} is in CrashLoopBackOff"
@@ -486,7 +493,7 @@ def run_watch(*, target: str, kube_context: str | None, allow_context: str | Non
     if console is not None:
         ctx.on_event(lambda e: console.print(
             f"{time.strftime('%H:%M:%S', time.localtime(e.t))}  {e.component:<16} {e.type:<16} {e.detail}",
-            markup=False, highlight=False))
+            markup=False, highlight=False, soft_wrap=True))
     watcher = KubernetesWatcher.for_context(context_name, namespace=namespace, selector=selector,
                                             interval=interval, request_timeout=max(2.0, min(10.0, interval * 5)))
     samples = 0
@@ -511,5 +518,6 @@ def run_watch(*, target: str, kube_context: str | None, allow_context: str | Non
         for event in ctx.events:
             kinds[event.type] = kinds.get(event.type, 0) + 1
         summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no events"
-        console.print(f"{samples} samples, {summary}; written to {out}", markup=False, highlight=False)
+        console.print(f"{samples} samples, {summary}; written to {out}", markup=False, highlight=False,
+                      soft_wrap=True)
     return 0

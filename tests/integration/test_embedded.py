@@ -107,3 +107,34 @@ def test_restart_never_stops_at_the_first_death(milvus_version, no_leftovers):
         time.sleep(2)
         assert target.restarts == 0 and target.pid() is None
         assert not target.wait_ready(5)
+
+
+def test_a_stall_at_the_limit_is_a_memory_stall_not_a_kill(milvus_version, no_leftovers):
+    """With the OOM killer off the server is held at its limit: usage pinned, inserts time out."""
+    seed = scenarios.load("seed")
+    context = RunContext()
+    acked = [0]
+    StallDetector(context, lambda: acked[0], seconds=8)
+    with _target(milvus_version, 1.5, oom_kill=False) as target:
+        target.start(context)
+        address = target.server.address
+        collection.create(address, seed)
+        inserter = NumpyInserter(address, seed.collection, seed, timeout=20)
+        try:
+            for k in range(30):
+                result = inserter.insert(data.generate_batch(seed, k))
+                if not result.ok:
+                    break
+                acked[0] += result.rows
+        finally:
+            inserter.close()
+        assert not result.ok and "DEADLINE_EXCEEDED" in result.error
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(e.type == "MemoryStall" for e in context.events):
+            time.sleep(0.5)
+        types = [e.type for e in context.events]
+        assert "MemoryStall" in types and "OOMKilled" not in types and "Exited" not in types
+        stall = next(e for e in context.events if e.type == "MemoryStall")
+        assert stall.data["memory_bytes"] >= 0.97 * 1.5 * GiB
+        assert target.pid() is not None  # alive, just stuck
+        assert target.prepare_verification(60)  # lifting the limit lets it go on

@@ -16,7 +16,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -166,10 +166,11 @@ class FakeKubeAPI:
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(req.path)
+        path = unquote(parts.path)  # the client sends pod:port as pod%3Aport, as the API server accepts
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self.lock:
             self.requests.append(req.path)
-        if m := _PODS.match(parts.path):
+        if m := _PODS.match(path):
             with self.lock:
                 status, body = self.pods_status, self.pods_body
                 pods = [p for p in self.pods if p["metadata"]["namespace"] == m.group(1)
@@ -180,7 +181,7 @@ class FakeKubeAPI:
                 return self._send(req, 200, body.encode(), "application/json")
             return self._json(req, 200, {"kind": "PodList", "apiVersion": "v1",
                                          "metadata": {"resourceVersion": "1"}, "items": pods})
-        if m := _METRICS.match(parts.path):
+        if m := _METRICS.match(path):
             with self.lock:
                 status, delay = self.metrics_status, self.metrics_delay
             if delay:
@@ -190,13 +191,13 @@ class FakeKubeAPI:
             if status != 200:
                 return self._status(req, status, "ServiceUnavailable", "the server is currently unable to handle the request")
             return self._json(req, 200, self._pod_metrics(m.group(1), query.get("labelSelector", "")))
-        if m := _PROXY.match(parts.path):
+        if m := _PROXY.match(path):
             with self.lock:
                 text = self.pod_metrics_text.get(m.group(2))
             if text is None or m.group(3) != "9091" or m.group(4) != "metrics":
                 return self._status(req, 503, "ServiceUnavailable", "no endpoints available")
             return self._send(req, 200, text.encode(), "text/plain; version=0.0.4")
-        return self._status(req, 404, "NotFound", f"no route {parts.path}")
+        return self._status(req, 404, "NotFound", f"no route {path}")
 
     def _pod_metrics(self, namespace: str, selector: str) -> dict[str, Any]:
         items = []

@@ -1,0 +1,326 @@
+"""The Kubernetes watcher through the real kubernetes client against FakeKubeAPI.
+
+Most tests call poll_once() between scripted changes, so "what happened between two polls"
+is exact; the outage and never-crash tests run the watcher's own thread.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+from harness.watch import record
+from harness.watch.kubernetes import API_COMPONENT, CRASH_LOOP_BACK_OFF, METRICS_COMPONENT
+from k8s_fakes import container_status, iso, make_pod
+
+GiB = 2**30
+MiB = 2**20
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_oom_kill_between_two_polls_is_reported_with_kubelets_time(fake_api, make_watcher, recorded):
+    uid = "pod-sn-1"
+    fake_api.pods = [make_pod("milvus-streamingnode-a", "streamingnode", uid=uid)]
+    fake_api.set_usage("milvus-streamingnode-a", "streamingnode", "15Gi")
+    watcher = make_watcher()
+    assert watcher.poll_once(recorded.context)
+    first = recorded.last("streamingnode")
+    assert (first.memory_bytes, first.limit_bytes, first.restarts) == (15 * GiB, 16 * GiB, 0)
+    assert first.source == "k8s:milvus-streamingnode-a/streamingnode"
+    assert recorded.events == []
+
+    # Between the polls: OOM-killed at `killed`, restarted 3 s later, already running again.
+    killed = int(time.time()) - 30
+    fake_api.pods = [make_pod("milvus-streamingnode-a", "streamingnode", uid=uid, statuses=[
+        container_status("streamingnode", restarts=1, started=killed + 3,
+                         last_terminated={"reason": "OOMKilled", "exit_code": 137, "finished": killed})])]
+    fake_api.set_usage("milvus-streamingnode-a", "streamingnode", "300Mi")
+    assert watcher.poll_once()
+
+    assert recorded.types() == [record.OOM_KILLED, record.RESTARTED]
+    oom, restarted = recorded.events
+    assert oom.component == "streamingnode"
+    assert oom.t == killed  # kubelet's finishedAt, not the time we looked
+    assert oom.data["exit_code"] == 137 and oom.data["reason"] == "OOMKilled"
+    assert oom.data["limit_bytes"] == 16 * GiB and oom.data["pod"] == "milvus-streamingnode-a"
+    assert "16.00 GiB" in oom.detail
+    assert restarted.t == killed + 3 and restarted.data["restarts"] == 1
+    after = recorded.last("streamingnode")
+    assert (after.memory_bytes, after.restarts) == (300 * MiB, 1)
+
+    # Looking again at the same state reports nothing twice.
+    assert watcher.poll_once()
+    assert len(recorded.events) == 2
+
+
+def test_two_restarts_between_polls_count_both(fake_api, make_watcher, recorded):
+    uid = "pod-sn-2"
+    fake_api.pods = [make_pod("sn", "streamingnode", uid=uid)]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    fake_api.pods = [make_pod("sn", "streamingnode", uid=uid, statuses=[
+        container_status("streamingnode", restarts=2, last_terminated={"reason": "OOMKilled", "finished": time.time() - 5})])]
+    watcher.poll_once()
+    assert recorded.types() == [record.OOM_KILLED, record.RESTARTED]
+    assert recorded.events[1].data["new_restarts"] == 2
+    assert recorded.last("streamingnode").restarts == 2
+
+
+def test_two_containers_in_a_pod_are_sampled_and_killed_separately(fake_api, make_watcher, recorded):
+    uid = "pod-dn"
+    containers = [("datanode", "4Gi"), ("log-agent", "256Mi")]
+    fake_api.pods = [make_pod("milvus-datanode-x", "datanode", uid=uid, containers=containers)]
+    fake_api.set_usage("milvus-datanode-x", "datanode", "1Gi")
+    fake_api.set_usage("milvus-datanode-x", "log-agent", "100Mi")
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    main, side = recorded.last("datanode"), recorded.last("datanode/log-agent")
+    assert (main.memory_bytes, main.limit_bytes) == (GiB, 4 * GiB)
+    assert (side.memory_bytes, side.limit_bytes) == (100 * MiB, 256 * MiB)
+    assert side.source == "k8s:milvus-datanode-x/log-agent"
+
+    # Only the sidecar is OOM-killed: the event names it, the main container's series is clean.
+    fake_api.pods = [make_pod("milvus-datanode-x", "datanode", uid=uid, containers=containers, statuses=[
+        container_status("datanode"),
+        container_status("log-agent", restarts=1, last_terminated={"reason": "OOMKilled", "finished": time.time() - 2}),
+    ])]
+    watcher.poll_once()
+    assert [(e.component, e.type) for e in recorded.events] == [
+        ("datanode/log-agent", record.OOM_KILLED), ("datanode/log-agent", record.RESTARTED)]
+    assert recorded.last("datanode").restarts == 0
+    assert recorded.last("datanode/log-agent").restarts == 1
+
+
+def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("milvus-streamingnode-aaa", "streamingnode", uid="a"),
+                     make_pod("milvus-streamingnode-bbb", "streamingnode", uid="b"),
+                     make_pod("milvus-proxy-ppp", "proxy", uid="p", containers=[("proxy", "1Gi")])]
+    for name, container, q in (("milvus-streamingnode-aaa", "streamingnode", "2Gi"),
+                               ("milvus-streamingnode-bbb", "streamingnode", "3Gi"),
+                               ("milvus-proxy-ppp", "proxy", "200Mi")):
+        fake_api.set_usage(name, container, q)
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    # Two replicas of one component: two stable series.
+    assert recorded.last("streamingnode").source.startswith("k8s:milvus-streamingnode-aaa/")
+    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+    assert recorded.last("proxy").memory_bytes == 200 * MiB
+
+    # aaa is deleted: while terminating, its replacement ccc already exists (not ready yet).
+    fake_api.pods = [make_pod("milvus-streamingnode-aaa", "streamingnode", uid="a", deleting=True),
+                     make_pod("milvus-streamingnode-bbb", "streamingnode", uid="b"),
+                     make_pod("milvus-streamingnode-ccc", "streamingnode", uid="c", ready=False),
+                     make_pod("milvus-proxy-ppp", "proxy", uid="p", containers=[("proxy", "1Gi")])]
+    fake_api.set_usage("milvus-streamingnode-ccc", "streamingnode", "100Mi")
+    watcher.poll_once()
+    gone = recorded.events[0]
+    assert (gone.component, gone.type, gone.data["pod"]) == ("streamingnode", record.EXITED, "milvus-streamingnode-aaa")
+    assert "being deleted" in gone.detail
+    latest = recorded.last("streamingnode")
+    assert latest.source == "k8s:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
+    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+
+    # aaa is gone from the list, ccc becomes ready: READY says whom it replaced.
+    fake_api.pods = [p for p in fake_api.pods if p["metadata"]["uid"] != "a"]
+    fake_api.pods[1] = make_pod("milvus-streamingnode-ccc", "streamingnode", uid="c")
+    watcher.poll_once()
+    ready = recorded.events[-1]
+    assert (ready.component, ready.type) == ("streamingnode", record.READY)
+    assert ready.data == {"pod": "milvus-streamingnode-ccc", "replaces": "milvus-streamingnode-aaa"}
+    assert len([e for e in recorded.events if e.type == record.EXITED]) == 1
+    components = {s.component for s in recorded.samples}
+    assert components == {"streamingnode", "streamingnode-2", "proxy"}
+
+
+def test_pod_that_vanishes_between_polls_and_an_evicted_pod(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("qn-1", "querynode", uid="q1"), make_pod("dn-1", "datanode", uid="d1")]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    fake_api.pods = [make_pod("qn-1", "querynode", uid="q1", phase="Failed", reason="Evicted",
+                              message="The node was low on resource: memory.")]
+    watcher.poll_once()
+    by_component = {e.component: e for e in recorded.events}
+    assert by_component["querynode"].type == record.EXITED and by_component["querynode"].data["reason"] == "Evicted"
+    assert "low on resource: memory" in by_component["querynode"].detail
+    assert by_component["datanode"].data["reason"] == "Deleted"
+
+
+def test_history_before_the_watch_is_not_this_runs(fake_api, make_watcher, recorded):
+    # Attached to a cluster whose pod was OOM-killed yesterday: not an event of this run.
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s", statuses=[
+        container_status("streamingnode", restarts=4, last_terminated={"reason": "OOMKilled", "finished": time.time() - 86400})])]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    watcher.poll_once()
+    assert recorded.events == []
+    assert recorded.last("streamingnode").restarts == 0
+
+
+def test_crash_loop_back_off(fake_api, make_watcher, recorded):
+    uid = "crash"
+    fake_api.pods = [make_pod("milvus-mixcoord-m", "mixcoord", uid=uid, containers=[("mixcoord", "2Gi")])]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+
+    died = int(time.time()) - 10
+    back_off = ("CrashLoopBackOff", "back-off 40s restarting failed container=mixcoord")
+    state = [container_status("mixcoord", restarts=1, waiting=back_off,
+                              last_terminated={"reason": "Error", "exit_code": 1, "finished": died, "container_id": "c1"})]
+    fake_api.pods = [make_pod("milvus-mixcoord-m", "mixcoord", uid=uid, containers=[("mixcoord", "2Gi")],
+                              statuses=state, ready=False)]
+    watcher.poll_once()
+    watcher.poll_once()  # still backing off: nothing new
+    assert recorded.types() == [record.EXITED, record.RESTARTED, CRASH_LOOP_BACK_OFF]
+    exited, _, crash = recorded.events
+    assert exited.t == died and exited.data["exit_code"] == 1 and "Error" in exited.detail
+    assert "back-off 40s" in crash.detail and crash.component == "mixcoord"
+
+    # It runs, dies again (a new termination), and backs off again: reported again.
+    fake_api.pods = [make_pod("milvus-mixcoord-m", "mixcoord", uid=uid, containers=[("mixcoord", "2Gi")], ready=False,
+                              statuses=[container_status("mixcoord", restarts=2, waiting=back_off, last_terminated={
+                                  "reason": "Error", "exit_code": 1, "finished": died + 45, "container_id": "c2"})])]
+    watcher.poll_once()
+    assert recorded.types()[3:] == [record.EXITED, record.RESTARTED, CRASH_LOOP_BACK_OFF]
+    assert recorded.last("mixcoord").restarts == 2
+
+
+def test_metrics_api_404_then_503_are_gaps_and_memory_comes_back(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    fake_api.set_usage("sn", "streamingnode", "1Gi")
+    watcher = make_watcher(interval=0.01, max_backoff=0.02)
+    fake_api.metrics_status = 404
+    watcher.poll_once(recorded.context)
+    time.sleep(0.05)
+    watcher.poll_once()  # still 404: no second gap event
+    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    assert len(gaps) == 1 and gaps[0].component == METRICS_COMPONENT and "404" in gaps[0].detail
+    assert "metrics-server" in gaps[0].detail
+    assert recorded.last("streamingnode").memory_bytes is None
+    assert recorded.last("streamingnode").limit_bytes == 16 * GiB  # the pod spec still answers
+
+    fake_api.metrics_status = 200
+    time.sleep(0.05)
+    watcher.poll_once()
+    assert recorded.last("streamingnode").memory_bytes == GiB
+
+    fake_api.metrics_status = 503
+    time.sleep(0.05)
+    watcher.poll_once()
+    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    assert len(gaps) == 2 and "503" in gaps[1].detail
+    assert recorded.last("streamingnode").memory_bytes is None
+    assert all(e.type == record.WATCH_GAP for e in recorded.events)
+
+
+def test_slow_metrics_api_is_a_gap_not_a_stall(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    fake_api.set_usage("sn", "streamingnode", "1Gi")
+    fake_api.metrics_delay = 1.5
+    watcher = make_watcher(metrics_timeout=0.3)
+    began = time.monotonic()
+    assert watcher.poll_once(recorded.context)
+    assert time.monotonic() - began < 1.4  # the poll gave up on the slow API
+    gap = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    assert len(gap) == 1 and gap[0].component == METRICS_COMPONENT and "in time" in gap[0].detail
+    assert recorded.last("streamingnode").memory_bytes is None
+
+
+def test_api_server_unreachable_for_a_while(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    fake_api.set_usage("sn", "streamingnode", "1Gi")
+    watcher = make_watcher(interval=0.05, request_timeout=0.5, max_backoff=0.4)
+    watcher.start(recorded.context)
+    assert _wait_for(lambda: len(recorded.samples) >= 2)
+
+    fake_api.down()
+    time.sleep(1.5)
+    errors_while_down = watcher.api_errors
+    # Back-off: 0.1, 0.2, 0.4, 0.4 ... s between tries, not one every 0.05 s (~30).
+    assert 2 <= errors_while_down <= 10
+    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    # The first failure is the pooled connection reset or a refused connect, depending on timing.
+    assert len(gaps) == 1 and gaps[0].component == API_COMPONENT and "connect" in gaps[0].detail
+    assert watcher.alive
+
+    seen = len(recorded.samples)
+    fake_api.up()
+    assert _wait_for(lambda: len(recorded.samples) > seen + 2)
+    assert watcher.alive
+    assert recorded.last("streamingnode").memory_bytes == GiB
+    assert len([e for e in recorded.events if e.type == record.WATCH_GAP]) == 1
+    watcher.stop()
+    assert not watcher.alive
+
+
+def test_api_errors_and_garbage_never_end_the_watcher(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    watcher = make_watcher(interval=0.02, max_backoff=0.05)
+    watcher.start(recorded.context)
+    assert _wait_for(lambda: len(recorded.samples) >= 1)
+    fake_api.pods_status = 500
+    assert _wait_for(lambda: watcher.api_errors >= 2)
+    fake_api.pods_status = 200
+    fake_api.pods_body = '{"kind": "PodList", "items": [{"metadata": 17}]}'  # not a pod list
+    time.sleep(0.3)
+    fake_api.pods_body = "<html>502 Bad Gateway</html>"
+    time.sleep(0.3)
+    assert watcher.alive
+    fake_api.pods_body = None
+    seen = len(recorded.samples)
+    assert _wait_for(lambda: len(recorded.samples) > seen)
+    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP and e.component == API_COMPONENT]
+    assert gaps and "500" in gaps[0].detail
+
+
+def test_selector_and_namespace_are_sent_and_honoured(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("mine", "proxy", uid="1", containers=[("proxy", "1Gi")]),
+                     make_pod("other-release", "proxy", uid="2", release="other", containers=[("proxy", "1Gi")]),
+                     make_pod("other-ns", "proxy", uid="3", namespace="prod", containers=[("proxy", "1Gi")])]
+    watcher = make_watcher(selector="app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus")
+    watcher.poll_once(recorded.context)
+    assert {s.source for s in recorded.samples} == {"k8s:mine/proxy"}
+    pod_requests = [r for r in fake_api.requests if r.startswith("/api/v1/namespaces/default/pods?")]
+    assert parse_qs(urlsplit(pod_requests[0]).query)["labelSelector"] == [
+        "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"]
+    assert any(r.startswith("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods?") for r in fake_api.requests)
+
+
+def test_streaming_node_metrics_through_the_pod_proxy(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s"), make_pod("px", "proxy", uid="p")]
+    fake_api.pod_metrics_text["sn"] = (
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 1.5e+09\n"
+        "# TYPE go_memstats_heap_inuse_bytes gauge\ngo_memstats_heap_inuse_bytes 1e+09\n"
+        "# TYPE milvus_unrelated_total counter\nmilvus_unrelated_total 3\n")
+    watcher = make_watcher(scrape_every=1)
+    watcher.poll_once(recorded.context)
+    assert recorded.last("streamingnode").metrics == {"process_resident_memory_bytes": 1.5e9,
+                                                      "go_memstats_heap_inuse_bytes": 1e9}
+    assert recorded.last("proxy").metrics == {}  # not scraped: only the streaming nodes are
+    paths = [unquote(r) for r in fake_api.requests]
+    assert "/api/v1/namespaces/default/pods/sn:9091/proxy/metrics" in paths
+    assert not any("/pods/px:9091/proxy" in p for p in paths)
+
+
+def test_fake_pods_are_valid_kubernetes_pods():
+    """The fixtures' JSON is what a real API server could send (kubernetes-validate, v1.31)."""
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    pods = [make_pod("a", "streamingnode"),
+            make_pod("b", "datanode", containers=[("datanode", "4Gi"), ("log-agent", None)], statuses=[
+                container_status("datanode", restarts=2, last_terminated={"reason": "OOMKilled"}),
+                container_status("log-agent", waiting=("CrashLoopBackOff", "back-off"))]),
+            make_pod("c", "proxy", deleting=True, phase="Failed", reason="Evicted")]
+    for pod in pods:
+        kubernetes_validate.validate(pod, "1.31", strict=True)
+    assert iso(0) == "1970-01-01T00:00:00Z"
+    assert datetime.fromtimestamp(0, tz=timezone.utc).year == 1970
