@@ -157,6 +157,26 @@ def _cmd_run(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _cmd_ui(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("ui", help="Locust's web UI with a live Milvus memory tab: start runs from a browser")
+    _add_run_options(p)
+    web = p.add_argument_group("web UI")
+    web.add_argument("--web-host", default="127.0.0.1",
+                     help="interface of the web UI (default 127.0.0.1; 0.0.0.0 for all, with a login)")
+    web.add_argument("--web-port", type=int, default=8089, help="port of the web UI (default 8089)")
+    web.add_argument("--web-login", metavar="USER:PASSWORD", help="Locust's login page, for this one user")
+    web.add_argument("--web-auth", metavar="USER:PASSWORD", help="HTTP basic auth on every page of the web UI")
+
+    def run(args: argparse.Namespace) -> int:
+        from harness.console import make_console
+        from harness.ui import WebOptions, serve
+
+        web_options = WebOptions(host=args.web_host, port=args.web_port, login=args.web_login, auth=args.web_auth)
+        return serve(run_options_from_args(args), web_options, console=make_console())
+
+    p.set_defaults(func=run)
+
+
 def _cmd_report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="render report.md, report.html and junit.xml again from a run directory")
     p.add_argument("run_dir", help="a run directory, e.g. reports/20261127-181500-seed-2.3.5")
@@ -256,13 +276,88 @@ def _cmd_watch(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _cmd_matrix(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("matrix", help="run a scenario on every version x --vary value and compare "
+                                      "(exit 1 any FAIL, 125 any INCONCLUSIVE, else 0)")
+    p.add_argument("--milvus-versions", metavar="V1,V2,...",
+                   help="embedded: published versions, or `all`; kind: image tags (default: --milvus-version "
+                        "or the newest)")
+    p.add_argument("--vary", metavar="KEY=V1,V2,...", action="append", default=[],
+                   help="a scenario field, rules.<rule> or memory_limit and its values, repeatable, "
+                        "e.g. --vary shards=1,4,16 --vary partitions=1,16")
+    p.add_argument("--id", dest="matrix_id", metavar="ID", help="name the page reports/matrix-<ID> (default: the time)")
+    _add_run_options(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from harness.console import make_console
+        from harness.matrix import parse_axes, print_matrix, resolve_versions, run_matrix
+
+        axes = parse_axes(args.vary)
+        if args.milvus_versions and args.milvus_version:
+            raise UsageError("give either --milvus-versions (a matrix) or --milvus-version, not both")
+        options = run_options_from_args(args)
+        if args.milvus_versions:
+            versions = resolve_versions(args.milvus_versions, args.target)
+        elif args.milvus_version:
+            versions = [args.milvus_version]
+        elif args.target == "embedded":
+            from harness.targets.install import resolve_version
+
+            versions = [resolve_version(None)]
+        else:
+            raise UsageError(f"matrix on {args.target} needs --milvus-versions (image tags)")
+        console = make_console()
+        result = run_matrix(versions, axes, options, console, matrix_id=args.matrix_id)
+        print_matrix(console, result, list(axes))
+        return result.exit_code
+
+    p.set_defaults(func=run)
+
+
+def _cmd_bisect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bisect", help="find the first bad version (or with --find-fix the first good one) "
+                                      "(exit 0 found, 125 undecided)")
+    p.add_argument("--good", required=True, metavar="V", help="a version that PASSes (older, unless --find-fix)")
+    p.add_argument("--bad", required=True, metavar="V", help="a version that FAILs (newer, unless --find-fix)")
+    p.add_argument("--find-fix", action="store_true", help="the older version is bad: find the first good one")
+    p.add_argument("--versions-file", metavar="FILE",
+                   help="the ordered versions, one per line, oldest first (kind: image tags, required; "
+                        "embedded: default every published version)")
+    p.add_argument("--id", dest="bisect_id", metavar="ID", help="name the page reports/bisect-<ID> (default: the time)")
+    p.add_argument("--no-prefetch", action="store_true",
+                   help="embedded: do not install the next candidates while a version runs "
+                        "(keeps installs off the CPU during latency-sensitive runs)")
+    _add_run_options(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from pathlib import Path
+
+        from harness.bisect import describe
+        from harness.bisect_command import run_bisect_command
+        from harness.console import make_console
+
+        console = make_console()
+        result = run_bisect_command(
+            run_options_from_args(args), args.good, args.bad, console, find_fix=args.find_fix,
+            versions_file=Path(args.versions_file) if args.versions_file else None,
+            prefetch=not args.no_prefetch, bisect_id=args.bisect_id)
+        for line in describe(result):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        return result.exit_code
+
+    p.set_defaults(func=run)
+
+
 _COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _cmd_run,
+    _cmd_ui,
     _cmd_report,
     _cmd_scenarios,
     _cmd_versions,
     _cmd_cluster,
     _cmd_watch,
+    _cmd_matrix,
+    _cmd_bisect,
 ]
 
 

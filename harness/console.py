@@ -17,7 +17,12 @@ _VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bol
 
 
 def make_console() -> Console:
-    return Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    """A console for the CLI; in CI logs (not a terminal) lines are not wrapped at 80 columns,
+    so paths and reasons stay whole and greppable."""
+    console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False)
+    if not console.is_terminal:
+        console = Console(no_color=bool(os.environ.get("NO_COLOR")), highlight=False, width=200, soft_wrap=True)
+    return console
 
 
 def print_result(console: Console, result: "RunResult") -> None:

@@ -66,11 +66,11 @@ def list_contexts() -> dict[str, dict[str, Any]]:
         if not isinstance(data, dict):
             raise UsageError(f"cannot read kubeconfig {path}: not a YAML mapping")
         for entry in data.get("clusters") or []:
-            if isinstance(entry, dict) and entry.get("name") not in clusters:
-                clusters[entry.get("name")] = entry.get("cluster") or {}
+            if isinstance(entry, dict) and str(entry.get("name")) not in clusters:
+                clusters[str(entry.get("name"))] = entry.get("cluster") or {}
         for entry in data.get("contexts") or []:
-            if isinstance(entry, dict) and entry.get("name") not in contexts:
-                contexts[entry.get("name")] = (entry.get("context") or {}).get("cluster")
+            if isinstance(entry, dict) and str(entry.get("name")) not in contexts:
+                contexts[str(entry.get("name"))] = str((entry.get("context") or {}).get("cluster"))
     return {name: {"cluster": cluster, "server": str(clusters.get(cluster, {}).get("server", ""))}
             for name, cluster in contexts.items()}
 

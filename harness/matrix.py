@@ -18,6 +18,7 @@ import dataclasses
 import difflib
 import itertools
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -197,7 +198,8 @@ def plan(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base: RunOp
             try:
                 runner.prepare(cell_options(base, Cell("", ((key, value),))))
             except UsageError as exc:
-                raise UsageError(f"--vary {key}: {exc}") from None
+                message = str(exc)
+                raise UsageError(message if message.startswith("--vary") else f"--vary {key}: {message}") from None
     cells = cells_of(versions, axes)
     for cell in cells:
         runner.prepare(cell_options(base, cell))
@@ -261,10 +263,8 @@ def _cell_summary(matrix_dir: Path, cell: Cell, result: CellResult | None) -> di
     inserts = s.get("inserts") if isinstance(s.get("inserts"), Mapping) else {}
     latency = inserts.get("latency_ms") if isinstance(inserts.get("latency_ms"), Mapping) else {}
     first_oom = s.get("first_oom") if isinstance(s.get("first_oom"), Mapping) else None
-    run_dir = None
-    if result.run_dir is not None:
-        run_dir = Path(result.run_dir).resolve()
-        run_dir = Path(_relpath(run_dir, matrix_dir.resolve()))
+    # Relative, so the report dir can be copied or uploaded whole and its links still work.
+    run_dir = None if result.run_dir is None else os.path.relpath(Path(result.run_dir).resolve(), matrix_dir.resolve())
     return {
         **row,
         "verdict": result.verdict.value,
@@ -282,15 +282,9 @@ def _cell_summary(matrix_dir: Path, cell: Cell, result: CellResult | None) -> di
         "insert_p50_ms": latency.get("p50"),
         "insert_p95_ms": latency.get("p95"),
         "run_id": s.get("run_id") or (result.run_dir.name if result.run_dir else None),
-        "run_dir": None if run_dir is None else run_dir.as_posix(),
+        "run_dir": None if run_dir is None else Path(run_dir).as_posix(),
         "reused": result.reused,
     }
-
-
-def _relpath(path: Path, start: Path) -> str:
-    import os
-
-    return os.path.relpath(path, start)
 
 
 def _write(matrix_dir: Path, info: Mapping[str, Any], cells: Sequence[Cell], results: Mapping[Cell, CellResult],
@@ -310,7 +304,7 @@ def _write(matrix_dir: Path, info: Mapping[str, Any], cells: Sequence[Cell], res
     try:
         from harness.report.matrix import render_matrix
 
-        render_matrix(matrix_dir)
+        render_matrix(matrix_dir, images=status != "RUNNING")
     except Exception as exc:  # noqa: BLE001  # the cells' runs and summary.json are what matter
         log.warning("matrix page rendering failed", exc_info=True)
         console.print(f"[yellow]warning: matrix page rendering failed: {exc}[/]")
@@ -377,7 +371,7 @@ def run_matrix(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base:
             result = _run_one(cell, options, console)
             results[cell] = result
             where = f"reused {result.run_dir}" if result.reused else (str(result.run_dir or "no run directory"))
-            console.print(f"  {cell.label}: {result.verdict.value} ({where})")
+            console.print(f"  {cell.label}: {result.verdict.value} ({where})", soft_wrap=True)
             _write(matrix_dir, info, cells, results, "RUNNING", console)
         status = "FINISHED"
     finally:
@@ -394,8 +388,8 @@ def print_matrix(console: Console, result: MatrixResult, axes: Sequence[str] = (
     """The cells as a table, then the page (what CI logs and users look for)."""
     table = Table(title=f"milvus-harness matrix {result.path.name.removeprefix('matrix-')}")
     for name in ("version", *axes, "verdict", "rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms"):
-        table.add_column(name, justify="right" if name in ("rows at OOM", "peak", "MB/100k rows", "rows/s",
-                                                             "p50 ms") else "left")
+        numeric = name in ("rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("verdict", "peak"))
     for cell in result.cells:
         s = cell.summary
         values = dict(cell.cell.values)
@@ -416,4 +410,4 @@ def print_matrix(console: Console, result: MatrixResult, axes: Sequence[str] = (
     console.print(table)
     counts = ", ".join(f"{result.count(v)} {v.value}" for v in Verdict if result.count(v))
     console.print(f"matrix: {len(result.cells)} cells: {counts or 'none'}")
-    console.print(f"report: {result.path / 'index.html'}")
+    console.print(f"report: {result.path / 'index.html'}", soft_wrap=True)

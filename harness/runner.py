@@ -181,10 +181,11 @@ class _Locust:
         return self.procs[0].poll() is None
 
     def stop(self, timeout: float = 60.0) -> None:
-        """SIGTERM the master (it quits its workers and writes its stats), then make sure."""
+        """SIGINT the master (it quits its workers and writes its stats and HTML report; on
+        SIGTERM Locust skips the HTML), then make sure."""
         master = self.procs[0]
         if master.poll() is None:
-            master.send_signal(signal.SIGTERM)
+            master.send_signal(signal.SIGINT)
         deadline = time.monotonic() + timeout
         for proc in self.procs:
             try:

@@ -25,13 +25,14 @@ from typing import Any, Mapping, Sequence
 import matplotlib
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
 from harness.report import charts as run_charts
 from harness.report.charts import Chart
 from harness.report.data import RunReport, load_run
 from harness.rundir import read_json
 from harness.units import format_bytes
+from harness.watch import record
 
 __all__ = ["render_matrix", "memory_chart", "growth_chart"]
 
@@ -76,8 +77,12 @@ class _Cell:
         return str((self.data.get("values") or {}).get(axis, ""))
 
 
-def render_matrix(matrix_dir: Path) -> list[Path]:
-    """Write index.html, matrix.md and the charts' PNGs into matrix_dir; return the pages' paths."""
+def render_matrix(matrix_dir: Path, *, images: bool = True) -> list[Path]:
+    """Write index.html, matrix.md and the charts' PNGs into matrix_dir; return the pages' paths.
+
+    images=False leaves the PNGs (and matrix.md's charts) out: the matrix renders its page
+    after every cell, and only the last rendering needs them.
+    """
     matrix_dir = Path(matrix_dir)
     summary = read_json(matrix_dir / "summary.json")
     cells = [_Cell(i, c, _load(matrix_dir, c)) for i, c in enumerate(summary.get("cells") or [])]
@@ -92,13 +97,14 @@ def render_matrix(matrix_dir: Path) -> list[Path]:
             if figure is not None:
                 charts.append(Chart(f"growth-{_slug(axis)}", f"Memory growth against {axis}", figure))
     pngs: dict[str, str] = {}
-    for chart in charts:
-        name = f"{chart.name}.png"
-        chart.save_png(matrix_dir / name)
-        pngs[chart.name] = name
-    for stale in matrix_dir.glob("*.png"):  # charts that no longer have data
-        if stale.name not in pngs.values():
-            stale.unlink()
+    if images:
+        for chart in charts:
+            name = f"{chart.name}.png"
+            chart.save_png(matrix_dir / name)
+            pngs[chart.name] = name
+        for stale in matrix_dir.glob("*.png"):  # charts that no longer have data
+            if stale.name not in pngs.values():
+                stale.unlink()
     pages = (
         (matrix_dir / "index.html", _html(summary, cells, axes, charts)),
         (matrix_dir / "matrix.md", _markdown(summary, cells, axes, charts, pngs)),
@@ -170,10 +176,13 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
         assert run is not None
         component = _main_component(run)
         assert component is not None
+        # From the first insert to the end of the load: memory still climbing after the last
+        # ack (rows flat, memory up) is what a stall before an OOM kill looks like.
         first_send = min(a.t_start for a in run.acks)
-        last_ack = max(a.t for a in run.acks)
+        stopped = [e.t for e in run.events if e.type == record.LOAD_STOPPED]
+        end = stopped[0] if stopped else max(a.t for a in run.acks)
         samples = [s for s in run.samples_of(component)
-                   if s.memory_bytes is not None and first_send <= s.t <= last_ack]
+                   if s.memory_bytes is not None and first_send <= s.t <= end]
         if not samples:
             continue
         rows = run.rows_acked_at(s.t for s in samples)
@@ -201,8 +210,7 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
         for limit in sorted(limits):
             ax.axhline(limit, color="#94a3b8", ls=(0, (2, 3)), lw=0.9)
         top = max([top, *map(float, limits)])
-    unit, unit_name = (run_charts.GIB, "GiB") if top >= run_charts.GIB else (run_charts.MIB, "MiB")
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: run_charts._trim(v / unit)))
+    unit_name = _byte_axis(ax, top)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: run_charts._count(v)))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
     ax.set_ylim(0, (top or 1) * 1.1)
@@ -213,6 +221,17 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
     handles = len(ax.get_legend_handles_labels()[0])
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), ncols=1 if handles <= 16 else 2, fontsize=8)
     return figure
+
+
+def _byte_axis(ax: Any, top: float) -> str:
+    """Y ticks at round binary steps (256 MiB, 512 MiB, 1 GiB, ...), at most six; returns the unit name."""
+    unit, unit_name = (run_charts.GIB, "GiB") if top >= run_charts.GIB else (run_charts.MIB, "MiB")
+    step = float(2**20)
+    while top / step > 6:
+        step *= 2
+    ax.yaxis.set_major_locator(MultipleLocator(step))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: run_charts._trim(v / unit)))
+    return unit_name
 
 
 def growth_chart(cells: Sequence[_Cell], axis: str) -> Figure | None:
@@ -476,7 +495,7 @@ def _markdown(summary: Mapping[str, Any], cells: Sequence[_Cell], axes: Sequence
     if reasons:
         lines += ["", "## Why not PASS", ""]
         lines += [f"- {_md(cell.label)}: {_md('; '.join(d['reasons']))}" for cell, d in reasons]
-    if charts:
+    if pngs:
         lines += ["", "## Charts", ""]
         lines += [f"![{_md(c.title)}]({pngs[c.name]})" for c in charts if c.name in pngs]
     return "\n".join(lines) + "\n"

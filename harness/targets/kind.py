@@ -154,6 +154,7 @@ class KindTarget:
             # --allow-context may let a non-kind context through for `external`, never for kind.
             raise UsageError(f"--target kind needs a kind cluster's context (kind-<name>), not {self.context_name!r}")
         self.image_tag = options.milvus_version or cluster.DEFAULT_TAG
+        self.version = self.image_tag  # what run keys and reports name the Milvus by
         self.pin = cluster.chart_for_tag(self.image_tag)
         self.overrides = parse_config_overrides(options.milvus_config)
         self.spec = cluster.ClusterSpec(name=self.context_name[len(kube.KIND_PREFIX):], image_tag=self.image_tag,

@@ -422,7 +422,8 @@ class KubernetesWatcher:
         self._metrics_gap.ok()
         self._metrics_backoff.succeeded()
         usage: dict[tuple[str, str], int] = {}
-        for item in (data or {}).get("items") or []:
+        items = data.get("items") if isinstance(data, dict) else None
+        for item in items or []:
             pod = (item.get("metadata") or {}).get("name")
             for container in item.get("containers") or []:
                 memory = (container.get("usage") or {}).get("memory")

@@ -111,7 +111,8 @@ class ProcessWatcher:
         source = target.isolation or "process"
         error = None
         try:
-            pids = cgroup.pids() if cgroup else ([target.pid()] if target.pid() else [])
+            pid = target.pid()
+            pids = cgroup.pids() if cgroup else ([pid] if pid is not None else [])
             rss = _rss_of(pids)
             memory = cgroup.usage_bytes() if cgroup else rss
         except OSError as exc:

@@ -43,7 +43,7 @@ def _insert_until(target: EmbeddedTarget, context: RunContext, scenario, stop, m
 def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_version, no_leftovers):
     seed = scenarios.load("seed")
     context = RunContext()
-    with _target(milvus_version, 2, restart_backoff=1.0) as target:
+    with _target(milvus_version, 2) as target:  # kubelet's 10 s back-off: the old session expires meanwhile
         target.start(context)
         results = _insert_until(target, context, seed, lambda r: not r.ok, max_batches=40)
         failed_at, failed = results[-1]
@@ -138,3 +138,23 @@ def test_a_stall_at_the_limit_is_a_memory_stall_not_a_kill(milvus_version, no_le
         assert stall.data["memory_bytes"] >= 0.97 * 1.5 * GiB
         assert target.pid() is not None  # alive, just stuck
         assert target.prepare_verification(60)  # lifting the limit lets it go on
+
+
+def test_without_a_cgroup_the_watchdog_kills_at_the_limit(milvus_version, no_leftovers, monkeypatch, tmp_path):
+    """Where no memory cgroup can be made, an RSS watchdog enforces the limit and says so."""
+    from harness import cgroup
+
+    monkeypatch.setattr(cgroup, "CGROUP_ROOT", tmp_path / "no-cgroupfs")
+    seed = scenarios.load("seed")
+    context = RunContext()
+    with _target(milvus_version, 1.5, restart="never") as target:
+        target.start(context)
+        assert target.isolation == "watchdog" and target.cgroup is None
+        _insert_until(target, context, seed, lambda r: not r.ok, max_batches=40)
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(e.type == "OOMKilled" for e in context.events):
+            time.sleep(0.1)
+        oom = [e for e in context.events if e.type == "OOMKilled"]
+        assert oom and oom[0].data["source"] == "watchdog"
+        assert target.facts()["isolation"] == "watchdog"
+        assert context.latest["standalone"].source == "watchdog"

@@ -185,7 +185,7 @@ def test_kind_target_without_a_release_installs_the_laptop_values(kind_cluster, 
         target.start(recorded.context)
         install = [c for c in kind_cluster.calls() if c[:3] == ["helm", "upgrade", "--install"]][0]
         values = yaml.safe_load(Path(install[install.index("--values") + 1]).read_text())
-        assert values["streamingNode"]["resources"]["limits"]["memory"] == "3Gi"
+        assert values["streamingNode"]["resources"]["limits"]["memory"] == "2560Mi"
         assert "image.all.tag=v2.6.15" in install
     finally:
         target.stop()

@@ -1,0 +1,202 @@
+"""k8s/ and the CI workflow validate offline, and agree with the constants the code uses.
+
+Tools: kubernetes-validate (the Kubernetes OpenAPI schemas it ships) for the Locust
+manifests; a JSON schema written from kind's v1alpha4 types for kind-config.yaml;
+check-jsonschema's vendored GitHub-workflow schema for .github/workflows/oom-repro.yml.
+Helm values cannot be validated without the chart (no network here): their keys are
+checked against the list below, which was checked against the pinned charts' values.yaml;
+set MILVUS_CHART_VALUES to those files (os.pathsep-separated) to check them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+import yaml
+
+from harness import cluster
+from harness.units import parse_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "k8s"
+WORKFLOW = REPO / ".github" / "workflows" / "oom-repro.yml"
+KUBERNETES_VERSIONS = ("1.29", "1.31", "1.33")
+
+#: Every values key path k8s/values-*.yaml set, each checked to exist in the values.yaml of
+#: zilliztech/milvus-helm milvus-4.2.58 and milvus-5.0.19 (paths under a free-form `{}` such
+#: as `resources` end there). A new key must be checked in both charts before it is added.
+VERIFIED_KEYS = {
+    "cluster.enabled", "streaming.enabled", "service.type", "service.nodePort",
+    "streamingNode.replicas", "streamingNode.resources", "proxy.resources", "mixCoordinator.resources",
+    "dataNode.resources", "queryNode.resources", "etcd.replicaCount", "etcd.persistence.size",
+    "minio.mode", "minio.persistence.size", "minio.resources.requests.memory",
+    "pulsarv3.components.autorecovery",
+    "pulsarv3.zookeeper.replicaCount", "pulsarv3.zookeeper.resources.requests.cpu",
+    "pulsarv3.zookeeper.resources.requests.memory", "pulsarv3.zookeeper.configData.PULSAR_MEM",
+    "pulsarv3.zookeeper.volumes.data.size",
+    "pulsarv3.bookkeeper.replicaCount", "pulsarv3.bookkeeper.resources.requests.cpu",
+    "pulsarv3.bookkeeper.resources.requests.memory", "pulsarv3.bookkeeper.configData.PULSAR_MEM",
+    "pulsarv3.bookkeeper.volumes.journal.size", "pulsarv3.bookkeeper.volumes.ledgers.size",
+    "pulsarv3.broker.replicaCount", "pulsarv3.broker.resources.requests.cpu",
+    "pulsarv3.broker.resources.requests.memory", "pulsarv3.broker.configData.PULSAR_MEM",
+    "pulsarv3.broker.configData.managedLedgerDefaultEnsembleSize",
+    "pulsarv3.broker.configData.managedLedgerDefaultWriteQuorum",
+    "pulsarv3.broker.configData.managedLedgerDefaultAckQuorum",
+    "pulsarv3.proxy.replicaCount", "pulsarv3.proxy.resources.requests.cpu",
+    "pulsarv3.proxy.resources.requests.memory", "pulsarv3.proxy.configData.PULSAR_MEM",
+}
+#: Keys the code passes with --set (cluster.py, targets/kind.py).
+SET_KEYS = {"image.all.tag", "streaming.enabled", "streamingNode.resources", "extraConfigFiles.user.yaml"}
+#: `resources: {}` in the chart: any pod resources go below these.
+FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode")}
+
+
+def key_paths(values: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """Dotted paths of a values tree, stopping at free-form maps and at leaves."""
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in FREE_FORM:
+            yield from key_paths(value, path + ".")
+        else:
+            yield path
+
+
+def load(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def test_every_yaml_parses():
+    files = sorted(K8S.rglob("*.yaml")) + [WORKFLOW]
+    assert len(files) >= 7
+    for path in files:
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        assert documents, path
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_locust_manifests_validate_against_kubernetes_schemas(version):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    kinds = []
+    for path in sorted((K8S / "locust").glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            kubernetes_validate.validate(document, version, strict=True)
+            kinds.append(document["kind"])
+    assert sorted(kinds) == ["Deployment", "Deployment", "Service"]
+
+
+def test_the_kubernetes_validator_would_catch_a_mistake():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    worker = load(K8S / "locust" / "worker.yaml")
+    worker["spec"]["template"]["spec"]["containers"][0]["resource"] = {"limits": {"memory": "1Gi"}}  # typo
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(worker, "1.31", strict=True)
+
+
+def test_kind_config_validates_against_kinds_v1alpha4_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).parent / "kind-v1alpha4.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    config = load(K8S / "kind-config.yaml")
+    assert list(validator.iter_errors(config)) == []
+    config["nodes"][0]["extraPortMapping"] = []  # kind would refuse the unknown field
+    assert list(validator.iter_errors(config))
+
+
+def test_kind_config_maps_the_ports_the_code_expects_on_loopback_only():
+    config = load(K8S / "kind-config.yaml")
+    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker"]
+    assert config["networking"]["apiServerAddress"] == "127.0.0.1"  # what kube.check_context accepts
+    mappings = {m["containerPort"]: m for m in config["nodes"][0]["extraPortMappings"]}
+    milvus = mappings[cluster.MILVUS_NODE_PORT]
+    assert milvus["hostPort"] == cluster.MILVUS_HOST_PORT
+    assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
+    master = yaml.safe_load_all((K8S / "locust" / "master.yaml").read_text())
+    web = [p for p in next(master)["spec"]["ports"] if p["name"] == "web"][0]
+    assert web["nodePort"] in mappings and mappings[web["nodePort"]]["hostPort"] != 8089  # the harness's own UI
+
+
+@pytest.mark.parametrize("name", ["seed", "laptop"])
+def test_values_use_only_verified_chart_keys(name):
+    values = load(K8S / f"values-{name}.yaml")
+    used = set(key_paths(values))
+    assert used <= VERIFIED_KEYS, sorted(used - VERIFIED_KEYS)
+    assert "image" not in values  # the tag comes from --milvus-version only
+    assert values["service"] == {"type": "NodePort", "nodePort": cluster.MILVUS_NODE_PORT}
+    assert values["cluster"]["enabled"] and values["streaming"]["enabled"]
+
+
+@pytest.mark.skipif(not os.environ.get("MILVUS_CHART_VALUES"), reason="set MILVUS_CHART_VALUES to the charts' values.yaml")
+def test_values_keys_exist_in_the_pinned_charts():
+    def exists(node: Any, parts: list[str]) -> bool:
+        if not parts:
+            return True
+        if isinstance(node, dict) and not node:
+            return True  # below a free-form `{}`
+        if not isinstance(node, dict):
+            return False
+        # A key may itself hold dots (extraConfigFiles."user.yaml"): try the longer names too.
+        return any(".".join(parts[:n]) in node and exists(node[".".join(parts[:n])], parts[n:])
+                   for n in range(1, len(parts) + 1))
+
+    for chart in os.environ["MILVUS_CHART_VALUES"].split(os.pathsep):
+        tree = load(Path(chart))
+        missing = [k for k in sorted(VERIFIED_KEYS | SET_KEYS) if not exists(tree, k.split("."))]
+        assert missing == [], f"{chart}: {missing}"
+
+
+def test_seed_values_are_the_seed_topology():
+    sn = load(K8S / "values-seed.yaml")["streamingNode"]
+    assert sn["replicas"] == 2
+    assert sn["resources"]["limits"] == {"cpu": "4", "memory": "16Gi"}
+
+
+def test_laptop_values_fit_a_16_gb_machine():
+    values = load(K8S / "values-laptop.yaml")
+    sn = values["streamingNode"]
+    assert sn["replicas"] == 2 and parse_bytes(sn["resources"]["limits"]["memory"]) <= 4 * 2**30
+    milvus_limits = sn["replicas"] * parse_bytes(sn["resources"]["limits"]["memory"]) + sum(
+        parse_bytes(values[c]["resources"]["limits"]["memory"]) for c in ("proxy", "mixCoordinator", "dataNode", "queryNode"))
+    heaps = 0
+    for part in ("zookeeper", "bookkeeper", "broker", "proxy"):
+        for flag in values["pulsarv3"][part]["configData"]["PULSAR_MEM"].split():
+            if flag.startswith(("-Xmx", "-XX:MaxDirectMemorySize=")):
+                heaps += parse_bytes(flag.split("=")[-1].removeprefix("-Xmx").replace("m", "MiB").replace("g", "GiB"))
+    assert milvus_limits + heaps <= 12 * 2**30, (milvus_limits, heaps)  # Docker given ~12 of 16 GB
+
+
+def test_metrics_server_values():
+    values = load(K8S / "metrics-server-values.yaml")
+    assert "--kubelet-insecure-tls" in values["args"]
+    assert "--metric-resolution=10s" in values["defaultArgs"]
+
+
+def test_workflow_validates_against_the_github_workflow_schema():
+    pytest.importorskip("check_jsonschema")
+    from check_jsonschema import main as check_jsonschema_main
+
+    with pytest.raises(SystemExit) as done:
+        check_jsonschema_main(["--builtin-schema", "vendor.github-workflows", str(WORKFLOW)])
+    assert done.value.code == 0
+
+
+def test_workflow_does_what_the_issue_asks():
+    workflow = load(WORKFLOW)
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
+    inputs = triggers["workflow_dispatch"]["inputs"]
+    assert {"milvus_version", "scenario"} <= set(inputs) and inputs["scenario"]["default"] == "seed"
+    steps = workflow["jobs"]["oom-repro"]["steps"]
+    uses = [s.get("uses", "") for s in steps]
+    assert any(u.startswith("helm/kind-action@") for u in uses)
+    runs = "\n".join(s.get("run", "") for s in steps)
+    assert "milvus-harness cluster up" in runs
+    run_step = [s for s in steps if "milvus-harness run --target kind" in s.get("run", "")][0]
+    assert '--scenario "$SCENARIO"' in run_step["run"] and '--milvus-version "$MILVUS_VERSION"' in run_step["run"]
+    assert not run_step.get("continue-on-error") and "if" not in run_step  # a FAIL (exit 1) fails the job
+    upload = [s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@")][0]
+    assert upload["with"]["path"] == "reports/" and upload["if"] == "always()"
+    # Inputs reach the shell through env, never pasted into the script (injection).
+    assert "${{" not in runs
