@@ -124,6 +124,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
     p.add_argument("--keep-going", action="store_true",
                    help="continue through OOM kills and restarts to the planned rows")
+    p.add_argument("--inject", metavar="FAULT", action="append", default=[],
+                   help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
     add_target_options(p)
 
 
@@ -136,7 +138,7 @@ def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
         scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
-        workers=args.workers, users=args.users, keep_going=args.keep_going,
+        workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )
 

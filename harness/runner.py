@@ -23,7 +23,7 @@ from typing import Any, Callable
 import psutil
 from rich.console import Console
 
-from harness import __version__, collection, scenario as scenarios
+from harness import __version__, collection, inject, scenario as scenarios
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
 from harness.live import LiveView, Progress
 from harness.results import RunKey
@@ -52,6 +52,7 @@ class RunOptions:
     workers: int = 0
     users: int | None = None
     keep_going: bool = False
+    inject: list[str] = field(default_factory=list)
     run_id: str | None = None
     command: str = ""
 
@@ -81,6 +82,10 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
     if not 0 <= options.workers <= 64:
         raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
     target = options.target
+    for spec in options.inject:
+        inject.parse(spec)
+    if options.inject and target.target != "embedded":
+        raise UsageError(f"--inject needs the embedded target (got --target {target.target})")
     if target.target == "embedded" and target.memory_limit is None and scenario.embedded_memory_limit:
         target = TargetOptions(**{**target.__dict__,
                                   "memory_limit": parse_bytes(scenario.embedded_memory_limit)})
@@ -215,6 +220,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
         "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
         "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
+        "inject": options.inject,
     }
 
 
@@ -277,6 +283,16 @@ def run(options: RunOptions, console: Console | None = None,
     console = console or Console(stderr=False)
     began = time.time()
     scenario, target_options = prepare(options)
+    # From here on SIGTERM unwinds like Ctrl-C, so every phase cleans up and reports.
+    old_term = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        return _run(options, console, began, scenario, target_options, on_context)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _run(options: RunOptions, console: Console, began: float, scenario: scenarios.Scenario,
+         target_options: TargetOptions, on_context: Callable[[RunContext], None] | None) -> RunResult:
     if target_options.target != "embedded":
         from harness.kube import check_context  # refuse a production context before anything starts
 
@@ -310,7 +326,7 @@ def run(options: RunOptions, console: Console | None = None,
     verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
     inconclusive: str | None = None
     locust: _Locust | None = None
-    old_term = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    injector: inject.Injector | None = None
     try:
         needed = scenario.oldest_milvus()
         if target_options.target == "embedded" and version:
@@ -324,7 +340,7 @@ def run(options: RunOptions, console: Console | None = None,
             view.update()
             endpoint = target.start(context)
             facts = {**facts, **target.facts()}
-            write_json(run_dir.run_json, {**inputs, "facts": facts})
+            write_json(run_dir.run_json, {**inputs, "isolation": facts.get("isolation"), "facts": facts})
             progress.phase = "creating collection"
             collection.create(endpoint.address, scenario)
             config = run_dir.path / "load.json"
@@ -335,6 +351,9 @@ def run(options: RunOptions, console: Console | None = None,
             progress.load_started = time.time()
             progress.phase = "loading"
             locust = _Locust(run_dir, config, scenario.users, options.workers, options.run_time)
+            injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
+                                       lambda: tail.acked_rows)
+            injector.start()
             stop_reason = "every batch settled"
             while True:
                 tail.poll()
@@ -349,6 +368,7 @@ def run(options: RunOptions, console: Console | None = None,
                     break
                 time.sleep(0.25)
             verdict_at = time.time()
+            injector.stop()
             progress.phase = "stopping the load"
             view.update()
             locust.stop()
@@ -367,7 +387,8 @@ def run(options: RunOptions, console: Console | None = None,
         status = "ABORTED"
         exit_code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        if injector:
+            injector.stop()
         if locust:
             locust.stop(timeout=30)
         try:

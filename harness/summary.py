@@ -73,7 +73,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     components: dict[str, dict[str, Any]] = {}
     for s in samples:
         c = components.setdefault(s["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
-                                                   "restarts": 0, "oom_kills": 0, "stalls": 0})
+                                                   "restarts": 0, "oom_kills": 0, "stalls": 0,
+                                                   "injected_kills": 0})
         if s.get("memory_bytes") is not None:
             c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
@@ -83,9 +84,12 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         if e["component"] == "harness":
             continue
         c = components.setdefault(e["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
-                                                   "restarts": 0, "oom_kills": 0, "stalls": 0})
+                                                   "restarts": 0, "oom_kills": 0, "stalls": 0,
+                                                   "injected_kills": 0})
         if e in ooms:
             c["oom_kills"] += 1
+        elif e["type"] == "Exited" and e.get("data", {}).get("injected"):
+            c["injected_kills"] += 1
         elif e["type"] == "MemoryStall":
             c["stalls"] += 1
         elif e["type"] == "Restarted":

@@ -64,7 +64,9 @@ LOCUSTFILE = Path(__file__).parent / "locustfiles" / "ui.py"
 #: Events the memory tab lists (samples carry the rest).
 SHOWN_EVENTS = (record.READY, record.OOM_KILLED, record.MEMORY_STALL, record.EXITED, record.RESTARTED,
                 record.UNREACHABLE, record.LOAD_STARTED, record.LOAD_STOPPED, record.INJECTED, record.WATCH_GAP)
-_LIVE_VERDICT_EVERY_S = 2.0
+_LIVE_VERDICT_EVERY_S = 5.0
+#: --stop-timeout with --workers: what an insert in flight gets to finish when a test stops.
+WORKER_STOP_TIMEOUT_S = 15
 #: Loopback calls never go through an http_proxy from the environment.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -176,7 +178,7 @@ class RunView:
         self.acked_rows = 0
         self.failed_inserts = 0
         self.settled = 0
-        self._live_verdict: tuple[float, dict[str, Any]] | None = None
+        self._live_verdict: tuple[tuple[int, int, int], float, dict[str, Any]] | None = None
 
     @property
     def run_id(self) -> str:
@@ -215,11 +217,14 @@ class RunView:
         if summary is not None:
             return {"value": summary.get("verdict"), "final": True, "reasons": summary.get("reasons", []),
                     "status": summary.get("status")}
+        # Judged again when the figures change (and now and then for the latency rules), so the
+        # reasons never lag the rows shown next to them.
+        key = (self.acked_rows, self.failed_inserts, len(self.events))
         cached = self._live_verdict
-        if cached and time.monotonic() - cached[0] < _LIVE_VERDICT_EVERY_S:
-            return cached[1]
+        if cached and cached[0] == key and time.monotonic() - cached[1] < _LIVE_VERDICT_EVERY_S:
+            return cached[2]
         verdict = self._judge_so_far(inputs)
-        self._live_verdict = (time.monotonic(), verdict)
+        self._live_verdict = (key, time.monotonic(), verdict)
         return verdict
 
     def _judge_so_far(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +289,10 @@ class RunView:
         snapshot["verdict"] = self._verdict(inputs, summary)
         snapshot["report"] = _report_links(self.run_dir) if summary is not None else None
         return snapshot
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _report_links(run_dir: RunDir) -> dict[str, str]:
@@ -363,11 +372,11 @@ class UiSession:
 
     # -- target ------------------------------------------------------------------------
 
-    def start_target(self) -> None:
+    def start_target(self, phase: str = "starting milvus") -> None:
         """Start a fresh target (its logs go to the session's temporary dir until a run takes them)."""
         with self._lock:
             self._target_ready.clear()
-            self.phase = "starting milvus"
+            self.phase = phase
             self._targets_started += 1
             log_dir = self.tmp / f"milvus-logs-{self._targets_started}"
         if self.target_options.target != "embedded":
@@ -405,7 +414,7 @@ class UiSession:
     def _restart_target(self) -> None:
         """After a run on the embedded target: a new server for the next run (in the background)."""
         try:
-            self.start_target()
+            self.start_target(phase="fresh milvus for the next run")
         except Interrupted:
             return
         except Exception as exc:  # shown in the tab and refused at the next start
@@ -479,13 +488,13 @@ class UiSession:
         write_json(config, {"address": self.endpoint.address, "scenario": scenario.to_json(),
                             "acks": str(run_dir.acks.resolve())})
         context.fire_event(component="harness", type=record.LOAD_STARTED,
-                           detail=f"{scenario.users} users, started in the web UI")
+                           detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
         with self._lock:
             self.phase = "loading"
         threading.Thread(target=self._watch_run, args=(run,), name=f"rules-{run_id}", daemon=True).start()
         self.console.print(f"run {run_id}: loading {scenario.total_rows:,} rows in {scenario.batch_rows:,}-row "
-                           f"batches ({scenario.shards} shards, {scenario.partitions} partitions, "
-                           f"{scenario.users} users)", highlight=False)
+                           f"batches ({_count(scenario.shards, 'shard')}, {_count(scenario.partitions, 'partition')}, "
+                           f"{_count(scenario.users, 'user')})", highlight=False)
         return {"run_id": run_id, "config": str(config.resolve()), "run_dir": str(run_dir.path.resolve())}
 
     def _watch_run(self, run: _Run) -> None:
@@ -635,8 +644,11 @@ class UiSession:
         s = self.scenario
         common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--harness-control", control_url,
                   "--harness-report-dir", str(self.options.report_dir.resolve())]
+        # Users finish the insert in flight when stopped; with workers keep that short, as a
+        # Locust worker rejoins for the next test only once the stop timeout has passed.
+        stop_timeout = WORKER_STOP_TIMEOUT_S if self.options.workers else 120
         master = [*common, "--web-host", self.web.host, "--web-port", str(self.web.port),
-                  "-u", str(s.users), "-r", str(s.users), "--stop-timeout", "120",
+                  "-u", str(s.users), "-r", str(s.users), "--stop-timeout", str(stop_timeout),
                   "--total-rows", str(s.total_rows), "--batch-rows", str(s.batch_rows),
                   "--shards", str(s.shards), "--partitions", str(s.partitions)]
         if self.options.run_time:
@@ -652,7 +664,8 @@ class UiSession:
                 from harness.targets.embedded import free_ports
 
                 port = free_ports(1)[0]
-                master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
+                master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                           "--expect-workers", str(self.options.workers)]
                 self.locust.append(_spawn(master, out, env))
                 for _ in range(self.options.workers):
                     self.locust.append(_spawn([*common, "--worker", "--master-host", "127.0.0.1",

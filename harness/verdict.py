@@ -70,8 +70,10 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         else:
             checked.append(RuleResult("no OOM kill", True, "no component was OOM-killed"))
     if rules.fail_on_restart:
-        restarted = {n: c["restarts"] for n, c in components.items() if c.get("restarts")}
-        exits = [e for e in events if e["type"] == "Exited"]
+        # Restarts after an injected kill are the experiment, not a finding.
+        restarted = {n: c["restarts"] - c.get("injected_kills", 0) for n, c in components.items()
+                     if c.get("restarts", 0) - c.get("injected_kills", 0) > 0}
+        exits = [e for e in events if e["type"] == "Exited" and not e.get("data", {}).get("injected")]
         if restarted or exits:
             parts = [f"{n} restarted {r} time{'s' if r != 1 else ''}" for n, r in restarted.items()]
             parts += [f"{e['component']} exited at {_clock(e['t'])} ({e['detail']})" for e in exits[:3]]

@@ -39,3 +39,14 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, no_leftovers)
     assert lines[0].startswith("milvus-harness") and message in lines[0]
     assert "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []  # no run directory for a refused run
+
+
+INJECT_BAD = [("kill@soon", "allowed: kill@rows=N"), ("explode", "is not a fault"), ("stop@5s", "is not a fault"),
+              ("kill-every=0s", "greater than zero")]
+
+
+@pytest.mark.parametrize("spec,message", INJECT_BAD)
+def test_bad_injection_is_refused(spec, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--inject", spec, "--report-dir",
+                             str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and len(result.stderr.splitlines()) == 1

@@ -232,6 +232,7 @@ class EmbeddedTarget:
         self.startup_seconds: float | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()  # cuts a restart back-off short
+        self._injected_death = False
         self._supervisor: threading.Thread | None = None
         self._watcher: ProcessWatcher | None = None
         self._lock = threading.Lock()
@@ -367,6 +368,10 @@ class EmbeddedTarget:
         if self.server:
             self.server.kill(sig)
 
+    def mark_injected_death(self) -> None:
+        """The next death is a fault injection's doing: record it as such, never as an OOM."""
+        self._injected_death = True
+
     def _spawn(self) -> None:
         assert self.server is not None
         pid = self.server.start()
@@ -426,7 +431,12 @@ class EmbeddedTarget:
         assert self.context is not None
         kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
-        if kills > self.oom_kills:
+        injected, self._injected_death = self._injected_death, False
+        if injected and kills == self.oom_kills:
+            self.context.fire_event(component=COMPONENT, type=record.EXITED, t=died_at,
+                                    detail=f"killed by fault injection ({how})",
+                                    data={"exit_code": code, "injected": True})
+        elif kills > self.oom_kills:
             self.oom_kills = kills
             source = "watchdog" if self.watchdog else "kernel"
             self.context.fire_event(

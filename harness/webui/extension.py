@@ -101,8 +101,8 @@ class HarnessRuns:
     def start_run(self, form: Any) -> str | None:
         """Ask the harness for a run with the form's fields; the refusal's message, or None."""
         runner = self.environment.runner
-        if isinstance(runner, MasterRunner) and not runner.worker_count:
-            return "no Locust worker has connected yet; try again in a few seconds"
+        if isinstance(runner, MasterRunner) and not self._workers_ready(runner):
+            return "no Locust worker is ready yet (after a stop they wait the stop timeout); try again shortly"
         fields = {name: form.get(name, "") for name in FORM_FIELDS}
         try:
             status, answer = self.control.call("POST", "/runs", {"fields": fields, "users": form.get("user_count")},
@@ -124,6 +124,16 @@ class HarnessRuns:
         # After /swarm copied the (hidden) Host field: the navigation bar shows this run's Milvus.
         if self.host:
             environment.host = self.host
+
+    def _workers_ready(self, runner: MasterRunner, timeout: float = 60.0) -> bool:
+        """Wait for every expected worker: after a stop, Locust's workers rejoin only once
+        the stop timeout has passed."""
+        expected = max(1, getattr(self.environment.parsed_options, "expect_workers", 1) or 1)
+        waited = 0.0
+        while runner.worker_count < expected and waited < timeout:
+            gevent.sleep(0.5)
+            waited += 0.5
+        return runner.worker_count > 0
 
     def _drained(self) -> None:
         self.stop_reason = "every batch settled"

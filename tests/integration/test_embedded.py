@@ -55,14 +55,20 @@ def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_v
         assert len(oom) == 1 and oom[0].data["source"] == "kernel"
         # The kill is what failed the insert: the watcher saw it within a second of the client.
         assert abs(oom[0].t - failed_at) < 1.0 + failed.seconds
-        assert target.oom_kills == 1
-        assert target.wait_ready(180), "the restarted server should accept writes"
+        assert target.oom_kills >= 1
+        # The supervisor brings it back after kubelet's back-off. Under the same limit the
+        # restarted server replays the acked rows from its WAL and may be killed again (a crash
+        # loop, as a pod would show); with the limit lifted it must recover and take writes.
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(e.type == "Restarted" for e in context.events):
+            time.sleep(0.2)
         assert any(e.type == "Restarted" for e in context.events)
+        assert target.prepare_verification(180), "the restarted server should accept writes"
         with milvus.MilvusAdmin(target.server.address) as admin:
             admin.flush(seed.collection)
-            assert admin.collection(seed.collection).num_entities >= 0
-        samples = [s for s in [context.latest.get("standalone")] if s]
-        assert samples and samples[0].restarts == 1
+            acked = sum(r.rows for _, r in results if r.ok)
+            assert admin.collection(seed.collection).num_entities >= acked
+        assert context.latest["standalone"].restarts >= 1
 
 
 def test_eight_gib_holds_200k_rows(milvus_version, no_leftovers):

@@ -226,19 +226,21 @@
     node.dataset.final = run.verdict && run.verdict.final ? "true" : "false";
 
     const width = Math.max(node.clientWidth - 2, 320);
-    const now = run.load_stopped && run.verdict.final ? Math.max(run.load_stopped, lastT()) : Math.max(data.now, lastT());
-    const t0 = run.load_started || run.started || firstT() || now;
-    const t1 = Math.max(now, t0 + 30);
+    // Live: a window of at least 30 s that grows with the run; judged: the run's own span.
+    const t0 = run.load_started || run.started || firstT() || data.now;
+    const t1 = run.load_stopped && run.verdict.final ? Math.max(run.load_stopped, lastT(), t0 + 5) + 1
+      : Math.max(data.now, lastT(), t0 + 30);
     function firstT() { return Math.min(...components.map((c) => (state.samples[c][0] || {}).t || Infinity)); }
     function lastT() { return Math.max(0, ...components.map((c) => (state.samples[c].at(-1) || {}).t || 0)); }
 
     const limits = [...new Set(components.map((c) => run.components[c] && run.components[c].limit_bytes).filter(Boolean))];
     const peak = Math.max(0, ...components.map((c) => (run.components[c] || {}).peak_memory_bytes || 0));
     const yTop = Math.max(peak * 1.1, ...limits.map((l) => l * 1.08), 256 * 2 ** 20);
-    const yStepBytes = niceStep(yTop / GIB, 5) * GIB;
+    const unit = yTop < 2 * GIB ? 2 ** 20 : GIB;  // MiB ticks under 2 GiB, GiB above
+    const yStepBytes = niceStep(yTop / unit, 5) * unit;
     const memoryChart = chart({
-      width, height: 300, t0, t1, yMax: Math.ceil(yTop / yStepBytes) * yStepBytes,
-      yFormat: (v) => `${(v / GIB).toFixed(yStepBytes < GIB / 4 ? 2 : 1)} GiB`, yStep: yStepBytes,
+      width, height: 300, t0, t1, yMax: Math.ceil(yTop / yStepBytes) * yStepBytes, yStep: yStepBytes,
+      yFormat: (v) => (unit === GIB ? `${(v / GIB).toFixed(yStepBytes < GIB / 2 ? 2 : 1)} GiB` : `${Math.round(v / 2 ** 20)} MiB`),
       title: "memory per component (the limit dashed; restart and OOM markers)",
       series: components.map((c, i) => ({ name: c, color: COLORS[i % COLORS.length],
         points: state.samples[c].filter((s) => s.t >= t0 - 5).map((s) => [s.t, s.memory_bytes]) })),
@@ -264,7 +266,7 @@
     cards.push(`<div class="mh-card"><div class="mh-label">rows acked</div>` +
       `<div class="mh-value" id="harness-rows-acked">${int(run.rows.acked)} <small>/ ${int(planned)}</small></div>` +
       `<div class="mh-bar"><span style="width:${share.toFixed(1)}%"></span></div>` +
-      `<div class="mh-sub">${int(run.rows.rows_per_s)} rows/s · ${int(run.rows.failed_inserts)} failed inserts</div></div>`);
+      `<div class="mh-sub">${int(run.rows.rows_per_s)} rows/s · ${plural(run.rows.failed_inserts, "failed insert")}</div></div>`);
     for (const name of components) {
       const c = run.components[name] || {};
       const latest = state.samples[name].at(-1) || {};
