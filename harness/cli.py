@@ -12,7 +12,7 @@ import sys
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from harness import __version__
-from harness.errors import ExitCode, HarnessError, UsageError
+from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 from harness.targets.base import TargetOptions
 from harness.units import parse_bytes, parse_duration
 
@@ -378,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         print(f"milvus-harness: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
+    except Interrupted as exc:
+        print(f"milvus-harness: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         print("milvus-harness: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)

@@ -39,12 +39,17 @@ class TargetError(HarnessError):
     exit_code = ExitCode.INCONCLUSIVE
 
 
-class Interrupted(HarnessError):
-    """The harness was asked to stop (Ctrl-C or SIGTERM) and cleaned up."""
+class Interrupted(BaseException):
+    """The harness was asked to stop (SIGTERM, or SIGINT outside Python's own handler).
+
+    A BaseException, like KeyboardInterrupt, so that code which retries on `Exception`
+    (readiness polls, pymilvus calls) cannot swallow it: the run unwinds, cleans up and
+    reports ABORTED with exit 128 + signal.
+    """
 
     def __init__(self, signum: int) -> None:
         import signal
 
-        name = signal.Signals(signum).name
-        super().__init__(f"stopped by {name}", 128 + signum)
-        self.signum = signum
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        super().__init__(f"stopped by {signal.Signals(self.signum).name}")

@@ -29,6 +29,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,7 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from rich.console import Console
 
-from harness import collection, scenario as scenarios
+from harness import collection, inject, scenario as scenarios
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
 from harness.rundir import SCHEMA_VERSION, RunDir, read_json, write_json
 from harness.runner import (RunOptions, RunResult, _new_run_id, _raise_on_sigterm, finalize_run, make_target,
@@ -54,7 +55,7 @@ from harness.targets.base import Endpoint
 from harness.units import format_bytes
 from harness.verdict import judge
 from harness.watch import record
-from harness.watch.record import Event, Recorder, RunContext
+from harness.watch.record import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TAB_KEY, TOKEN_ENV
 
@@ -114,6 +115,18 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False  # a host name: it may resolve to anything
+
+
+def check_port(web: WebOptions) -> None:
+    """Refuse a web port that is taken before anything starts (Locust would fail after Milvus)."""
+    family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((web.host.strip("[]"), web.port))
+    except OSError as exc:
+        raise UsageError(f"the web UI cannot listen on {web.host or '0.0.0.0'}:{web.port}: "
+                         f"{exc.strerror or exc} (choose another --web-port or --web-host)") from None
 
 
 def bind_warning(web: WebOptions) -> str | None:
@@ -319,18 +332,20 @@ class _Run:
     locust_log_offset: int
     stop_events: list[Event] = field(default_factory=list)
     active: bool = True
+    finishing: bool = False
     stop_request: str | None = None
     verdict_at: float | None = None
     result: RunResult | None = None
+    injector: inject.Injector | None = None
 
 
 class UiSession:
     """The harness side of `milvus-harness ui`; `serve()` drives it."""
 
-    def __init__(self, options: RunOptions, web: WebOptions, console: Console) -> None:
+    def __init__(self, options: RunOptions, web: WebOptions, console: Console | None = None) -> None:
         self.options = options
         self.web = web
-        self.console = console
+        self.console = console or Console()
         self.scenario, self.target_options = prepare(options)
         self.tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-ui-"))
         self.locust_log = self.tmp / "locust.log"
@@ -349,6 +364,7 @@ class UiSession:
         self.facts: dict[str, Any] = {}
         self.version: str | None = None
         self._targets_started = 0
+        self.target_log_dir: Path | None = None
         self._target_ready = threading.Event()
         self.run: _Run | None = None
         self.finished: list[dict[str, Any]] = []
@@ -359,7 +375,7 @@ class UiSession:
 
     # -- recording ----------------------------------------------------------------------
 
-    def _forward_sample(self, sample: Any) -> None:
+    def _forward_sample(self, sample: Sample) -> None:
         context = self._recording
         if context is not None:
             context.fire_sample(sample)
@@ -436,24 +452,28 @@ class UiSession:
 
     def start_run(self, fields: dict[str, str], users: str | None) -> dict[str, Any]:
         """A new run from the start form: validated fields, fresh run dir and collection, load.json."""
+        overrides = dict(self.options.overrides)
+        overrides.update({k: str(v).strip() for k, v in fields.items() if k in FORM_FIELDS})
+        if users is not None:
+            overrides["users"] = str(users).strip()
+        scenario = scenarios.load(self.options.scenario).with_overrides(overrides)  # refused before waiting
         with self._run_lock:
             with self._lock:
-                if self.run is not None and self.run.active:
-                    raise UsageError(f"run {self.run.run_id} is still loading; stop it first")
+                stale = self.run if self.run is not None and self.run.active else None
                 finisher = self._finisher
-            if finisher is not None:
+            if stale is not None:
+                # Locust asks for a run only when it is not loading, so this one never started
+                # (its swarm failed after the harness made the run): judge it as it is.
+                stale.finishing = True
+                self._finish(stale, reason="Locust did not start its load")
+            elif finisher is not None:
                 finisher.join()  # the previous run's report and the new server come first
             if not self._target_ready.is_set() and self.phase == "failed":
                 self._restart_target()  # one more try; it may have been a passing problem
-            if not self._target_ready.wait(timeout=600):
-                raise TargetError("milvus is not ready (still starting after 10 minutes)")
-            if self.phase == "failed":
-                raise TargetError(self.message)
-            overrides = dict(self.options.overrides)
-            overrides.update({k: str(v).strip() for k, v in fields.items() if k in FORM_FIELDS})
-            if users is not None:
-                overrides["users"] = str(users).strip()
-            scenario = scenarios.load(self.options.scenario).with_overrides(overrides)
+            deadline = time.monotonic() + 600
+            while not self._target_ready.wait(timeout=0.5):
+                if self.phase == "failed" or time.monotonic() > deadline:
+                    raise TargetError(self.message or "milvus is not ready (still starting after 10 minutes)")
             self._check_version(scenario, self.version)
             return self._begin(scenario, overrides)
 
@@ -465,7 +485,8 @@ class UiSession:
         run_dir = RunDir.create(self.options.report_dir, run_id)
         run_options = replace(self.options, overrides=overrides)
         inputs = run_inputs(run_id, run_options, scenario, self.target_options, self.version, began)
-        write_json(run_dir.run_json, {**inputs, "facts": self.facts, "web_ui": True})
+        write_json(run_dir.run_json, {**inputs, "isolation": self.facts.get("isolation"), "facts": self.facts,
+                                      "web_ui": True})
         context = RunContext(run_dir)
         recorder = Recorder(context, run_dir)
         view = RunView(run_dir.path)
@@ -482,6 +503,7 @@ class UiSession:
         try:
             collection.create(self.endpoint.address, scenario)
         except HarnessError as exc:
+            run.finishing = True
             self._finish(run, reason=str(exc), inconclusive=str(exc))
             raise
         config = run_dir.path / "load.json"
@@ -489,6 +511,9 @@ class UiSession:
                             "acks": str(run_dir.acks.resolve())})
         context.fire_event(component="harness", type=record.LOAD_STARTED,
                            detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
+        run.injector = inject.Injector([inject.parse(s) for s in self.options.inject], self.target, context,
+                                       lambda: view.acked_rows)
+        run.injector.start()
         with self._lock:
             self.phase = "loading"
         threading.Thread(target=self._watch_run, args=(run,), name=f"rules-{run_id}", daemon=True).start()
@@ -518,7 +543,8 @@ class UiSession:
             run.active = False
             run.verdict_at = time.time()
             if self._closing:
-                return {"phase": "closing"}  # serve() finalizes it as ABORTED
+                return {"phase": "closing"}  # close() finalizes it as ABORTED
+            run.finishing = True
             self.phase = "verifying"
             self._finisher = threading.Thread(target=self._finish, args=(run,),
                                               kwargs={"reason": run.stop_request or reason},
@@ -531,6 +557,8 @@ class UiSession:
         """Stop recording, verify, judge and report one run; then a fresh server for the next."""
         run.active = False
         try:
+            if run.injector:
+                run.injector.stop()
             run.view.poll()
             run.context.fire_event(component="harness", type=record.LOAD_STOPPED, detail=reason)
             with self._lock:
@@ -572,7 +600,7 @@ class UiSession:
 
     def _take_logs(self, run: _Run) -> None:
         """The stopped server's logs into the run directory (they cover this run's server only)."""
-        source = getattr(self, "target_log_dir", None)
+        source = self.target_log_dir
         if source is None or not source.exists():
             return
         for item in source.iterdir():
@@ -724,7 +752,8 @@ class UiSession:
         finally:
             try:
                 run = self.run
-                if run is not None and run.result is None and self._finisher is None:
+                if run is not None and not run.finishing:
+                    run.finishing = True
                     self.console.print(f"run {run.run_id}: interrupted; writing its partial report", highlight=False)
                     self._finish(run, reason="the web UI was closed", status="ABORTED", exit_code=exit_code)
                 elif self._finisher is not None and self._finisher.is_alive():
@@ -825,6 +854,7 @@ def serve(options: RunOptions, web: WebOptions, console: Console | None = None,
     """
     console = console or Console()
     warning = bind_warning(web)
+    check_port(web)
     session = UiSession(options, web, console)  # validates the scenario and options first
     if warning:
         print(f"milvus-harness: {warning}", file=sys.stderr, flush=True)

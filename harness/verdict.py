@@ -94,9 +94,11 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
                                       f"acked rows could not be verified: {rows.get('verify_note', 'server not reachable')}"))
         elif rows["lost"]:
             lost_batches = rows.get("lost_batches", [])
+            deaths = [e for e in events if e["type"] in ("OOMKilled", "Exited")]
+            after = f", missing after the {deaths[0]['type']} at {_clock(deaths[0]['t'])}" if deaths else ""
             checked.append(RuleResult("no acked row lost", False,
                                       f"{rows['lost']:,} acked rows missing in {len(lost_batches)} batch"
-                                      f"{'es' if len(lost_batches) != 1 else ''} ({_batch_list(lost_batches)})"))
+                                      f"{'es' if len(lost_batches) != 1 else ''} ({_batch_list(lost_batches)}){after}"))
         else:
             checked.append(RuleResult("no acked row lost", True, f"all {rows['acked']:,} acked rows present"))
     if rules.max_peak_memory_fraction is not None:

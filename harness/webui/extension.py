@@ -22,6 +22,7 @@ import csv
 import hmac
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -266,7 +267,7 @@ def _extend_web_ui(environment: Environment, runs: HarnessRuns) -> None:
                 return None  # Locust's own route refuses it
         if environment.runner is not None and environment.runner.state in (STATE_RUNNING, STATE_SPAWNING):
             return None  # "Edit running load test": only the users change
-        error = runs.start_run(request.form)
+        error = _spawn_rate_error(request.form.get("spawn_rate", "")) or runs.start_run(request.form)
         if error:
             log.warning("start refused: %s", error)
             return jsonify({"success": False, "message": error, "host": environment.host})
@@ -278,6 +279,17 @@ def _extend_web_ui(environment: Environment, runs: HarnessRuns) -> None:
             html = response.get_data(as_text=True)
             response.set_data(html.replace("</body>", _INDEX_TAGS + "</body>", 1))
         return response
+
+
+def _spawn_rate_error(text: str) -> str | None:
+    """Locust refuses a bad ramp-up only after the harness made the run; refuse it first."""
+    try:
+        rate = float(text)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or rate <= 0:
+        return f"ramp up {text!r} is not a number of users per second above 0"
+    return None
 
 
 def _no_host_field(web_ui: Any) -> None:

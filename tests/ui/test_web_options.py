@@ -3,6 +3,7 @@ the warning printed by the real command before a web UI that other machines can 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 
@@ -62,3 +63,16 @@ def test_all_interfaces_without_a_password_prints_the_warning(no_leftovers, milv
     # ... and Ctrl-C then ends it cleanly, with no run in progress.
     assert server.interrupt() == 0, server.stdout() + server.stderr()
     assert not server.alive_descendants() and not server.runs()
+
+
+def test_a_taken_web_port_is_refused_before_milvus_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "harness.cli", "ui", "--scenario", "smoke",
+                                 "--report-dir", str(tmp_path / "reports"), "--web-port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"the web UI cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "starting milvus" not in result.stdout
