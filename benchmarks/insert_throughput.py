@@ -2,19 +2,19 @@
 
 On one server, in one run:
 1. generation rows/s (batch k -> numpy columns), and request building rows/s;
-2. a bare loop of the fastest insert path (NumpyInserter, no Locust) over N batches;
-3. `milvus-harness run` (Locust, one user) over the same number of batches on a fresh
-   collection of the same server, its rows/s from acks.jsonl;
-4. a Locust process's peak RSS over the run (sampled every second), first and last quarter.
+2. a bare loop of the fastest insert path (NumpyInserter, no Locust) against the same path
+   driven by the harness's Locust user (one user), in alternating blocks of batches into one
+   collection: the server slows as it fills, and alternating puts both under the same drift;
+3. a Locust process's peak RSS over a longer run (first and last quarter: flat, or growing
+   with rows).
 
-Usage: .venv/bin/python benchmarks/insert_throughput.py [--batches 20]
+Usage: .venv/bin/python benchmarks/insert_throughput.py [--block 4] [--rounds 3] [--long 30]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -32,11 +32,53 @@ from harness.targets.embedded import EmbeddedTarget
 from harness.watch.record import RunContext
 
 
+def bare_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[int, float]:
+    """Rows and seconds of the fastest path with no Locust: generate, build, insert."""
+    inserter = NumpyInserter(address, seed.collection, seed, timeout=120)
+    began = time.perf_counter()
+    for k in range(batches):
+        assert inserter.insert(data.generate_batch(seed, k)).ok
+    seconds = time.perf_counter() - began
+    inserter.close()
+    return batches * seed.batch_rows, seconds
+
+
+def locust_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[int, float, list[int]]:
+    """Rows and seconds (first request sent to last answer) of the harness's Locust user,
+    and the Locust process's RSS sampled every second."""
+    scenario = seed.with_overrides({"total_rows": str(batches * seed.batch_rows)})
+    with tempfile.TemporaryDirectory() as tmp:
+        acks = Path(tmp) / "acks.jsonl"
+        config = Path(tmp) / "load.json"
+        config.write_text(json.dumps({"address": address, "scenario": scenario.to_json(), "acks": str(acks)}))
+        proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+                                 "-u", "1", "-r", "1", "--harness-config", str(config), "--only-summary",
+                                 "--exit-code-on-error", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        rss: list[int] = []
+
+        def sample() -> None:
+            p = psutil.Process(proc.pid)
+            while proc.poll() is None:
+                try:
+                    rss.append(p.memory_info().rss)
+                except psutil.Error:
+                    return
+                time.sleep(1)
+
+        threading.Thread(target=sample, daemon=True).start()
+        proc.wait()
+        ok = [json.loads(line) for line in acks.read_text().splitlines()]
+    ok = [a for a in ok if a["ok"]]
+    return sum(a["rows"] for a in ok), max(a["t"] for a in ok) - min(a["t_start"] for a in ok), rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--block", type=int, default=4, help="batches per block")
+    parser.add_argument("--rounds", type=int, default=3, help="bare/harness block pairs")
+    parser.add_argument("--long", type=int, default=30, help="batches of the RSS run")
     args = parser.parse_args()
-    seed = scenarios.load("seed").with_overrides({"total_rows": str(args.batches * 50_000)})
+    seed = scenarios.load("seed")
 
     began = time.perf_counter()
     for k in range(5):
@@ -49,50 +91,28 @@ def main() -> None:
     print(f"generation: {gen:,.0f} rows/s; request building: {build:,.0f} rows/s")
 
     with EmbeddedTarget(TargetOptions(memory_limit=16 * 2**30)) as target:
-        endpoint = target.start(RunContext())
-        collection.create(endpoint.address, seed)
-        inserter = NumpyInserter(endpoint.address, seed.collection, seed, timeout=120)
-        began = time.perf_counter()
-        for k in range(args.batches):
-            assert inserter.insert(data.generate_batch(seed, k)).ok
-        bare = args.batches * seed.batch_rows / (time.perf_counter() - began)
-        inserter.close()
-        print(f"bare loop (generate + build + insert): {bare:,.0f} rows/s")
-
-        collection.create(endpoint.address, seed)  # fresh collection, same server
-        with tempfile.TemporaryDirectory() as tmp:
-            acks = Path(tmp) / "acks.jsonl"
-            config = Path(tmp) / "load.json"
-            config.write_text(json.dumps({"address": endpoint.address, "scenario": seed.to_json(),
-                                          "acks": str(acks)}))
-            proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-                                     "-u", "1", "-r", "1", "--harness-config", str(config), "--only-summary",
-                                     "--exit-code-on-error", "0"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            rss: list[int] = []
-
-            def sample() -> None:
-                p = psutil.Process(proc.pid)
-                while proc.poll() is None:
-                    try:
-                        rss.append(p.memory_info().rss)
-                    except psutil.Error:
-                        return
-                    time.sleep(1)
-
-            threading.Thread(target=sample, daemon=True).start()
-            proc.wait()
-            lines = [json.loads(line) for line in acks.read_text().splitlines()]
-        ok = [a for a in lines if a["ok"]]
-        first = min(a["t_start"] for a in ok)
-        last = max(a["t"] for a in ok)
-        harness = sum(a["rows"] for a in ok) / (last - first)
-        print(f"harness (Locust, 1 user): {harness:,.0f} rows/s over {len(ok)} batches")
-        print(f"ratio harness / bare loop: {harness / bare:.3f} (goal >= 0.95)")
-        quarter = max(1, len(rss) // 4)
-        print(f"Locust process RSS: first quarter peak {max(rss[:quarter]) / 2**20:,.0f} MiB, "
-              f"last quarter peak {max(rss[-quarter:]) / 2**20:,.0f} MiB, overall {max(rss) / 2**20:,.0f} MiB "
-              f"({len(rss)} samples)")
+        address = target.start(RunContext()).address
+        collection.create(address, seed)
+        totals = {"bare": [0, 0.0], "harness": [0, 0.0]}
+        for r in range(args.rounds):
+            rows, seconds = bare_block(address, seed, args.block)
+            totals["bare"][0] += rows
+            totals["bare"][1] += seconds
+            rows, seconds, _ = locust_block(address, seed, args.block)
+            totals["harness"][0] += rows
+            totals["harness"][1] += seconds
+            print(f"round {r + 1}: bare {totals['bare'][0] / totals['bare'][1]:,.0f} rows/s, "
+                  f"harness {totals['harness'][0] / totals['harness'][1]:,.0f} rows/s (cumulative)")
+        bare = totals["bare"][0] / totals["bare"][1]
+        harness = totals["harness"][0] / totals["harness"][1]
+        print(f"bare loop: {bare:,.0f} rows/s; harness (Locust, 1 user): {harness:,.0f} rows/s; "
+              f"ratio {harness / bare:.3f} (goal >= 0.95)")
+        print(f"generation is {gen / bare:.1f}x the ingest rate (goal >= 10x)")
+        collection.create(address, seed)
+        _, _, rss = locust_block(address, seed, args.long)
+    quarter = max(1, len(rss) // 4)
+    print(f"Locust process RSS over {args.long} batches: first quarter peak {max(rss[:quarter]) / 2**20:,.0f} MiB, "
+          f"last quarter peak {max(rss[-quarter:]) / 2**20:,.0f} MiB ({len(rss)} samples)")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 
 import gevent
 from gevent.event import AsyncResult
-from locust import User, constant, events, task
+from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
@@ -114,7 +114,8 @@ _requests = itertools.count()
 class MilvusInsertUser(User):
     """Inserts the scenario's batches, one request per batch, until the dispenser runs dry."""
 
-    wait_time = constant(0)
+    def wait_time(self) -> float:
+        return self.scenario.wait_s
 
     def on_start(self) -> None:
         config: LoadConfig = self.environment.harness_config  # type: ignore[attr-defined]

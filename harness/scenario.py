@@ -65,6 +65,8 @@ class Scenario:
     users: int = 1
     insert_path: str = "numpy"
     insert_timeout_s: float = 60.0
+    #: Pause of each user between inserts (0: as fast as Milvus takes them); soak runs use it.
+    wait_s: float = 0.0
     #: Used when --memory-limit is not given on the embedded target.
     embedded_memory_limit: str | None = None
     #: The oldest Milvus that can run this scenario (ARRAY fields need 2.3.0; partition keys 2.2.9).
@@ -183,6 +185,8 @@ def _validate(s: Scenario) -> None:
         raise bad("users", s.users, "1 to 256")
     if s.insert_path not in INSERT_PATHS:
         raise bad("insert_path", s.insert_path, ", ".join(INSERT_PATHS))
+    if not 0 <= s.wait_s <= 3600:
+        raise bad("wait_s", s.wait_s, "0 to 3600 seconds")
     if s.insert_timeout_s <= 0:
         raise bad("insert_timeout_s", s.insert_timeout_s, "greater than 0")
     if s.embedded_memory_limit is not None:

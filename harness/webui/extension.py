@@ -35,7 +35,7 @@ import gevent
 from flask import Blueprint, Response, jsonify, redirect, request, send_from_directory, session, url_for
 from locust import events
 from locust.env import Environment
-from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from harness import load
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, STATIC_DIR, TAB_KEY, TAB_TITLE, TOKEN_ENV
@@ -278,6 +278,17 @@ def _extend_web_ui(environment: Environment, runs: HarnessRuns) -> None:
         if request.path == "/" and response.mimetype == "text/html" and response.status_code == 200:
             html = response.get_data(as_text=True)
             response.set_data(html.replace("</body>", _INDEX_TAGS + "</body>", 1))
+        return response
+
+    @app.after_request
+    def keep_polling_while_stopping(response: Response) -> Response:
+        # Locust's page polls /stats/requests only while it believes the test is spawning or
+        # running; a poll that lands in the stop's brief "cleanup"/"stopping" state (an insert
+        # in flight takes seconds to finish) would freeze it there, with no "New" button.
+        if request.path == "/stats/requests" and response.is_json and response.status_code == 200:
+            body = response.get_json()
+            if isinstance(body, dict) and body.get("state") in (STATE_CLEANUP, STATE_STOPPING):
+                response.set_data(json.dumps({**body, "state": STATE_RUNNING}))
         return response
 
 

@@ -118,6 +118,9 @@ def test_start_watch_stop_report_and_start_again(no_leftovers, milvus_version, u
         assert "every batch settled" in panel.inner_text()
         assert [p.name for p in server.runs()] == sorted([run_id, second])
         assert not errors, errors
+    except BaseException:
+        page.screenshot(path=str(artifacts / "ui-failure.png"), full_page=True)  # what the browser showed
+        raise
     finally:
         page.close()
 
