@@ -52,6 +52,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                             "(cgroup v1 oom_kill_disable), so the run shows a memory stall")
     group.add_argument("--restart-backoff", metavar="SECONDS", default="10s",
                        help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
+    group.add_argument("--restart-backoff-max", metavar="SECONDS", default="5m",
+                       help="cap of the doubling restart back-off (default 5m, as kubelet)")
     group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
                        help="how often the watcher samples (default 1s, at least 0.1s)")
     group.add_argument("--stall-after", metavar="SECONDS", default="20s",
@@ -77,6 +79,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         restart=args.restart,
         oom_kill=args.oom_kill,
         restart_backoff=parse_duration(args.restart_backoff, "--restart-backoff"),
+        restart_backoff_max=parse_duration(args.restart_backoff_max, "--restart-backoff-max"),
         watch_interval=interval,
         stall_seconds=parse_duration(args.stall_after, "--stall-after"),
         kube_context=args.kube_context,

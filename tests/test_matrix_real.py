@@ -2,6 +2,7 @@
 
 Slow tier (`pytest -m slow`): four real runs of a small scenario, each on its own server on
 free ports with a 4 GiB cgroup limit; the first install of a version takes about a minute.
+Memory is sampled every 0.2 s so that the few seconds of load give a growth figure.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def test_real_matrix_over_two_versions_and_two_shard_counts(tmp_path: Path) -> N
     reports = tmp_path / "reports"
     code = cli.main(["matrix", "--milvus-versions", ",".join(VERSIONS), "--vary", f"shards={','.join(SHARDS)}",
                      "--scenario", "smoke", "--set", f"total_rows={ROWS}", "--memory-limit", "4GiB",
-                     "--report-dir", str(reports), "--id", "real"])
+                     "--watch-interval", "0.2s", "--report-dir", str(reports), "--id", "real"])
     out = reports / "matrix-real"
     summary = read_json(out / "summary.json")
     cells = summary["cells"]
@@ -57,7 +58,7 @@ def test_real_matrix_over_two_versions_and_two_shard_counts(tmp_path: Path) -> N
     # A second matrix with the same inputs reuses all four runs and starts no server.
     assert cli.main(["matrix", "--milvus-versions", ",".join(VERSIONS), "--vary", f"shards={','.join(SHARDS)}",
                      "--scenario", "smoke", "--set", f"total_rows={ROWS}", "--memory-limit", "4GiB",
-                     "--report-dir", str(reports), "--id", "again"]) == 0
+                     "--watch-interval", "0.2s", "--report-dir", str(reports), "--id", "again"]) == 0
     again = read_json(reports / "matrix-again" / "summary.json")["cells"]
     assert [c["reused"] for c in again] == [True] * 4
     assert [c["run_dir"] for c in again] == [c["run_dir"] for c in cells]

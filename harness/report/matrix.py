@@ -49,7 +49,7 @@ _EXTRA_CSS = """
 .banner.v-running .verdict { background: var(--grey); }
 table.grid td, table.grid th { text-align: center; }
 table.grid th:first-child, table.grid td:first-child { text-align: left; }
-table.grid td a { display: block; }
+table.grid td a { display: block; color: inherit; }
 table.grid td .fig { display: block; color: var(--muted); font-size: 12px; font-weight: 400; }
 td.reasons { font-size: 12.5px; color: #374151; max-width: 34em; }
 """

@@ -287,15 +287,21 @@ class EmbeddedTarget:
     def watchers(self) -> list[Watcher]:
         return [self._watcher] if self._watcher else []
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Block until the server answers and flush works (the post-restart session trap)."""
+    def wait_ready(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
+        """Block until the server answers and flush works (the post-restart session trap).
+
+        With `proc`, give up as soon as that process has died (the supervisor must go back
+        to recording deaths); without, wait across restarts until the timeout.
+        """
         server = self.server
         if server is None:
             return False
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and not self._stopping.is_set():
-            proc = server.proc
-            alive = proc is not None and proc.poll() is None
+            if proc is not None and proc.poll() is not None:
+                return False
+            current = server.proc
+            alive = current is not None and current.poll() is None
             if not alive and self.options.restart == "never":
                 return False  # nobody will bring it back
             if alive and milvus.accepts_writes(server.address):
@@ -420,7 +426,8 @@ class EmbeddedTarget:
                                     data={"restarts": self.restarts})
             began = time.monotonic()
             if self._wait_answering(time.monotonic() + START_TIMEOUT):
-                ready = self.wait_ready(START_TIMEOUT)
+                # Stop waiting as soon as this process dies again: its death must be recorded now.
+                ready = self.wait_ready(START_TIMEOUT, proc=self.server.proc)
                 if ready:
                     self.context.fire_event(
                         component=COMPONENT, type=record.READY,

@@ -27,7 +27,7 @@ def test_soak_with_kills_every_90s(tmp_path, milvus_version, no_leftovers):
     result = subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", "--scenario", "smoke", "--set", "total_rows=20000000",
          "--set", "wait_s=2", "--memory-limit", "12GiB", "--run-time", duration, "--inject", "kill-every=90s",
-         "--restart-backoff", "5s", "--report-dir", str(tmp_path)],
+         "--restart-backoff", "5s", "--restart-backoff-max", "20s", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=3 * 3600)
     assert "Traceback" not in result.stderr
     run_dir = next(tmp_path.iterdir())
