@@ -301,8 +301,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     version = getattr(target, "version", None) or target_options.milvus_version
     run_id = options.run_id or _new_run_id(scenario, version)
     run_dir = RunDir.create(options.report_dir, run_id)
-    if hasattr(target, "_log_dir"):
-        target._log_dir = run_dir.logs
+    if hasattr(target, "log_dir"):
+        target.log_dir = run_dir.logs  # the server's own logs belong to the run
     inputs = run_inputs(run_id, options, scenario, target_options, version, began)
     write_json(run_dir.run_json, inputs)
     context = RunContext(run_dir)

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
 
 from harness import milvus
 from harness.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
@@ -213,15 +212,13 @@ class EmbeddedTarget:
 
     kind = "embedded"
 
-    def __init__(self, options: TargetOptions, log_dir: Path | None = None,
-                 console: Console | None = None) -> None:
+    def __init__(self, options: TargetOptions, log_dir: Path | None = None) -> None:
         if options.restart not in ("always", "never"):
             raise UsageError(f"--restart {options.restart!r}: allowed are always, never")
         self.options = options
         self.overrides = parse_config_overrides({**DEFAULT_CONFIG, **options.milvus_config})
         self.version = installs.resolve_version(options.milvus_version)
-        self._console = console
-        self._log_dir = log_dir
+        self.log_dir = log_dir  # where the server logs go; the run sets its logs/ dir
         self._tmp: Path | None = None
         self.server: EmbeddedServer | None = None
         self.cgroup: MemoryCgroup | None = None
@@ -252,7 +249,7 @@ class EmbeddedTarget:
         assert self.context is not None
         install = installs.ensure_installed(self.version)
         self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
-        log_dir = self._log_dir or (self._tmp / "logs")
+        log_dir = self.log_dir or (self._tmp / "logs")
         limit = self.options.memory_limit
         if limit:
             try:
