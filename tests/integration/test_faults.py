@@ -96,3 +96,25 @@ def test_interrupt_in_each_phase_leaves_a_partial_report_and_nothing_running(
     assert summary["status"] == "ABORTED" and summary["verdict"] == "ABORTED"
     assert (run_dir / "report.html").exists()
     assert "Traceback" not in err
+
+
+def test_interrupt_during_install_removes_the_half_install(tmp_path, milvus_version, no_leftovers):
+    cache = tmp_path / "cache"
+    env = {**__import__("os").environ, "MILVUS_HARNESS_CACHE": str(cache)}
+    report_dir = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--milvus-version", milvus_version,
+                             "--report-dir", str(report_dir)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (cache / "milvus" / milvus_version).exists(), timeout=120)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, out + err
+    assert not (cache / "milvus" / milvus_version / "install.json").exists()
+    assert not (cache / "milvus" / milvus_version).exists()  # no half install left to trust later
+    summary = json.loads((_only_run(report_dir) / "summary.json").read_text())
+    assert summary["status"] == "ABORTED"
