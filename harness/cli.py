@@ -91,7 +91,9 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
 
 
 def build_parser() -> _Parser:
-    parser = _Parser(prog="milvus-harness", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="milvus-harness", description=(
+        "Load-test real Milvus, reproduce memory blow-ups (OOM kills, stalls), judge each run "
+        "PASS / FAIL / INCONCLUSIVE, and bisect the Milvus version that brought or fixed one."))
     parser.add_argument("--version", action="version", version=f"milvus-harness {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show subprocess output and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

@@ -435,8 +435,7 @@ def _html(summary: Mapping[str, Any], cells: Sequence[_Cell], axes: Sequence[str
         _card("Memory against rows acked", memory.svg() if memory else
               '<p class="empty">No cell recorded memory while inserting.</p>',
               "highest component of each cell; cross: first OOM kill; fainter: after a restart"),
-        ('<div class="grid2">' + "".join(_card(c.title, c.svg(), "straight-line fit up to the first OOM kill")
-                                         for c in growth) + "</div>") if growth else "",
+        _growth_cards(growth),
         _card("Cells", table),
         _card("Inputs", f'<table class="kv">{inputs}</table>'),
         "<footer>Rendered by milvus-harness from <code>summary.json</code> and each cell's run directory. "
@@ -449,6 +448,12 @@ def _html(summary: Mapping[str, Any], cells: Sequence[_Cell], axes: Sequence[str
             + f"<title>{_e(word)} · matrix {_e(summary.get('id'))} · milvus-harness</title>\n"
             f"<style>\n{css}</style>\n</head>\n<body>\n<main>\n"
             + "\n".join(part for part in body if part) + "\n</main>\n</body>\n</html>\n")
+
+
+def _growth_cards(growth: Sequence[Chart]) -> str:
+    """One growth chart full width; several two a row."""
+    cards = "".join(_card(c.title, c.svg(), "straight-line fit up to the first OOM kill") for c in growth)
+    return f'<div class="grid2">{cards}</div>' if len(growth) > 1 else cards
 
 
 def _card(title: str, content: str, hint: str = "") -> str:
