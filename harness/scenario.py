@@ -40,6 +40,10 @@ class Rules:
     fail_on_restart: bool = True
     fail_on_stall: bool = True
     fail_on_lost_rows: bool = True
+    #: FAIL when the acked rows could not be verified at all (the server did not flush, index
+    #: and load the collection within the verifier's timeout). Off by default: after an OOM
+    #: kill that says nothing new. See docs/bisect.md for where versions differ on it.
+    fail_on_unverified: bool = False
     max_peak_memory_fraction: float | None = None  # of the limit, e.g. 0.9
     max_insert_p50_ms: float | None = None
     max_insert_p95_ms: float | None = None

@@ -101,6 +101,9 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
                                       f"{'es' if len(lost_batches) != 1 else ''} ({_batch_list(lost_batches)}){after}"))
         else:
             checked.append(RuleResult("no acked row lost", True, f"all {rows['acked']:,} acked rows present"))
+    if rules.fail_on_unverified and rows.get("verified") is None:
+        checked.append(RuleResult("acked rows verified", False,
+                                  f"the acked rows could not be verified: {rows.get('verify_note', 'no answer')}"))
     if rules.max_peak_memory_fraction is not None:
         for name, comp in components.items():
             limit, peak = comp.get("limit_bytes"), comp.get("peak_memory_bytes")

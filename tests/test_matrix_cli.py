@@ -470,14 +470,38 @@ def test_prefetcher_installs_in_order_and_drops_stale_wishes() -> None:
 
 def test_prefetcher_close_waits_for_the_install_in_progress() -> None:
     release = threading.Event()
+    started = threading.Event()
     finished: list[str] = []
 
     def install(version: str) -> None:
+        started.set()
         release.wait(5)
         finished.append(version)
 
     fetcher = Prefetcher(install)
     fetcher.want(["x", "y"])
+    assert started.wait(5)  # "x" is under way before we close (no race with the worker thread)
     threading.Timer(0.2, release.set).start()
     fetcher.close()
     assert finished == ["x"]  # "x" was under way and finished; "y" was dropped
+
+
+# --- the rule the real bisect uses (docs/bisect.md) ----------------------------------------------
+
+
+@pytest.mark.parametrize(("verified", "on", "expected"), [
+    (None, True, Verdict.FAIL), (None, False, Verdict.PASS), (500_000, True, Verdict.PASS)])
+def test_fail_on_unverified(verified: int | None, on: bool, expected: Verdict) -> None:
+    from harness.scenario import Rules
+    from harness.verdict import judge
+
+    rows = {"planned": 500_000, "acked": 500_000, "failed": 0, "verified": verified, "lost": 0, "lost_batches": []}
+    if verified is None:
+        rows["verify_note"] = "verification query failed: wait for loading collection timeout"
+    summary = {"rows": rows, "components": {"standalone": {"restarts": 0}},
+               "inserts": {"failures": 0, "rows_per_s": 1.0, "latency_ms": {"p50": 1.0, "p95": 1.0}}}
+    verdict, reasons, _ = judge(Rules(fail_on_unverified=on), summary, [])
+    assert verdict == expected
+    if expected == Verdict.FAIL:
+        assert reasons == ["the acked rows could not be verified: "
+                           "verification query failed: wait for loading collection timeout"]
