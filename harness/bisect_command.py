@@ -160,11 +160,15 @@ def run_bisect_command(base: RunOptions, good: str, bad: str, console: Console, 
         where = getattr(run, "run_dir", None)
         summary = getattr(run, "summary", None) or {}
         peak = peak_memory_bytes(summary) if isinstance(summary, Mapping) else None
-        console.print(f"bisect step {step.number}: {step.version} ({step.role}) {step.verdict.value}"
+        reasons = [str(r) for r in summary.get("reasons") or []] if isinstance(summary, Mapping) else []
+        why = ""
+        if reasons and step.verdict != Verdict.PASS:
+            why = f" ({reasons[0] if len(reasons[0]) <= 160 else reasons[0][:159] + '…'})"
+        console.print(f"bisect step {step.number}: {step.version} ({step.role}) {step.verdict.value}{why}"
                       + (f", peak {format_bytes(peak)}" if peak else "")
                       + (" (reused)" if getattr(run, "reused", False) else "")
-                      + (f"  {where}" if where else "")
-                      + (f"; {len(step.remaining)} candidate(s) left" if step.role not in ("good", "bad") else ""),
+                      + (f"; {len(step.remaining)} candidate(s) left" if step.role not in ("good", "bad") else "")
+                      + (f"  {where}" if where else ""),
                       soft_wrap=True)
 
     context = {

@@ -229,6 +229,8 @@ def run_cell(options: RunOptions, console: Console) -> Path:
 
 
 def _new_matrix_dir(report_dir: Path, matrix_id: str | None) -> Path:
+    if matrix_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", matrix_id):
+        raise UsageError(f"--id {matrix_id!r}: use letters, digits, '.', '_' and '-' (it names a directory)")
     base = matrix_id or time.strftime("%Y%m%d-%H%M%S")
     try:
         report_dir.mkdir(parents=True, exist_ok=True)

@@ -163,6 +163,7 @@ BAD_MATRIX = [
     (["--target", "external", "--milvus-versions", "2.3.4"], "--target embedded or kind"),
     (["--target", "kind"], "needs --milvus-versions"),
     (["--milvus-versions", "2.3.4", "--memory-limit", "2 bananas"], "not a size"),
+    (["--milvus-versions", "2.3.4", "--id", "../elsewhere"], "--id '../elsewhere'"),
 ]
 
 
