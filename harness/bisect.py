@@ -33,7 +33,7 @@ from harness.results import (
     memory_limit_bytes,
     peak_memory_bytes,
 )
-from harness.rundir import write_json
+from harness.rundir import new_numbered_dir, write_json
 from harness.units import format_bytes
 from harness.verdict import Verdict
 
@@ -392,19 +392,7 @@ RunVersion = Callable[[str], tuple[Verdict | str, Path | None, Mapping[str, Any]
 
 
 def _new_bisect_dir(report_dir: Path, bisect_id: str | None) -> Path:
-    try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        base = bisect_id or time.strftime("%Y%m%d-%H%M%S")
-        for n in range(1, 1000):
-            path = report_dir / f"bisect-{base}{'' if n == 1 else f'-{n}'}"
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise UsageError(f"report dir {report_dir} is not writable: {exc.strerror or exc}") from None
-    raise UsageError(f"report dir {report_dir} already holds bisect-{base} and 998 more; pick another --id")
+    return new_numbered_dir(report_dir, "bisect-", bisect_id or time.strftime("%Y%m%d-%H%M%S"))
 
 
 def run_bisect(

@@ -32,7 +32,7 @@ from harness import runner
 from harness import scenario as scenarios
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 from harness.results import component_total, find_finished_run, finished_summary, memory_limit_bytes, peak_memory_bytes
-from harness.rundir import read_json, write_json
+from harness.rundir import new_numbered_dir, read_json, write_json
 from harness.runner import RunOptions
 from harness.units import format_bytes, parse_bytes
 from harness.verdict import Verdict
@@ -231,19 +231,7 @@ def run_cell(options: RunOptions, console: Console) -> Path:
 def _new_matrix_dir(report_dir: Path, matrix_id: str | None) -> Path:
     if matrix_id is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", matrix_id):
         raise UsageError(f"--id {matrix_id!r}: use letters, digits, '.', '_' and '-' (it names a directory)")
-    base = matrix_id or time.strftime("%Y%m%d-%H%M%S")
-    try:
-        report_dir.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            path = report_dir / f"matrix-{base}{'' if n == 1 else f'-{n}'}"
-            try:
-                path.mkdir()
-                return path
-            except FileExistsError:
-                continue
-    except OSError as exc:
-        raise UsageError(f"report dir {report_dir} is not writable: {exc.strerror or exc}") from None
-    raise UsageError(f"report dir {report_dir} already holds matrix-{base} and 998 more; pick another --id")
+    return new_numbered_dir(report_dir, "matrix-", matrix_id or time.strftime("%Y%m%d-%H%M%S"))
 
 
 def _free_run_id(report_dir: Path, base: str) -> str:

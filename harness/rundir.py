@@ -66,6 +66,25 @@ class JsonlWriter:
                 self._fd = -1
 
 
+def new_numbered_dir(report_dir: Path, prefix: str, base: str) -> Path:
+    """Make report_dir/<prefix><base>, or <prefix><base>-2, -3 ...: the first that is free.
+
+    Matrix and bisect directories are named this way; an unwritable report dir is one line.
+    """
+    try:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            path = report_dir / f"{prefix}{base}{'' if n == 1 else f'-{n}'}"
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise UsageError(f"report dir {report_dir} is not writable: {exc.strerror or exc}") from None
+    raise UsageError(f"report dir {report_dir} already holds {prefix}{base} and 998 more; pick another --id")
+
+
 @dataclass(frozen=True)
 class RunDir:
     """Paths of one run's files."""

@@ -379,10 +379,12 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             progress.phase = "verifying acked rows"
             view.update()
             verification = verify_after_load(target, endpoint.address, scenario, run_dir)
-    except TargetError as exc:
-        inconclusive = str(exc)
+    except HarnessError as exc:
+        # Anything that kept the target from coming up (pip, the server, the cluster) means the
+        # run could not test: INCONCLUSIVE with a report. Bad input stays exit 2.
         if isinstance(exc, UsageError) or exc.exit_code == ExitCode.USAGE:
             raise
+        inconclusive = str(exc)
     except (KeyboardInterrupt, Interrupted) as exc:
         status = "ABORTED"
         exit_code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
