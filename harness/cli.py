@@ -24,7 +24,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse that raises UsageError (one line, exit 2) instead of printing usage and exiting."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        # main() prints "milvus-harness: error: "; a subcommand names itself after that.
+        command = self.prog.removeprefix("milvus-harness").strip()
+        raise UsageError(f"{command}: {message}" if command else message)
 
 
 def _key_value(text: str) -> tuple[str, str]:

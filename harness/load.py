@@ -28,7 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from harness import data, scenario as scenarios
 from harness.insert import Inserter, make_inserter
-from harness.dispenser import Dispenser
+from harness.dispenser import WAIT, Dispenser, LoadPause
 from harness.rundir import JsonlWriter
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 #: the server may have applied it.
 RETRY_PAUSE_S = 1.0
 _UNREACHED = ("UNAVAILABLE",)
+#: How often a paused user asks whether the load may go on.
+PAUSED_POLL_S = 0.25
 
 
 class LoadConfig:
@@ -48,6 +50,8 @@ class LoadConfig:
         self.address: str = raw["address"]
         self.scenario = scenarios.from_mapping(raw["scenario"], default_name=raw["scenario"]["name"])
         self.acks = Path(raw["acks"])
+        # Absent in web UI runs: they never pause.
+        self.pause = LoadPause(Path(raw["pause"]), Path(raw["idle"])) if raw.get("pause") else None
 
 
 @events.init_command_line_parser.add_listener
@@ -90,7 +94,8 @@ def use_config(environment: Environment, config: LoadConfig, on_drained: Any) ->
     a fresh dispenser, which calls `on_drained` once every batch has settled."""
     environment.harness_config = config  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
-        environment.harness_dispenser = Dispenser(config.scenario.batches, on_drained)  # type: ignore[attr-defined]
+        environment.harness_dispenser = Dispenser(config.scenario.batches, on_drained,  # type: ignore[attr-defined]
+                                                  pause=config.pause)
 
 
 @events.init.add_listener
@@ -153,6 +158,9 @@ class MilvusInsertUser(User):
         k = self._lease()
         if k is None:
             raise StopUser()
+        if k == WAIT:  # the harness is counting rows after a restart
+            gevent.sleep(PAUSED_POLL_S)
+            return
         batch = data.generate_batch(self.scenario, k)
         t_start = time.time()
         result = self.inserter.insert(batch)

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from harness.errors import UsageError
+from harness.units import format_bytes
 
 #: Carried by every JSON file the harness writes; bump when a field changes meaning.
 SCHEMA_VERSION = 1
+
+#: Free space a report dir must have before a run starts: samples, acks, Milvus's logs and the
+#: report of a long run take tens of MiB.
+MIN_FREE_BYTES = 100 * 2**20
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
@@ -66,6 +72,13 @@ class JsonlWriter:
                 self._fd = -1
 
 
+def _check_free(report_dir: Path) -> None:
+    free = shutil.disk_usage(report_dir).free
+    if free < MIN_FREE_BYTES:
+        raise UsageError(f"report dir {report_dir} has {format_bytes(free)} free; a run needs at least "
+                         f"{format_bytes(MIN_FREE_BYTES)} for its samples, logs and report")
+
+
 def new_numbered_dir(report_dir: Path, prefix: str, base: str) -> Path:
     """Make report_dir/<prefix><base>, or <prefix><base>-2, -3 ...: the first that is free.
 
@@ -73,6 +86,7 @@ def new_numbered_dir(report_dir: Path, prefix: str, base: str) -> Path:
     """
     try:
         report_dir.mkdir(parents=True, exist_ok=True)
+        _check_free(report_dir)
         for n in range(1, 1000):
             path = report_dir / f"{prefix}{base}{'' if n == 1 else f'-{n}'}"
             try:
@@ -127,15 +141,21 @@ class RunDir:
 
     @classmethod
     def create(cls, report_dir: Path, run_id: str) -> "RunDir":
-        """Make reports/<run-id>/; an unwritable report dir fails here, before anything starts."""
+        """Make reports/<run-id>/; an unwritable or nearly full report dir fails here, before
+        anything starts, and leaves nothing behind."""
+        made: list[Path] = []
         try:
             report_dir.mkdir(parents=True, exist_ok=True)
+            _check_free(report_dir)
             path = report_dir / run_id
             path.mkdir()
+            made.append(path)
             (path / "logs").mkdir()
             probe = path / ".write-test"
             probe.write_bytes(b"x" * 4096)
             probe.unlink()
         except OSError as exc:
+            for path in made:
+                shutil.rmtree(path, ignore_errors=True)
             raise UsageError(f"report dir {report_dir} is not writable: {exc.strerror or exc}") from None
         return cls(path)

@@ -24,6 +24,8 @@ import psutil
 from rich.console import Console
 
 from harness import __version__, collection, inject, scenario as scenarios
+from harness.audit import RestartCheck
+from harness.dispenser import LoadPause
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
 from harness.live import LiveView, Progress
 from harness.results import RunKey
@@ -200,6 +202,10 @@ class _Locust:
                 proc.wait()
 
 
+def _acked_rows(run_dir: RunDir) -> int:
+    return sum(a["rows"] for a in acked_batches(list(read_jsonl(run_dir.acks))))
+
+
 def _new_run_id(scenario: scenarios.Scenario, version: str | None) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{scenario.name}-{version or 'unknown'}"
@@ -267,14 +273,32 @@ def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, 
     summary.update(verdict=verdict.value if verdict else "ABORTED", reasons=reasons,
                    rules=[r.to_json() for r in rules])
     write_json(run_dir.summary, summary)
-    try:
-        from harness.report import render_report
+    from harness.report import render_report
 
+    try:
         render_report(run_dir.path)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # Interrupted while rendering: the run is ABORTED like in any other phase, keeping what
+        # it had judged; the pages are written without charts, which takes well under a second.
+        code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
+        judged = summary["verdict"]
+        summary.update(status="ABORTED", verdict="ABORTED", exit_code=code, judged_verdict=judged,
+                       reasons=[f"the run was interrupted while its report was rendered (exit {code}); "
+                                f"it had judged {judged}", *reasons])
+        write_json(run_dir.summary, summary)
+        try:
+            render_report(run_dir.path, with_charts=False)
+        except Exception as partial_exc:
+            _warn_render_failed(console, partial_exc)
+        return RunResult(None, "ABORTED", run_dir.path, summary)
     except Exception as exc:  # a report bug must not hide the verdict
-        if console is not None:
-            console.print(f"[yellow]warning: report rendering failed: {exc}[/]")
+        _warn_render_failed(console, exc)
     return RunResult(verdict, status, run_dir.path, summary)
+
+
+def _warn_render_failed(console: Console | None, exc: BaseException) -> None:
+    if console is not None:
+        console.print(f"[yellow]warning: report rendering failed: {exc}[/]")
 
 
 def run(options: RunOptions, console: Console | None = None,
@@ -318,7 +342,9 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                                                                   record.EXITED) else None)
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
     tail = _AckTail(run_dir.acks)
-    StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds)
+    pause = LoadPause.in_dir(run_dir.path)
+    StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds,
+                  paused=pause.requested)
 
     status, exit_code, verdict_at = "FINISHED", None, None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -327,6 +353,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     inconclusive: str | None = None
     locust: _Locust | None = None
     injector: inject.Injector | None = None
+    restart_check: RestartCheck | None = None
     try:
         needed = scenario.oldest_milvus()
         if target_options.target == "embedded" and version:
@@ -345,7 +372,11 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             collection.create(endpoint.address, scenario)
             config = run_dir.path / "load.json"
             write_json(config, {"address": endpoint.address, "scenario": scenario.to_json(),
-                                "acks": str(run_dir.acks)})
+                                "acks": str(run_dir.acks), **pause.to_json()})
+            if scenario.check_after_restart:
+                restart_check = RestartCheck(context, endpoint.address, scenario.collection, pause,
+                                             acked_rows=lambda: _acked_rows(run_dir),
+                                             load_running=lambda: locust is not None and locust.running())
             context.fire_event(component="harness", type=record.LOAD_STARTED,
                                detail=f"{scenario.users} users, {options.workers} workers")
             progress.load_started = time.time()
@@ -369,6 +400,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                 time.sleep(0.25)
             verdict_at = time.time()
             injector.stop()
+            if restart_check:
+                restart_check.stop()
             progress.phase = "stopping the load"
             view.update()
             locust.stop()
@@ -391,6 +424,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     finally:
         if injector:
             injector.stop()
+        if restart_check:
+            restart_check.stop(wait=False)
         if locust:
             locust.stop(timeout=30)
         try:

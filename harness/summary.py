@@ -60,6 +60,42 @@ def memory_growth(samples: list[dict[str, Any]], acks_ok: list[dict[str, Any]],
     return round(slope * 100_000 / 1e6, 1)
 
 
+def death_ref(event: dict[str, Any]) -> dict[str, Any]:
+    """What a lost-row finding says about the death it followed."""
+    return {"type": event["type"], "t": event["t"], "component": event["component"],
+            "injected": bool(event.get("data", {}).get("injected"))}
+
+
+def describe_death(ref: dict[str, Any]) -> str:
+    """"standalone OOM kill", "datanode exit", "standalone injected kill"."""
+    kind = ("injected kill" if ref.get("injected")
+            else {"OOMKilled": "OOM kill", "Exited": "exit"}.get(ref["type"], ref["type"]))
+    return f"{ref.get('component', '')} {kind}".strip()
+
+
+def lost_after_deaths(lost_batches: list[int], acks_ok: list[dict[str, Any]],
+                      events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Lost batches grouped by the first death (OOM kill or exit) after each was acked; a
+    group with death None lost rows with no death after them."""
+    deaths = sorted((e for e in events if e["type"] in ("OOMKilled", "Exited")), key=lambda e: e["t"])
+    acked_at = {a["batch"]: a for a in acks_ok}
+    groups: dict[float | None, dict[str, Any]] = {}
+    for k in lost_batches:
+        ack = acked_at.get(k)
+        death = next((e for e in deaths if ack is not None and e["t"] > ack["t"]), None)
+        key = death["t"] if death else None
+        group = groups.setdefault(key, {"death": death_ref(death) if death else None,
+                                        "batches": [], "rows": 0})
+        group["batches"].append(k)
+        group["rows"] += ack["rows"] if ack else 0
+    return sorted(groups.values(), key=lambda g: g["death"]["t"] if g["death"] else float("inf"))
+
+
+def _new_component() -> dict[str, Any]:
+    return {"peak_memory_bytes": 0, "limit_bytes": None, "restarts": 0, "oom_kills": 0, "stalls": 0,
+            "injected_kills": 0, "watch_gaps": 0}
+
+
 def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: dict[str, Any],
             started: float, ended: float, verification: dict[str, Any], status: str,
             time_to_verdict: float | None) -> dict[str, Any]:
@@ -72,9 +108,7 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     failed = [a for a in outcomes.values() if not a["ok"]]
     components: dict[str, dict[str, Any]] = {}
     for s in samples:
-        c = components.setdefault(s["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
-                                                   "restarts": 0, "oom_kills": 0, "stalls": 0,
-                                                   "injected_kills": 0})
+        c = components.setdefault(s["component"], _new_component())
         if s.get("memory_bytes") is not None:
             c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
@@ -83,15 +117,15 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     for e in events:
         if e["component"] == "harness":
             continue
-        c = components.setdefault(e["component"], {"peak_memory_bytes": 0, "limit_bytes": None,
-                                                   "restarts": 0, "oom_kills": 0, "stalls": 0,
-                                                   "injected_kills": 0})
+        c = components.setdefault(e["component"], _new_component())
         if e in ooms:
             c["oom_kills"] += 1
         elif e["type"] == "Exited" and e.get("data", {}).get("injected"):
             c["injected_kills"] += 1
         elif e["type"] == "MemoryStall":
             c["stalls"] += 1
+        elif e["type"] == "WatchGap":
+            c["watch_gaps"] += 1
         elif e["type"] == "Restarted":
             c["restarts"] = max(c["restarts"], e.get("data", {}).get("restarts", c["restarts"]))
     first_oom = None
@@ -122,6 +156,9 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             "verified": verification.get("verified"),
             "lost": verification.get("lost", 0),
             "lost_batches": verification.get("lost_batches", []),
+            "lost_after": lost_after_deaths(verification.get("lost_batches", []), ok, events),
+            "checked_after_restarts": [{"t": e["t"], **e.get("data", {})} for e in events
+                                       if e["type"] == "RowsChecked"],
             **({"verify_note": verification["note"]} if verification.get("note") else {}),
         },
         "components": components,

@@ -64,7 +64,8 @@ log = logging.getLogger(__name__)
 LOCUSTFILE = Path(__file__).parent / "locustfiles" / "ui.py"
 #: Events the memory tab lists (samples carry the rest).
 SHOWN_EVENTS = (record.READY, record.OOM_KILLED, record.MEMORY_STALL, record.EXITED, record.RESTARTED,
-                record.UNREACHABLE, record.LOAD_STARTED, record.LOAD_STOPPED, record.INJECTED, record.WATCH_GAP)
+                record.UNREACHABLE, record.LOAD_STARTED, record.LOAD_STOPPED, record.INJECTED, record.WATCH_GAP,
+                record.ROWS_CHECKED)
 _LIVE_VERDICT_EVERY_S = 5.0
 #: --stop-timeout with --workers: what an insert in flight gets to finish when a test stops.
 WORKER_STOP_TIMEOUT_S = 15

@@ -2,14 +2,15 @@
 the verdict rules, the summary figures."""
 
 import json
+import time
 
 import pytest
 
 from harness.errors import UsageError
-from harness.dispenser import Dispenser
+from harness.dispenser import WAIT, Dispenser, LoadPause
 from harness.rundir import RunDir
 from harness.scenario import Rules
-from harness.summary import compute, memory_growth
+from harness.summary import compute, lost_after_deaths, memory_growth
 from harness.targets.embedded import parse_config_overrides, render_config
 from harness.verdict import Verdict, judge
 from harness.watch.record import RunContext, Sample
@@ -69,6 +70,19 @@ def test_stall_needs_the_limit_and_no_progress():
     assert ctx.events[0].t == 25
 
 
+def test_no_stall_while_the_harness_holds_the_load():
+    ctx = RunContext()
+    paused = [True]
+    StallDetector(ctx, lambda: 0, seconds=5, paused=lambda: paused[0])
+    for t in range(10):  # at the limit with no progress, but paused for a row check
+        ctx.fire_sample(_sample(t, 995))
+    assert not ctx.events
+    paused[0] = False
+    for t in range(10, 20):
+        ctx.fire_sample(_sample(t, 995))
+    assert [e.t for e in ctx.events] == [15]
+
+
 def test_dispenser_hands_out_each_batch_once_and_retries_unreached():
     drained = []
     d = Dispenser(4, lambda: drained.append(True))
@@ -83,6 +97,18 @@ def test_dispenser_hands_out_each_batch_once_and_retries_unreached():
     assert sorted([got[0], got[1], *rest]) == [0, 1, 2, 3] and drained == [True]
 
 
+def test_a_paused_dispenser_hands_out_nothing_and_reports_idle_once_nothing_is_in_flight(tmp_path):
+    pause = LoadPause.in_dir(tmp_path)
+    d = Dispenser(4, lambda: None, pause=pause)
+    first = d.lease()
+    pause.request()
+    assert d.lease() == WAIT and not pause.wait_idle(0.2)  # batch `first` is still in flight
+    d.settle(first)
+    assert d.lease() == WAIT and pause.wait_idle(0.2)
+    pause.release()
+    assert d.lease() == 1 and not pause.idle_path.exists()
+
+
 def _summary(acked=1000, lost=0, verified=1000, restarts=0, peak=500, limit=1000, p50=100.0):
     return {"rows": {"acked": acked, "lost": lost, "verified": verified, "lost_batches": [3] if lost else []},
             "components": {"standalone": {"peak_memory_bytes": peak, "limit_bytes": limit, "restarts": restarts}},
@@ -93,7 +119,8 @@ def test_judge():
     assert judge(Rules(), _summary(), [])[0] is Verdict.PASS
     assert judge(Rules(), _summary(acked=0), [])[0] is Verdict.INCONCLUSIVE
     verdict, reasons, _ = judge(Rules(), _summary(lost=50, verified=950), [])
-    assert verdict is Verdict.FAIL and "50 acked rows missing in 1 batch" in reasons[0]
+    assert verdict is Verdict.FAIL
+    assert reasons[0] == "1 batch, 50 acked rows, missing though nothing died after they were acked (batch 3)"
     oom = {"t": 0, "component": "standalone", "type": "OOMKilled", "detail": ""}
     s = _summary(restarts=1)
     s["first_oom"] = {"rows_acked_before": 650_000}
@@ -126,3 +153,34 @@ def test_memory_growth_is_the_slope_per_100k_rows():
     acks = [{"t": float(t), "rows": 100_000, "ok": True} for t in range(1, 6)]
     samples = [{"t": t + 0.5, "memory_bytes": 1_000_000_000 + 400_000_000 * t} for t in range(1, 5)]
     assert memory_growth(samples, acks, None) == pytest.approx(400.0)
+
+
+def test_lost_batches_are_charged_to_the_first_death_after_their_ack():
+    acks = [{"batch": k, "t": 10.0 + k, "rows": 50_000, "ok": True} for k in range(6)]
+    oom = {"t": 12.5, "component": "standalone", "type": "OOMKilled"}
+    injected = {"t": 14.5, "component": "standalone", "type": "Exited", "data": {"injected": True}}
+    groups = lost_after_deaths([0, 1, 2, 4, 5], acks, [injected, oom])
+    assert [(g["death"] and g["death"]["t"], g["batches"], g["rows"]) for g in groups] == [
+        (12.5, [0, 1, 2], 150_000), (14.5, [4], 50_000), (None, [5], 50_000)]
+    summary = _summary(acked=300_000, lost=250_000, verified=50_000)
+    summary["rows"]["lost_after"] = groups
+    verdict, reasons, _ = judge(Rules(fail_on_oom=False, fail_on_restart=False), summary, [oom, injected])
+    clock = time.strftime("%H:%M:%S", time.localtime(12.5))
+    assert verdict is Verdict.FAIL and reasons == [
+        f"3 batches, 150,000 acked rows, missing after the standalone OOM kill at {clock} (batches 0, 1, 2); "
+        f"1 batch, 50,000 acked rows, missing after the standalone injected kill at "
+        f"{time.strftime('%H:%M:%S', time.localtime(14.5))} (batch 4); "
+        "1 batch, 50,000 acked rows, missing though nothing died after they were acked (batch 5)"]
+
+
+def test_a_short_count_after_a_restart_fails_the_run_when_the_end_check_cannot_run():
+    summary = _summary(acked=400_000, verified=None)
+    summary["rows"]["verify_note"] = "the server did not come back to answer queries"
+    after = {"type": "OOMKilled", "t": 100.0, "component": "standalone", "injected": False}
+    summary["rows"]["checked_after_restarts"] = [{"t": 130.0, "after": after, "acked": 400_000,
+                                                  "present": 350_000, "missing": 50_000}]
+    verdict, reasons, _ = judge(Rules(fail_on_oom=False, fail_on_restart=False), summary, [])
+    assert verdict is Verdict.FAIL and reasons[0].startswith(
+        "at least 50,000 of 400,000 acked rows missing after the standalone OOM kill at ")
+    summary["rows"]["checked_after_restarts"][0].update(present=400_000, missing=0)
+    assert judge(Rules(fail_on_oom=False, fail_on_restart=False), summary, [])[0] is Verdict.PASS
