@@ -77,8 +77,9 @@ class RestartCheck:
             if not self.pause.wait_idle(IDLE_TIMEOUT_S,
                                         alive=lambda: self.load_running() and not self._stopped.is_set()):
                 if self.load_running() and not self._stopped.is_set():
-                    self._fire(began, death, None, None, f"not checked after the {after}: the load did not pause")
+                    self._fire(began, death, f"not checked after the {after}: the load did not pause")
                 return  # the load is over: the end check covers these rows
+            held_from = time.time()  # from here no insert is in flight until release
             acked = self.acked_rows()
             with MilvusAdmin(self.address, timeout=30) as admin:
                 coll = admin.collection(self.collection)
@@ -86,18 +87,19 @@ class RestartCheck:
                 present = int(coll.num_entities)
         except Exception as exc:  # the server died again, or would not flush: the end check decides
             log.warning("row check after restart failed: %s", exc)
-            self._fire(began, death, None, None, f"not checked after the {after}: {str(exc)[:160]}")
+            self._fire(began, death, f"not checked after the {after}: {str(exc)[:160]}")
             return
         finally:
+            released_at = time.time()
             self.pause.release()
+        held_s = released_at - held_from
         missing = max(0, acked - present)
         detail = (f"at least {missing:,} of {acked:,} acked rows missing after the {after}" if missing
                   else f"{present:,} rows present of {acked:,} acked, after the {after}")
-        self._fire(began, death, acked, present, detail)
+        self._fire(began, death, detail, acked=acked, present=present, missing=missing, held_s=round(held_s, 2))
 
-    def _fire(self, began: float, death: Event, acked: int | None, present: int | None, detail: str) -> None:
-        data: dict[str, Any] = {"after": death_ref(death.to_json()),
-                                "acked": acked, "present": present, "paused_s": round(time.time() - began, 1)}
-        if acked is not None and present is not None:
-            data["missing"] = max(0, acked - present)
+    def _fire(self, began: float, death: Event, detail: str, **figures: Any) -> None:
+        """`paused_s`: from asking for the pause to resuming; `held_s`: the part with no insert in flight."""
+        data: dict[str, Any] = {"after": death_ref(death.to_json()), "paused_s": round(time.time() - began, 2),
+                                **figures}
         self.context.fire_event(component="harness", type=record.ROWS_CHECKED, detail=detail, data=data)

@@ -38,6 +38,13 @@ class InsertResult:
 
 
 class Inserter(Protocol):
+    """prepare() is the client's share of the work (no I/O, safe on another thread); send()
+    is the call. Locust users prepare the next batch while the current one is in flight."""
+
+    def prepare(self, batch: Batch) -> Any: ...
+
+    def send(self, prepared: Any, rows: int) -> InsertResult: ...
+
     def insert(self, batch: Batch) -> InsertResult: ...
 
     def close(self) -> None: ...
@@ -214,21 +221,26 @@ class NumpyInserter:
             "/milvus.proto.milvus.MilvusService/Insert",
             response_deserializer=milvus_pb2.MutationResult.FromString)
 
-    def insert(self, batch: Batch) -> InsertResult:
+    def prepare(self, batch: Batch) -> bytes:
+        return build_insert_request(self.collection, self.scenario, batch)
+
+    def send(self, prepared: bytes, rows: int) -> InsertResult:
         import grpc
 
-        request = build_insert_request(self.collection, self.scenario, batch)
         began = time.perf_counter()
         try:
-            response = self._insert(request, timeout=self.timeout)
+            response = self._insert(prepared, timeout=self.timeout)
         except grpc.RpcError as exc:
-            return InsertResult(False, batch.rows, time.perf_counter() - began,
+            return InsertResult(False, rows, time.perf_counter() - began,
                                 f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
         seconds = time.perf_counter() - began
         error = _status_error(response.status)
-        if error is None and response.insert_cnt != batch.rows:
-            error = f"server acknowledged {response.insert_cnt} of {batch.rows} rows"
-        return InsertResult(error is None, batch.rows, seconds, error)
+        if error is None and response.insert_cnt != rows:
+            error = f"server acknowledged {response.insert_cnt} of {rows} rows"
+        return InsertResult(error is None, rows, seconds, error)
+
+    def insert(self, batch: Batch) -> InsertResult:
+        return self.send(self.prepare(batch), batch.rows)
 
     def close(self) -> None:
         self._channel.close()
@@ -249,22 +261,26 @@ class PymilvusInserter:
         self.timeout = timeout
         self.rows = rows
 
-    def insert(self, batch: Batch) -> InsertResult:
+    def prepare(self, batch: Batch) -> Any:
         columns = batch_columns(batch)
-        payload: Any = list(columns.values())  # ORM insert takes columns in schema order
         if self.rows:
             names = list(columns)
-            payload = [dict(zip(names, values)) for values in zip(*columns.values())]
+            return [dict(zip(names, values)) for values in zip(*columns.values())]
+        return list(columns.values())  # ORM insert takes columns in schema order
+
+    def send(self, prepared: Any, rows: int) -> InsertResult:
         began = time.perf_counter()
         try:
-            result = self.collection.insert(payload, timeout=self.timeout)
+            result = self.collection.insert(prepared, timeout=self.timeout)
         except Exception as exc:  # pymilvus raises MilvusException and grpc errors alike
-            return InsertResult(False, batch.rows, time.perf_counter() - began, str(exc))
+            return InsertResult(False, rows, time.perf_counter() - began, str(exc))
         seconds = time.perf_counter() - began
-        if result.insert_count != batch.rows:
-            return InsertResult(False, batch.rows, seconds,
-                                f"server acknowledged {result.insert_count} of {batch.rows} rows")
-        return InsertResult(True, batch.rows, seconds)
+        if result.insert_count != rows:
+            return InsertResult(False, rows, seconds, f"server acknowledged {result.insert_count} of {rows} rows")
+        return InsertResult(True, rows, seconds)
+
+    def insert(self, batch: Batch) -> InsertResult:
+        return self.send(self.prepare(batch), batch.rows)
 
     def close(self) -> None:
         from pymilvus import connections

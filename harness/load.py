@@ -131,8 +131,13 @@ class MilvusInsertUser(User):
                                                 self.scenario.collection, self.scenario)
         self.acks = JsonlWriter(config.acks)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"
+        #: The batch leased and being built for the next insert: (k, its pending preparation).
+        self._next: tuple[int, Any] | None = None
 
     def on_stop(self) -> None:
+        if self._next is not None:  # leased but never sent: back to the front for another user
+            self._settle(self._next[0], retry=True)
+            self._next = None
         self.inserter.close()
         self.acks.close()
 
@@ -153,17 +158,31 @@ class MilvusInsertUser(User):
         else:
             env.harness_dispenser.settle(k, retry=retry)  # type: ignore[attr-defined]
 
+    def _prepare(self, k: int) -> tuple[data.Batch, Any]:
+        batch = data.generate_batch(self.scenario, k)
+        return batch, self.inserter.prepare(batch)
+
     @task
     def insert_batch(self) -> None:
-        k = self._lease()
-        if k is None:
-            raise StopUser()
-        if k == WAIT:  # the harness is counting rows after a restart
-            gevent.sleep(PAUSED_POLL_S)
-            return
-        batch = data.generate_batch(self.scenario, k)
+        if self._next is not None:
+            k, pending = self._next
+            self._next = None
+            batch, prepared = pending.get()
+        else:
+            k = self._lease()
+            if k is None:
+                raise StopUser()
+            if k == WAIT:  # the harness is counting rows after a restart
+                gevent.sleep(PAUSED_POLL_S)
+                return
+            batch, prepared = self._prepare(k)
+        # Lease the next batch and build it on a real thread while this one is in flight, so the
+        # server does not wait on generation and encoding (about 0.2 s of a 1.5 s insert).
+        following = self._lease()
+        if following is not None and following != WAIT:
+            self._next = (following, gevent.get_hub().threadpool.spawn(self._prepare, following))
         t_start = time.time()
-        result = self.inserter.insert(batch)
+        result = self.inserter.send(prepared, batch.rows)
         retry = not result.ok and (result.error or "").startswith(_UNREACHED)
         self.environment.events.request.fire(
             request_type="milvus", name=f"insert {self.scenario.batch_rows} rows",
