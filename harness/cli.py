@@ -73,6 +73,11 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
     interval = parse_duration(args.watch_interval, "--watch-interval")
     if interval < 0.1:
         raise UsageError(f"--watch-interval {args.watch_interval!r} is below the minimum of 0.1s")
+    backoff = parse_duration(args.restart_backoff, "--restart-backoff")
+    backoff_max = parse_duration(args.restart_backoff_max, "--restart-backoff-max")
+    if backoff_max < backoff:
+        raise UsageError(f"--restart-backoff-max {args.restart_backoff_max} is below --restart-backoff "
+                         f"{args.restart_backoff}; the cap must be at least the first back-off")
     return TargetOptions(
         target=args.target,
         milvus_version=args.milvus_version,
@@ -80,8 +85,8 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         milvus_config=dict(args.milvus_config),
         restart=args.restart,
         oom_kill=args.oom_kill,
-        restart_backoff=parse_duration(args.restart_backoff, "--restart-backoff"),
-        restart_backoff_max=parse_duration(args.restart_backoff_max, "--restart-backoff-max"),
+        restart_backoff=backoff,
+        restart_backoff_max=backoff_max,
         watch_interval=interval,
         stall_seconds=parse_duration(args.stall_after, "--stall-after"),
         kube_context=args.kube_context,

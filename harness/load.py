@@ -166,8 +166,8 @@ class MilvusInsertUser(User):
     def insert_batch(self) -> None:
         if self._next is not None:
             k, pending = self._next
-            self._next = None
             batch, prepared = pending.get()
+            self._next = None  # only now: if the user is stopped while waiting, on_stop returns k
         else:
             k = self._lease()
             if k is None:

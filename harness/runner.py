@@ -389,6 +389,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             while True:
                 tail.poll()
                 progress.acked, progress.failed_inserts = tail.acked_rows, tail.failed
+                progress.phase = "load held: counting rows after the restart" if pause.requested() else "loading"
                 view.update()
                 if not locust.running():
                     stop_reason = "Locust finished (all batches settled or --run-time reached)"

@@ -164,6 +164,8 @@ def _convert(key: str, value: Any, types: dict[str, Any], what: str) -> Any:
         return value
     except (ValueError, TypeError):
         allowed = kind.replace(" | None", " or none")
+        if kind.startswith("bool"):
+            allowed += " (true/false, yes/no, on/off, 1/0)"
         raise UsageError(f"{key}={value!r} is not a valid {allowed}") from None
 
 
@@ -171,6 +173,15 @@ def _validate(s: Scenario) -> None:
     def bad(key: str, value: Any, allowed: str) -> UsageError:
         return UsageError(f"{key}={value!r} is out of range: {allowed}")
 
+    if not s.name or not s.name.replace("_", "a").replace("-", "a").replace(".", "a").isalnum():
+        raise bad("name", s.name, "letters, digits, -, _ and . (it names run directories)")
+    if s.min_milvus_version is not None:
+        from packaging.version import InvalidVersion, Version
+
+        try:
+            Version(s.min_milvus_version)
+        except InvalidVersion:
+            raise bad("min_milvus_version", s.min_milvus_version, "a version such as 2.3.0") from None
     if not s.collection.replace("_", "a").isalnum() or not (s.collection[0].isalpha() or s.collection[0] == "_"):
         raise bad("collection", s.collection, "letters, digits and _, starting with a letter or _")
     if not 1 <= s.shards <= MAX_SHARDS:

@@ -42,6 +42,40 @@ def test_bad_overrides_name_the_key(key, value, message):
     assert message in str(err.value)
 
 
+#: A bad value for every scenario field and rule (description alone takes any text).
+BAD_VALUE = {
+    "name": ("seed/../x", "letters, digits, -, _ and ."), "collection": ("1st", "starting with a letter"),
+    "shards": ("0", "1 to 16"), "partitions": ("5000", "out of range"), "dim": ("1", "2 to"),
+    "varchar_max_length": ("8", "16 to 65535"), "with_json": ("maybe", "not a valid bool (true/false"),
+    "with_arrays": ("2", "not a valid bool"), "array_capacity": ("0", "1 to 4096"),
+    "batch_rows": ("-5", "greater than 0"), "total_rows": ("1.5", "not a valid int"), "users": ("300", "1 to 256"),
+    "insert_path": ("fast", "numpy, columns, rows"), "insert_timeout_s": ("0", "greater than 0"),
+    "wait_s": ("-1", "0 to 3600 seconds"), "check_after_restart": ("maybe", "not a valid bool"),
+    "embedded_memory_limit": ("lots", "is not a size"), "min_milvus_version": ("two", "a version such as"),
+    "rules.fail_on_oom": ("maybe", "not a valid bool"), "rules.fail_on_restart": ("x", "not a valid bool"),
+    "rules.fail_on_stall": ("x", "not a valid bool"), "rules.fail_on_lost_rows": ("x", "not a valid bool"),
+    "rules.fail_on_unverified": ("x", "not a valid bool"),
+    "rules.max_peak_memory_fraction": ("0", "above 0, at most 1"),
+    "rules.max_insert_p50_ms": ("-1", "greater than 0"), "rules.max_insert_p95_ms": ("fast", "not a valid float"),
+    "rules.min_rows_per_s": ("0", "greater than 0"),
+}
+
+
+def test_every_field_has_a_bad_value_under_test():
+    names = {f.name for f in scenarios.fields(scenarios.Scenario)} - {"rules", "description"}
+    names |= {f"rules.{f.name}" for f in scenarios.fields(scenarios.Rules)}
+    assert names == set(BAD_VALUE)
+
+
+@pytest.mark.parametrize("key", sorted(BAD_VALUE))
+def test_a_bad_value_of_any_field_is_one_line_naming_it(key):
+    value, message = BAD_VALUE[key]
+    with pytest.raises(UsageError) as err:
+        scenarios.load("seed").with_overrides({key: value})
+    text = str(err.value)
+    assert message in text and key.split(".")[-1] in text and "\n" not in text
+
+
 def test_unknown_scenario_names_builtins():
     with pytest.raises(UsageError) as err:
         scenarios.load("nope")
