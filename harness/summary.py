@@ -73,21 +73,21 @@ def describe_death(ref: dict[str, Any]) -> str:
     return f"{ref.get('component', '')} {kind}".strip()
 
 
-def lost_after_deaths(lost_batches: list[int], acks_ok: list[dict[str, Any]],
+def lost_after_deaths(missing_by_batch: dict[int, int], acks_ok: list[dict[str, Any]],
                       events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Lost batches grouped by the first death (OOM kill or exit) after each was acked; a
-    group with death None lost rows with no death after them."""
+    """Lost batches and their missing rows, grouped by the first death (OOM kill or exit)
+    after each was acked; a group with death None lost rows with no death after them."""
     deaths = sorted((e for e in events if e["type"] in ("OOMKilled", "Exited")), key=lambda e: e["t"])
     acked_at = {a["batch"]: a for a in acks_ok}
     groups: dict[float | None, dict[str, Any]] = {}
-    for k in lost_batches:
+    for k, missing in sorted(missing_by_batch.items()):
         ack = acked_at.get(k)
         death = next((e for e in deaths if ack is not None and e["t"] > ack["t"]), None)
         key = death["t"] if death else None
         group = groups.setdefault(key, {"death": death_ref(death) if death else None,
                                         "batches": [], "rows": 0})
         group["batches"].append(k)
-        group["rows"] += ack["rows"] if ack else 0
+        group["rows"] += missing
     return sorted(groups.values(), key=lambda g: g["death"]["t"] if g["death"] else float("inf"))
 
 
@@ -156,7 +156,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             "verified": verification.get("verified"),
             "lost": verification.get("lost", 0),
             "lost_batches": verification.get("lost_batches", []),
-            "lost_after": lost_after_deaths(verification.get("lost_batches", []), ok, events),
+            "lost_after": lost_after_deaths({int(k): n for k, n in verification.get("missing_by_batch", {}).items()},
+                                            ok, events),
             "checked_after_restarts": [{"t": e["t"], **e.get("data", {})} for e in events
                                        if e["type"] == "RowsChecked"],
             **({"verify_note": verification["note"]} if verification.get("note") else {}),

@@ -104,9 +104,10 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         elif rows["lost"]:
             lost_batches = rows.get("lost_batches", [])
             groups = rows.get("lost_after") or [{"death": None, "batches": lost_batches, "rows": rows["lost"]}]
-            parts = [f"{len(g['batches'])} batch{'es' if len(g['batches']) != 1 else ''}, {g['rows']:,} acked rows, "
-                     + (f"missing after the {describe_death(g['death'])} at {_clock(g['death']['t'])}" if g["death"]
-                        else "missing though nothing died after they were acked")
+            parts = [f"{len(g['batches'])} batch{'es' if len(g['batches']) != 1 else ''}, "
+                     f"{g['rows']:,} acked rows"
+                     + (f" missing after the {describe_death(g['death'])} at {_clock(g['death']['t'])}" if g["death"]
+                        else " missing though nothing died after they were acked")
                      + f" ({_batch_list(g['batches'])})" for g in groups]
             checked.append(RuleResult("no acked row lost", False, "; ".join(parts)))
         else:
@@ -142,4 +143,5 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
 
 def _batch_list(batches: list[int]) -> str:
     shown = ", ".join(str(b) for b in batches[:8])
-    return f"batch{'es' if len(batches) != 1 else ''} {shown}" + (f" and {len(batches) - 8} more" if len(batches) > 8 else "")
+    more = f" and {len(batches) - 8} more" if len(batches) > 8 else ""
+    return f"batch{'es' if len(batches) != 1 else ''} {shown}{more}"

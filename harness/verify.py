@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 
 def verify(address: str, collection: str, acked: list[dict[str, Any]], timeout: float = 300.0) -> dict[str, Any]:
-    """{"verified": rows present of those acked, "lost": rows missing, "lost_batches": [...]}
-    or {"verified": None, "note": why} when the server could not be asked."""
+    """{"verified": rows present of those acked, "lost": rows missing, "lost_batches": [...],
+    "missing_by_batch": {batch: rows missing}} or {"verified": None, "note": why} when the
+    server could not be asked."""
     if not acked:
         return {"verified": 0, "lost": 0, "lost_batches": []}
     try:
@@ -39,10 +40,10 @@ def verify(address: str, collection: str, acked: list[dict[str, Any]], timeout: 
     except Exception as exc:  # pymilvus/grpc errors: the server could not answer
         log.warning("verification failed: %s", exc)
         return {"verified": None, "note": f"verification query failed: {str(exc)[:200]}"}
-    lost_batches = [a["batch"] for a, n in zip(acked, present) if n < a["rows"]]
-    lost = sum(max(0, a["rows"] - n) for a, n in zip(acked, present))
+    missing = {a["batch"]: a["rows"] - n for a, n in zip(acked, present) if n < a["rows"]}
     verified = sum(min(n, a["rows"]) for a, n in zip(acked, present))
-    return {"verified": verified, "lost": lost, "lost_batches": lost_batches}
+    return {"verified": verified, "lost": sum(missing.values()), "lost_batches": sorted(missing),
+            "missing_by_batch": missing}
 
 
 def _count_ranges(admin: MilvusAdmin, collection: str, acked: list[dict[str, Any]]) -> list[int]:

@@ -256,4 +256,4 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
     assert rows["verified"] == sum(seen["direct"]) == rows["acked"] - 10_000
     [group] = rows["lost_after"]
     assert group["batches"] == [0] and group["death"]["injected"] is True
-    assert "1 batch, 10,000 acked rows, missing after the standalone injected kill at" in result.summary["reasons"][0]
+    assert "1 batch, 10,000 acked rows missing after the standalone injected kill at" in result.summary["reasons"][0]
