@@ -209,6 +209,62 @@ def test_sigterm_while_the_report_renders_aborts_with_a_partial_report(tmp_path,
     assert not (result.run_dir / "memory.png").exists()  # the partial pages have no charts
 
 
+def _delete_pks(address: str, collection: str, pks: range) -> None:
+    """Make acked rows disappear through Milvus itself, the way a lost WAL would show."""
+    from harness.milvus import MilvusAdmin
+
+    with MilvusAdmin(address, timeout=30) as admin:
+        admin.collection(collection).delete("id in [%s]" % ",".join(map(str, pks)))
+
+
+def _count_directly_after_verify(monkeypatch, seen: dict, before=None) -> None:
+    """Wrap the end check: `before(address, collection)` runs first; afterwards every acked
+    batch's range is counted again with a query of the test's own, into seen["direct"]."""
+    import harness.runner
+    from harness.milvus import MilvusAdmin
+
+    real_verify = harness.runner.verify
+
+    def verify_then_count_directly(address, collection, acked, **kw):
+        if before:
+            before(address, collection)
+        result = real_verify(address, collection, acked, **kw)
+        with MilvusAdmin(address, timeout=30) as admin:
+            admin.collection(collection).load(timeout=300)
+            seen["direct"] = [admin.count(collection, f"id >= {a['first_pk']} and id <= {a['last_pk']}")
+                              for a in acked]
+        return result
+
+    monkeypatch.setattr(harness.runner, "verify", verify_then_count_directly)
+
+
+def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(tmp_path, milvus_version,
+                                                                                no_leftovers, monkeypatch):
+    """The main job (seed, 2 GiB, stop at the first OOM kill); once the server is back for the
+    end check, batch 1 is deleted. The harness must count it lost, charge it to the OOM kill,
+    and agree with a direct count(*) of every acked range."""
+    import io
+
+    from rich.console import Console
+
+    from harness.runner import RunOptions, run
+    from harness.targets.base import TargetOptions
+
+    seen: dict = {}
+    _count_directly_after_verify(monkeypatch, seen,
+                                 before=lambda address, coll: _delete_pks(address, coll, range(50_000, 100_000)))
+    result = run(RunOptions(report_dir=tmp_path, target=TargetOptions(milvus_version=milvus_version)),
+                 console=Console(file=io.StringIO()))
+    rows, summary = result.summary["rows"], result.summary
+    assert summary["first_oom"] and summary["components"]["standalone"]["oom_kills"] == 1
+    assert rows["acked"] >= 100_000 and rows["lost"] == 50_000 and rows["lost_batches"] == [1]
+    assert rows["verified"] == sum(seen["direct"]) == rows["acked"] - 50_000
+    [group] = rows["lost_after"]
+    assert group["death"]["type"] == "OOMKilled" and group["rows"] == 50_000
+    assert any(r.startswith("1 batch, 50,000 acked rows missing after the standalone OOM kill at ")
+               for r in summary["reasons"]) and result.exit_code == 1
+
+
 def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(tmp_path, milvus_version,
                                                                                  no_leftovers, monkeypatch):
     """After an injected kill the test deletes one acked batch through Milvus itself (the way a
@@ -218,8 +274,6 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
 
     from rich.console import Console
 
-    import harness.runner
-    from harness.milvus import MilvusAdmin
     from harness.runner import RunOptions, run
     from harness.targets.base import TargetOptions
 
@@ -229,22 +283,10 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
         if event.type == "Ready" and "address" in event.data:
             seen["address"] = event.data["address"]
         elif event.type == "Ready" and "deleted" not in seen:  # the Ready after the kill
-            with MilvusAdmin(seen["address"], timeout=30) as admin:
-                admin.collection("harness_smoke").delete("id in [%s]" % ",".join(map(str, range(10_000))))
+            _delete_pks(seen["address"], "harness_smoke", range(10_000))
             seen["deleted"] = True
 
-    real_verify = harness.runner.verify
-
-    def verify_then_count_directly(address, collection, acked, **kw):
-        result = real_verify(address, collection, acked, **kw)
-        with MilvusAdmin(address, timeout=30) as admin:
-            coll = admin.collection(collection)
-            coll.load(timeout=300)
-            seen["direct"] = [admin.count(collection, f"id >= {a['first_pk']} and id <= {a['last_pk']}")
-                              for a in acked]
-        return result
-
-    monkeypatch.setattr(harness.runner, "verify", verify_then_count_directly)
+    _count_directly_after_verify(monkeypatch, seen)
     result = run(RunOptions(scenario="smoke", inject=["kill@rows=60000"], report_dir=tmp_path,
                             overrides={"total_rows": str(SLOW_LOAD_ROWS), "wait_s": "1"},
                             target=TargetOptions(milvus_version=milvus_version, restart_backoff=2.0)),
