@@ -24,7 +24,7 @@ import psutil
 from rich.console import Console
 
 from harness import __version__, collection, inject, scenario as scenarios
-from harness.audit import RestartCheck
+from harness.restart_check import RestartCheck
 from harness.dispenser import LoadPause
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
 from harness.live import LiveView, Progress

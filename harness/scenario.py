@@ -71,7 +71,7 @@ class Scenario:
     insert_timeout_s: float = 60.0
     #: Pause of each user between inserts (0: as fast as Milvus takes them); soak runs use it.
     wait_s: float = 0.0
-    #: After each restart, pause the load, flush and count rows against the acks (harness.audit).
+    #: After each restart, pause the load, flush and count rows against the acks (harness.restart_check).
     check_after_restart: bool = True
     #: Used when --memory-limit is not given on the embedded target.
     embedded_memory_limit: str | None = None

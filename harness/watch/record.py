@@ -28,7 +28,7 @@ LOAD_STARTED = "LoadStarted"
 LOAD_STOPPED = "LoadStopped"
 INJECTED = "Injected"
 WATCH_GAP = "WatchGap"
-ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.audit)
+ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.restart_check)
 
 
 @dataclass(frozen=True)
