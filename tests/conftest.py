@@ -4,7 +4,11 @@ ends with a check that no Milvus process it started and no harness cgroup it mad
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -86,3 +90,43 @@ def milvus_version() -> str:
     version = resolve_version(os.environ.get("MILVUS_HARNESS_TEST_VERSION"))
     ensure_installed(version)
     return version
+
+
+class HarnessProcesses:
+    """`milvus-harness` as child processes, as users run it. A child still running when the
+    test ends (failed, timed out, interrupted) gets SIGTERM, so it stops its Milvus and
+    removes its cgroup itself; SIGKILL only if it has not exited 120 s later."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        return proc
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        proc = self.start(*args)
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.communicate(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+
+
+@pytest.fixture
+def harness_cli(no_leftovers: None) -> Iterator[HarnessProcesses]:
+    """Requests no_leftovers so that its check runs after the children are stopped."""
+    procs = HarnessProcesses()
+    try:
+        yield procs
+    finally:
+        procs.stop_all()

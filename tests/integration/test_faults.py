@@ -4,9 +4,9 @@ each phase (partial report, exit 130/143, nothing left running)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +20,8 @@ pytestmark = pytest.mark.milvus
 SLOW_LOAD_ROWS = 300_000
 
 
-def _start(report_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report_dir), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _start(cli, report_dir: Path, *args: str) -> subprocess.Popen:
+    return cli.start("run", "--report-dir", str(report_dir), *args)
 
 
 def _only_run(report_dir: Path) -> Path:
@@ -40,10 +39,10 @@ def _wait_for(check, timeout: float = 180) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def test_injected_kill_is_marked_apart_and_the_load_carries_on(tmp_path, milvus_version, no_leftovers):
+def test_injected_kill_is_marked_apart_and_the_load_carries_on(tmp_path, milvus_version, harness_cli):
     # Paced (1 s between batches) so the load outlasts the ~20 s the restarted server needs
     # before flush works again: the row check after the restart runs while the load goes on.
-    proc = _start(tmp_path, "--scenario", "smoke", "--set", f"total_rows={SLOW_LOAD_ROWS}", "--set", "wait_s=1",
+    proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", f"total_rows={SLOW_LOAD_ROWS}", "--set", "wait_s=1",
                   "--inject", "kill@rows=60000", "--restart-backoff", "2s")
     out, err = proc.communicate(timeout=600)
     run_dir = _only_run(tmp_path)
@@ -71,8 +70,8 @@ def test_injected_kill_is_marked_apart_and_the_load_carries_on(tmp_path, milvus_
                 or held[0] < a["t"] < held[1]]  # no insert began or ended while the harness held the load
 
 
-def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, no_leftovers):
-    proc = _start(tmp_path, "--scenario", "smoke", "--inject", "stop@3s:5s")
+def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, harness_cli):
+    proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--inject", "stop@3s:5s")
     out, err = proc.communicate(timeout=600)
     run_dir = _only_run(tmp_path)
     injected = [e for e in read_jsonl(run_dir / "events.jsonl") if e["type"] == "Injected"]
@@ -89,22 +88,17 @@ def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, no_le
     ("verify", signal.SIGINT, 130),
 ])
 def test_interrupt_in_each_phase_leaves_a_partial_report_and_nothing_running(
-        phase, sig, code, tmp_path, milvus_version, no_leftovers):
-    proc = _start(tmp_path, "--scenario", "smoke", "--set", "total_rows=400000")
-    try:
-        if phase == "start":
-            _wait_for(lambda: any(tmp_path.glob("*/run.json")))
-        elif phase == "load":
-            _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob("*/acks.jsonl")))
-        else:
-            _wait_for(lambda: any(e["type"] == "LoadStopped" for p in tmp_path.glob("*/events.jsonl")
-                                  for e in read_jsonl(p)))
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        phase, sig, code, tmp_path, milvus_version, harness_cli):
+    proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", "total_rows=400000")
+    if phase == "start":
+        _wait_for(lambda: any(tmp_path.glob("*/run.json")))
+    elif phase == "load":
+        _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob("*/acks.jsonl")))
+    else:
+        _wait_for(lambda: any(e["type"] == "LoadStopped" for p in tmp_path.glob("*/events.jsonl")
+                              for e in read_jsonl(p)))
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=180)
     assert proc.returncode == code, out + err
     run_dir = _only_run(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -113,21 +107,14 @@ def test_interrupt_in_each_phase_leaves_a_partial_report_and_nothing_running(
     assert "Traceback" not in err
 
 
-def test_interrupt_during_install_removes_the_half_install(tmp_path, milvus_version, no_leftovers):
+def test_interrupt_during_install_removes_the_half_install(tmp_path, milvus_version, harness_cli):
     cache = tmp_path / "cache"
-    env = {**__import__("os").environ, "MILVUS_HARNESS_CACHE": str(cache)}
+    env = {**os.environ, "MILVUS_HARNESS_CACHE": str(cache)}
     report_dir = tmp_path / "reports"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", "--milvus-version", milvus_version,
-                             "--report-dir", str(report_dir)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    try:
-        _wait_for(lambda: (cache / "milvus" / milvus_version).exists(), timeout=120)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = harness_cli.start("run", "--milvus-version", milvus_version, "--report-dir", str(report_dir), env=env)
+    _wait_for(lambda: (cache / "milvus" / milvus_version).exists(), timeout=120)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, out + err
     assert not (cache / "milvus" / milvus_version / "install.json").exists()
     assert not (cache / "milvus" / milvus_version).exists()  # no half install left to trust later
@@ -180,7 +167,6 @@ def test_sigterm_while_the_report_renders_aborts_with_a_partial_report(tmp_path,
     """The last phase: SIGTERM arrives while the charts are drawn. The run is ABORTED (143) and
     keeps what it had judged; the pages are written without charts."""
     import io
-    import os
 
     from rich.console import Console
 

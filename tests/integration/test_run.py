@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,18 +14,17 @@ from harness.rundir import read_jsonl
 pytestmark = pytest.mark.milvus
 
 
-def _run(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
+def _run(cli, tmp_path: Path, *args: str, timeout: float = 600) -> tuple[subprocess.CompletedProcess, Path]:
     report_dir = tmp_path / "reports"
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--report-dir", str(report_dir), *args],
-                            capture_output=True, text=True, timeout=timeout)
+    result = cli.run("run", "--report-dir", str(report_dir), *args, timeout=timeout)
     runs = sorted(report_dir.iterdir()) if report_dir.exists() else []
     assert len(runs) == 1, result.stdout + result.stderr
     return result, runs[0]
 
 
-def test_default_run_reproduces_the_oom(tmp_path, milvus_version, no_leftovers):
+def test_default_run_reproduces_the_oom(tmp_path, milvus_version, harness_cli):
     began = time.time()
-    result, run_dir = _run(tmp_path)
+    result, run_dir = _run(harness_cli, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "FAIL" and summary["status"] == "FINISHED"
@@ -45,8 +43,8 @@ def test_default_run_reproduces_the_oom(tmp_path, milvus_version, no_leftovers):
     assert run["facts"]["isolation"].startswith("cgroup") and run["key"]["memory_limit_bytes"] == 2 * 2**30
 
 
-def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, no_leftovers):
-    result, run_dir = _run(tmp_path, "--memory-limit", "8GiB", "--set", "total_rows=300000")
+def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, harness_cli):
+    result, run_dir = _run(harness_cli, tmp_path, "--memory-limit", "8GiB", "--set", "total_rows=300000")
     assert result.returncode == 0, result.stdout + result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "PASS"
@@ -55,8 +53,8 @@ def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, no_le
     assert "insert 50000 rows" in stats
 
 
-def test_workers_and_users_insert_every_batch_exactly_once(tmp_path, milvus_version, no_leftovers):
-    result, run_dir = _run(tmp_path, "--scenario", "smoke", "--workers", "2", "--users", "4",
+def test_workers_and_users_insert_every_batch_exactly_once(tmp_path, milvus_version, harness_cli):
+    result, run_dir = _run(harness_cli, tmp_path, "--scenario", "smoke", "--workers", "2", "--users", "4",
                            "--set", "total_rows=300000")
     assert result.returncode == 0, result.stdout + result.stderr
     acks = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["ok"]]

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -23,13 +21,12 @@ from harness.summary import acked_batches
 pytestmark = [pytest.mark.slow, pytest.mark.milvus]
 
 
-def test_soak_with_kills_every_90s(tmp_path, milvus_version, no_leftovers):
+def test_soak_with_kills_every_90s(tmp_path, milvus_version, harness_cli):
     duration = os.environ.get("MILVUS_HARNESS_SOAK", "30m")
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", "--scenario", "smoke", "--set", "total_rows=20000000",
-         "--set", "wait_s=2", "--memory-limit", "12GiB", "--run-time", duration, "--inject", "kill-every=90s",
-         "--restart-backoff", "5s", "--restart-backoff-max", "20s", "--report-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=3 * 3600)
+    result = harness_cli.run(
+        "run", "--scenario", "smoke", "--set", "total_rows=20000000", "--set", "wait_s=2", "--memory-limit", "12GiB",
+        "--run-time", duration, "--inject", "kill-every=90s", "--restart-backoff", "5s", "--restart-backoff-max",
+        "20s", "--report-dir", str(tmp_path), timeout=3 * 3600)
     assert "Traceback" not in result.stderr
     run_dir = next(tmp_path.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
