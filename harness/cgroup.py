@@ -152,8 +152,9 @@ class MemoryCgroup:
         """Kill what is left inside, then remove the cgroup directory; safe to call twice."""
         if not self.path.exists():
             return
-        self.kill_all()
-        for _ in range(50):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self.kill_all()  # again each time: a child may join between the kill and the rmdir
             try:
                 self.path.rmdir()
                 return

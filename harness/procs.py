@@ -7,12 +7,18 @@ Output is captured; the command and the tail of its output are shown only when i
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import shutil
+import signal
 import subprocess
-from typing import Mapping, Sequence
+import threading
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
 
 from harness.errors import ExitCode, HarnessError, TargetError
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 log = logging.getLogger(__name__)
 
@@ -58,3 +64,30 @@ def require_tool(name: str, how_to_install: str) -> str:
     if path is None:
         raise TargetError(f"{name} is not installed; {how_to_install}", ExitCode.USAGE)
     return path
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a resource is made and recorded as one step.
+
+    An interrupt between, say, Popen returning and `self.proc = ...` would leave a server
+    nobody stops. Inside the block the signal is only noted; the handler that was in place
+    runs when the block ends. Python runs signal handlers on the main thread only, so other
+    threads need no deferral.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, _frame: pending.append(signum)) for s in _INTERRUPTS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            handler = previous[pending[0]]
+            if callable(handler):
+                handler(pending[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), pending[0])

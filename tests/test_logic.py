@@ -184,3 +184,29 @@ def test_a_short_count_after_a_restart_fails_the_run_when_the_end_check_cannot_r
         "at least 50,000 of 400,000 acked rows missing after the standalone OOM kill at ")
     summary["rows"]["checked_after_restarts"][0].update(present=400_000, missing=0)
     assert judge(Rules(fail_on_oom=False, fail_on_restart=False), summary, [])[0] is Verdict.PASS
+
+
+def test_an_interrupt_inside_a_deferred_block_arrives_after_it():
+    import os
+    import signal
+
+    from harness.procs import interrupts_deferred
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    recorded = []
+    try:
+        with pytest.raises(Stop):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)  # the signal is handled here, outside a deferral
+                recorded.append("resource")  # made and recorded before the interrupt lands
+        assert recorded == ["resource"]
+        assert signal.getsignal(signal.SIGTERM) is stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -26,6 +26,7 @@ import yaml
 from harness import milvus
 from harness.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
 from harness.errors import TargetError, UsageError
+from harness.procs import interrupts_deferred
 from harness.targets import install as installs
 from harness.targets.base import Endpoint, TargetOptions, Watcher
 from harness.watch import record
@@ -171,11 +172,12 @@ class EmbeddedServer:
         err = open(self.log_dir / "milvus-stderr.log", "ab")
         cgroup = self.cgroup
         try:
-            self.proc = subprocess.Popen(
-                [str(self.install.binary), "run", "standalone"], cwd=self.data_dir, env=env,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-                preexec_fn=cgroup.add_self if cgroup else None,
-            )
+            with interrupts_deferred():  # a server spawned but not recorded would never be stopped
+                self.proc = subprocess.Popen(
+                    [str(self.install.binary), "run", "standalone"], cwd=self.data_dir, env=env,
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+                    preexec_fn=cgroup.add_self if cgroup else None,
+                )
         finally:
             out.close()
             err.close()
@@ -248,12 +250,14 @@ class EmbeddedTarget:
     def _start(self) -> Endpoint:
         assert self.context is not None
         install = installs.ensure_installed(self.version)
-        self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
+        with interrupts_deferred():  # made and recorded as one step, so stop() removes it
+            self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
         log_dir = self.log_dir or (self._tmp / "logs")
         limit = self.options.memory_limit
         if limit:
             try:
-                self.cgroup = MemoryCgroup.create(self._tmp.name.rsplit("-", 1)[-1], limit)
+                with interrupts_deferred():
+                    self.cgroup = MemoryCgroup.create(self._tmp.name.rsplit("-", 1)[-1], limit)
                 self.isolation = self.cgroup.isolation
                 if not self.options.oom_kill and not self.cgroup.disable_oom_killer():
                     raise UsageError("--no-oom-kill needs a cgroup v1 memory controller, which this machine lacks")
