@@ -27,23 +27,24 @@ from pathlib import Path
 
 import psutil
 
-from harness import collection, data, scenario as scenarios
-from harness.insert import NumpyInserter, build_insert_request
-from harness.runner import LOCUSTFILE
-from harness.targets.base import TargetOptions
+from harness.load import batches, collection
+from harness.scenario import model as scenarios
+from harness.load.insert import NumpyInserter, build_insert_request
+from harness.run.lifecycle import LOCUSTFILE
+from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 
 
-def bare_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[int, float]:
+def bare_block(address: str, seed: scenarios.Scenario, count: int) -> tuple[int, float]:
     """Rows and seconds of the fastest path with no Locust: generate, build, insert."""
     inserter = NumpyInserter(address, seed.collection, seed, timeout=120)
     began = time.perf_counter()
-    for k in range(batches):
-        assert inserter.insert(data.generate_batch(seed, k)).ok
+    for k in range(count):
+        assert inserter.insert(batches.generate_batch(seed, k)).ok
     seconds = time.perf_counter() - began
     inserter.close()
-    return batches * seed.batch_rows, seconds
+    return count * seed.batch_rows, seconds
 
 
 def locust_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[int, float, list[int]]:
@@ -85,7 +86,7 @@ def main() -> None:
 
     began = time.perf_counter()
     for k in range(5):
-        batch = data.generate_batch(seed, k)
+        batch = batches.generate_batch(seed, k)
     gen = 5 * seed.batch_rows / (time.perf_counter() - began)
     began = time.perf_counter()
     for _ in range(5):

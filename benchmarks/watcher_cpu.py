@@ -16,10 +16,10 @@ import threading
 import time
 import urllib.request
 
-from harness.targets.base import TargetOptions
+from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
 from harness.watch.process import ProcessWatcher
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 
 
 def _healthz_ready(target: EmbeddedTarget, started: float, out: list[float]) -> None:

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from harness import __version__
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
-from harness.targets.base import TargetOptions
+from harness.targets.protocol import TargetOptions
 from harness.units import parse_bytes, parse_duration
 
 if TYPE_CHECKING:
-    from harness.runner import RunOptions
+    from harness.run.lifecycle import RunOptions
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +144,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
     from pathlib import Path
 
-    from harness.runner import RunOptions
+    from harness.run.lifecycle import RunOptions
 
     return RunOptions(
         scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
@@ -161,7 +161,7 @@ def _cmd_run(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from harness.console import make_console, print_result
-        from harness.runner import run as run_scenario
+        from harness.run.lifecycle import run as run_scenario
 
         console = make_console()
         result = run_scenario(run_options_from_args(args), console=console)
@@ -183,7 +183,7 @@ def _cmd_ui(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from harness.console import make_console
-        from harness.ui import WebOptions, serve
+        from harness.webui.session import WebOptions, serve
 
         web_options = WebOptions(host=args.web_host, port=args.web_port, login=args.web_login, auth=args.web_auth)
         return serve(run_options_from_args(args), web_options, console=make_console())
@@ -243,7 +243,7 @@ def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--timeout", default="30m", help="how long to wait for the pods (default 30m)")
 
     def run(args: argparse.Namespace) -> int:
-        from harness import cluster
+        from harness.kube import cluster
         from harness.console import make_console
 
         spec = cluster.ClusterSpec(name=args.name, namespace=args.namespace, release=args.release)
@@ -304,7 +304,7 @@ def _cmd_matrix(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         from harness.console import make_console
-        from harness.matrix import parse_axes, print_matrix, resolve_versions, run_matrix
+        from harness.compare.matrix import parse_axes, print_matrix, resolve_versions, run_matrix
 
         axes = parse_axes(args.vary)
         if args.milvus_versions and args.milvus_version:
@@ -346,8 +346,8 @@ def _cmd_bisect(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         from pathlib import Path
 
-        from harness.bisect import describe
-        from harness.bisect_command import run_bisect_command
+        from harness.compare.bisect_search import describe
+        from harness.compare.bisect_command import run_bisect_command
         from harness.console import make_console
 
         console = make_console()

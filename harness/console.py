@@ -11,7 +11,7 @@ from rich.table import Table
 from harness.units import format_bytes
 
 if TYPE_CHECKING:
-    from harness.runner import RunResult
+    from harness.run.lifecycle import RunResult
 
 _VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "ABORTED": "bold"}
 
@@ -58,7 +58,7 @@ def print_result(console: Console, result: "RunResult") -> None:
 
 
 def print_scenarios(console: Console, name: str | None) -> None:
-    from harness import scenario as scenarios
+    from harness.scenario import model as scenarios
 
     if name:
         s = scenarios.load(name)

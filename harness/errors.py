@@ -1,4 +1,4 @@
-"""The one error boundary of the harness and its exit-code table (DESIGN.md, "Contracts")."""
+"""The one error boundary of the harness and its exit-code table (docs/design.md, "Contracts")."""
 
 from __future__ import annotations
 

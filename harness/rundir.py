@@ -1,4 +1,4 @@
-"""The run directory (DESIGN.md, "Contracts"): its file names, atomic JSON, flushed JSON lines."""
+"""The run directory (docs/design.md, "Contracts"): its file names, atomic JSON, flushed JSON lines."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.cgroup import leftover_cgroups
+from harness.targets.cgroup import leftover_cgroups
 
 _before_cgroups: set[Path] = set()
 

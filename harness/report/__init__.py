@@ -1,4 +1,4 @@
-"""Reports of a run, rendered from its run directory alone (DESIGN.md, "Contracts").
+"""Reports of a run, rendered from its run directory alone (docs/design.md, "Contracts").
 
 `render_report(run_dir)` writes report.md (with memory.png), report.html and junit.xml. It
 reads only files, so `milvus-harness report RUN_DIR` renders a finished, aborted or
@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from harness.report.charts import build_charts
-from harness.report.data import RunReport, load_run
+from harness.report.model import RunReport, load_run
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown

@@ -21,9 +21,9 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from harness.report.data import MARKER_TYPES, RunReport
+from harness.report.model import MARKER_TYPES, RunReport
 from harness.units import format_bytes
-from harness.watch import record
+from harness.watch import events
 
 GIB = 2**30
 MIB = 2**20
@@ -31,10 +31,10 @@ MIB = 2**20
 #: One colour per component; red, orange, purple and grey are kept for event markers.
 COMPONENT_COLORS = ("#2563eb", "#0d9488", "#ca8a04", "#4f46e5", "#0891b2", "#be185d", "#65a30d", "#1e3a8a")
 MARKER_STYLE: dict[str, dict[str, Any]] = {
-    record.OOM_KILLED: {"color": "#dc2626", "label": "OOM kill", "gid": "oom-marker", "ls": "-", "lw": 1.8},
-    record.RESTARTED: {"color": "#ea580c", "label": "restart", "gid": "restart-marker", "ls": "-", "lw": 1.4},
-    record.MEMORY_STALL: {"color": "#9333ea", "label": "memory stall", "gid": "stall-marker", "ls": "-", "lw": 1.4},
-    record.INJECTED: {"color": "#6b7280", "label": "injected", "gid": "injected-marker", "ls": ":", "lw": 1.4},
+    events.OOM_KILLED: {"color": "#dc2626", "label": "OOM kill", "gid": "oom-marker", "ls": "-", "lw": 1.8},
+    events.RESTARTED: {"color": "#ea580c", "label": "restart", "gid": "restart-marker", "ls": "-", "lw": 1.4},
+    events.MEMORY_STALL: {"color": "#9333ea", "label": "memory stall", "gid": "stall-marker", "ls": "-", "lw": 1.4},
+    events.INJECTED: {"color": "#6b7280", "label": "injected", "gid": "injected-marker", "ls": ":", "lw": 1.4},
 }
 FAIL_COLOR = "#dc2626"
 LOAD_SHADE = "#eef2f7"
@@ -358,9 +358,9 @@ def _shade_load(ax: Axes, report: RunReport) -> None:
     """Shade each LoadStarted..LoadStopped window, so idle time reads as idle."""
     start = None
     for event in report.events:
-        if event.type == record.LOAD_STARTED and start is None:
+        if event.type == events.LOAD_STARTED and start is None:
             start = event.t
-        elif event.type == record.LOAD_STOPPED and start is not None:
+        elif event.type == events.LOAD_STOPPED and start is not None:
             ax.axvspan(report.elapsed(start), report.elapsed(event.t), color=LOAD_SHADE, lw=0, zorder=0)
             start = None
     if start is not None:  # load never stopped (killed run): shade to the last ack
@@ -390,7 +390,7 @@ def _annotate_first_oom(ax: Axes, report: RunReport) -> None:
         text += f" after {int(first['rows_acked_before']):,} rows"
     ax.annotate(text, xy=(report.elapsed(float(first["t"])), 0.985), xycoords=("data", "axes fraction"),
                 xytext=(-6, 0), textcoords="offset points", ha="right", va="top", fontsize=9,
-                fontweight="bold", color=MARKER_STYLE[record.OOM_KILLED]["color"], gid="oom-label")
+                fontweight="bold", color=MARKER_STYLE[events.OOM_KILLED]["color"], gid="oom-label")
 
 
 def _alive(report: RunReport, component: str, t: float) -> bool:
@@ -401,9 +401,9 @@ def _alive(report: RunReport, component: str, t: float) -> bool:
             break
         if event.component != component:
             continue
-        if event.type in (record.OOM_KILLED, record.EXITED):
+        if event.type in (events.OOM_KILLED, events.EXITED):
             alive = False
-        elif event.type in (record.RESTARTED, record.READY):
+        elif event.type in (events.RESTARTED, events.READY):
             alive = True
     return alive
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 import xml.etree.ElementTree as ET
 
-from harness.report.data import RunReport
+from harness.report.model import RunReport
 
 SUITE = "milvus-harness"
 

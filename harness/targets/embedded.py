@@ -23,15 +23,15 @@ from typing import Any
 
 import yaml
 
-from harness import milvus
-from harness.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
+from harness import milvus_client
+from harness.targets.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
 from harness.errors import TargetError, UsageError
 from harness.procs import interrupts_deferred
 from harness.targets import install as installs
-from harness.targets.base import Endpoint, TargetOptions, Watcher
-from harness.watch import record
+from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.watch import events
 from harness.watch.process import ProcessWatcher
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +275,7 @@ class EmbeddedTarget:
                 f"{START_TIMEOUT:.0f} s" + (f" (exited with {code})" if code is not None else "")
                 + f"; logs in {log_dir}")
         self.startup_seconds = time.monotonic() - began
-        self.context.fire_event(component=COMPONENT, type=record.READY,
+        self.context.fire_event(component=COMPONENT, type=events.READY,
                                 detail=f"milvus {self.version} answered after {self.startup_seconds:.1f} s",
                                 data={"startup_seconds": round(self.startup_seconds, 2),
                                       "address": self.server.address})
@@ -305,7 +305,7 @@ class EmbeddedTarget:
             alive = current is not None and current.poll() is None
             if not alive and self.options.restart == "never":
                 return False  # nobody will bring it back
-            if alive and milvus.accepts_writes(server.address):
+            if alive and milvus_client.accepts_writes(server.address):
                 return True
             time.sleep(0.5)
         return False
@@ -388,7 +388,7 @@ class EmbeddedTarget:
     def _wait_answering(self, deadline: float) -> bool:
         server = self.server
         assert server is not None
-        return milvus.wait_until(lambda: milvus.answers(server.address), deadline,
+        return milvus_client.wait_until(lambda: milvus_client.answers(server.address), deadline,
                                  alive=lambda: server.proc is not None and server.proc.poll() is None
                                  and not self._stopping.is_set())
 
@@ -422,7 +422,7 @@ class EmbeddedTarget:
             with self._lock:
                 self.restarts += 1
                 self._spawn()
-            self.context.fire_event(component=COMPONENT, type=record.RESTARTED,
+            self.context.fire_event(component=COMPONENT, type=events.RESTARTED,
                                     detail=f"restart {self.restarts} on the same data dir",
                                     data={"restarts": self.restarts})
             began = time.monotonic()
@@ -431,7 +431,7 @@ class EmbeddedTarget:
                 ready = self.wait_ready(START_TIMEOUT, proc=self.server.proc)
                 if ready:
                     self.context.fire_event(
-                        component=COMPONENT, type=record.READY,
+                        component=COMPONENT, type=events.READY,
                         detail=f"answered and accepts writes {time.monotonic() - began:.1f} s after restart",
                         data={"startup_seconds": round(time.monotonic() - began, 2)})
 
@@ -441,18 +441,18 @@ class EmbeddedTarget:
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         injected, self._injected_death = self._injected_death, False
         if injected and kills == self.oom_kills:
-            self.context.fire_event(component=COMPONENT, type=record.EXITED, t=died_at,
+            self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"killed by fault injection ({how})",
                                     data={"exit_code": code, "injected": True})
         elif kills > self.oom_kills:
             self.oom_kills = kills
             source = "watchdog" if self.watchdog else "kernel"
             self.context.fire_event(
-                component=COMPONENT, type=record.OOM_KILLED, t=died_at,
+                component=COMPONENT, type=events.OOM_KILLED, t=died_at,
                 detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
                 data={"exit_code": code, "oom_kill_count": kills, "source": source})
         else:
-            self.context.fire_event(component=COMPONENT, type=record.EXITED, t=died_at,
+            self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"server exited ({how})", data={"exit_code": code})
 
 

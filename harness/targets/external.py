@@ -12,12 +12,13 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness import kube, milvus
+from harness.kube import contexts
+from harness import milvus_client
 from harness.errors import TargetError, UsageError
-from harness.targets.base import Endpoint, TargetOptions, Watcher
-from harness.watch import record
+from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.watch import events
 from harness.watch.kubernetes import DEFAULT_SELECTOR, KubernetesWatcher
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class ExternalTarget:
         self.options = options
         self.host, self.port = parse_uri(options.uri)
         # Refused here, before anything connects, when the context is not a local kind cluster.
-        self.context_name = kube.check_context(options)
+        self.context_name = contexts.check_context(options)
         self._answer_timeout = answer_timeout
         self._watcher: KubernetesWatcher | None = None
         self.server_version: str | None = None
@@ -66,14 +67,14 @@ class ExternalTarget:
 
     def _start(self, context: RunContext) -> Endpoint:
         began = time.monotonic()
-        if not milvus.wait_until(lambda: milvus.answers(self.address), began + self._answer_timeout, interval=1.0):
+        if not milvus_client.wait_until(lambda: milvus_client.answers(self.address), began + self._answer_timeout, interval=1.0):
             raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")
         try:
-            with milvus.MilvusAdmin(self.address) as admin:
+            with milvus_client.MilvusAdmin(self.address) as admin:
                 self.server_version = admin.server_version()
         except Exception as exc:  # the version is a fact for run.json, not a requirement
             log.debug("server version unknown: %s", exc)
-        context.fire_event(component="proxy", type=record.READY,
+        context.fire_event(component="proxy", type=events.READY,
                            detail=f"milvus {self.server_version or ''} answered at {self.address}".replace("  ", " "),
                            data={"address": self.address, "server_version": self.server_version})
         if self.context_name is not None:
@@ -88,7 +89,7 @@ class ExternalTarget:
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        return milvus.wait_until(lambda: milvus.accepts_writes(self.address), deadline, interval=1.0)
+        return milvus_client.wait_until(lambda: milvus_client.accepts_writes(self.address), deadline, interval=1.0)
 
     def facts(self) -> dict[str, Any]:
         return {

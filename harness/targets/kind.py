@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness import cluster, kube, milvus
+from harness.kube import cluster, contexts
+from harness import milvus_client
 from harness.errors import TargetError, UsageError
-from harness.targets.base import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, TargetOptions, Watcher
 from harness.units import parse_bytes
-from harness.watch import record
+from harness.watch import events
 from harness.watch.kubernetes import KubernetesWatcher
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -149,15 +150,15 @@ class KindTarget:
         from harness.targets.embedded import parse_config_overrides
 
         self.options = options
-        self.context_name = kube.context_for(options) or kube.kind_context()
-        if not self.context_name.startswith(kube.KIND_PREFIX):
+        self.context_name = contexts.context_for(options) or contexts.kind_context()
+        if not self.context_name.startswith(contexts.KIND_PREFIX):
             # --allow-context may let a non-kind context through for `external`, never for kind.
             raise UsageError(f"--target kind needs a kind cluster's context (kind-<name>), not {self.context_name!r}")
         self.image_tag = options.milvus_version or cluster.DEFAULT_TAG
         self.version = self.image_tag  # what run keys and reports name the Milvus by
         self.pin = cluster.chart_for_tag(self.image_tag)
         self.overrides = parse_config_overrides(options.milvus_config)
-        self.spec = cluster.ClusterSpec(name=self.context_name[len(kube.KIND_PREFIX):], image_tag=self.image_tag,
+        self.spec = cluster.ClusterSpec(name=self.context_name[len(contexts.KIND_PREFIX):], image_tag=self.image_tag,
                                         namespace=options.namespace, release=options.release,
                                         timeout=ready_timeout, poll_interval=poll_interval)
         if options.memory_limit:
@@ -184,7 +185,7 @@ class KindTarget:
             raise
 
     def _start(self, context: RunContext) -> Endpoint:
-        kube.check_context(self.options)
+        contexts.check_context(self.options)
         cluster.require_tools(["kind", "helm", "kubectl"])
         if self.spec.name not in self.kube.clusters():
             raise UsageError(f"no kind cluster named {self.spec.name}; create it with "
@@ -207,7 +208,7 @@ class KindTarget:
         cluster.wait_ready(self.kube, self.spec, console=self._console)
         self.endpoint = self._connect()
         self.startup_seconds = time.monotonic() - began
-        context.fire_event(component="proxy", type=record.READY,
+        context.fire_event(component="proxy", type=events.READY,
                            detail=f"milvus {self.image_tag} answered on kind after {self.startup_seconds:.0f} s "
                                   f"({self.endpoint_mode} {self.endpoint.address})",
                            data={"startup_seconds": round(self.startup_seconds, 2), "address": self.endpoint.address,
@@ -233,7 +234,7 @@ class KindTarget:
             port = self._forward.start()
             self.endpoint_mode = "port-forward"
         address = f"{host}:{port}"
-        if not milvus.wait_until(lambda: milvus.answers(address), time.monotonic() + self._answer_timeout,
+        if not milvus_client.wait_until(lambda: milvus_client.answers(address), time.monotonic() + self._answer_timeout,
                                  interval=1.0):
             raise TargetError(f"milvus {self.image_tag} on kind does not answer at {address} "
                               f"({self.endpoint_mode}) within {self._answer_timeout:.0f} s")
@@ -253,7 +254,7 @@ class KindTarget:
                     self._forward.ensure()
             except TargetError as exc:
                 log.info("%s", exc)
-            if milvus.accepts_writes(self.endpoint.address):
+            if milvus_client.accepts_writes(self.endpoint.address):
                 return True
             time.sleep(1.0)
         return False

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from harness.units import format_bytes
-from harness.watch import record
-from harness.watch.record import RunContext, Sample
+from harness.watch import events
+from harness.watch.events import RunContext, Sample
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -99,7 +99,7 @@ class _Gap:
     def fail(self, context: RunContext, reason: str) -> None:
         if self.since is None:
             self.since = time.time()
-            context.fire_event(component=self.component, type=record.WATCH_GAP,
+            context.fire_event(component=self.component, type=events.WATCH_GAP,
                                detail=f"{self.what}: {reason}", data={"source": self.component})
 
     def ok(self) -> None:
@@ -161,7 +161,7 @@ def memory_limit(container: Any) -> int | None:
 class KubernetesWatcher:
     """Polls pods and pod metrics every `interval` seconds on its own thread.
 
-    `api_client` is a kubernetes ApiClient (see `harness.kube.api_client`); the watcher
+    `api_client` is a kubernetes ApiClient (see `harness.kube.contexts.api_client`); the watcher
     closes it on stop() only if it made it (`for_context`).
     """
 
@@ -202,7 +202,7 @@ class KubernetesWatcher:
     @classmethod
     def for_context(cls, context_name: str, **kwargs: Any) -> "KubernetesWatcher":
         """A watcher on a kube context; the caller has already passed kube.check_context."""
-        from harness.kube import api_client
+        from harness.kube.contexts import api_client
 
         watcher = cls(api_client(context_name), **kwargs)
         watcher._owns_client = True
@@ -328,7 +328,7 @@ class KubernetesWatcher:
             phase = status.phase if status is not None else "?"
             how = f"ended ({phase}{': ' + status.reason if status is not None and status.reason else ''})"
             reason = phase or "Ended"
-        ctx.fire_event(component=state.series, type=record.EXITED, t=now, detail=f"pod {state.name} {how}",
+        ctx.fire_event(component=state.series, type=events.EXITED, t=now, detail=f"pod {state.name} {how}",
                        data={"pod": state.name, "reason": reason})
 
     def _update_containers(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
@@ -360,7 +360,7 @@ class KubernetesWatcher:
                 self._restarts[series] = self._restarts.get(series, 0) + new
                 running = cs.state.running if cs.state is not None else None
                 started = _ts(running.started_at if running is not None else None, now)
-                ctx.fire_event(component=series, type=record.RESTARTED, t=started,
+                ctx.fire_event(component=series, type=events.RESTARTED, t=started,
                                detail=f"container {cs.name} of pod {state.name} restarted"
                                       + (f" {new} times since the last look" if new > 1 else "")
                                       + f" (restartCount {count})",
@@ -387,9 +387,9 @@ class KubernetesWatcher:
         if term.reason == "OOMKilled":
             detail = (f"container {container} of pod {state.name} was OOM-killed (exit code {term.exit_code})"
                       + (f" at its {format_bytes(limit)} limit" if limit else ""))
-            ctx.fire_event(component=series, type=record.OOM_KILLED, t=_ts(finished, now), detail=detail, data=data)
+            ctx.fire_event(component=series, type=events.OOM_KILLED, t=_ts(finished, now), detail=detail, data=data)
         else:
-            ctx.fire_event(component=series, type=record.EXITED, t=_ts(finished, now),
+            ctx.fire_event(component=series, type=events.EXITED, t=_ts(finished, now),
                            detail=f"container {container} of pod {state.name} terminated: "
                                   f"{term.reason or 'no reason given'} (exit code {term.exit_code})",
                            data=data)
@@ -398,7 +398,7 @@ class KubernetesWatcher:
         conditions = (pod.status.conditions if pod.status is not None else None) or []
         ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
         if ready and not state.ready and not self._first:
-            ctx.fire_event(component=state.series, type=record.READY, t=now,
+            ctx.fire_event(component=state.series, type=events.READY, t=now,
                            detail=f"pod {state.name} is ready" + (f" (replaces {state.replaces})" if state.replaces else ""),
                            data={"pod": state.name, "replaces": state.replaces})
         state.ready = ready
@@ -470,11 +470,11 @@ def run_watch(*, target: str, kube_context: str | None, allow_context: str | Non
               selector: str, interval: float, duration: float | None, out: Path,
               console: "Console | None" = None, on_started: Callable[[KubernetesWatcher], None] | None = None) -> int:
     """Watch pods until `duration` passes (or Ctrl-C), writing samples.jsonl / events.jsonl to `out`."""
-    from harness.kube import check_context
+    from harness.kube.contexts import check_context
     from harness.errors import UsageError
     from harness.rundir import RunDir, write_json
-    from harness.targets.base import TargetOptions
-    from harness.watch.record import Recorder
+    from harness.targets.protocol import TargetOptions
+    from harness.watch.events import Recorder
 
     options = TargetOptions(target=target, kube_context=kube_context, allow_context=allow_context,
                             namespace=namespace)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.watch import record
-from harness.watch.record import RunContext, Sample
+from harness.watch import events
+from harness.watch.events import RunContext, Sample
 
 if TYPE_CHECKING:
     from harness.targets.embedded import EmbeddedTarget
@@ -133,7 +133,7 @@ class ProcessWatcher:
     def _note_gap(self, error: str | None) -> None:
         assert self._context is not None
         if error and not self._in_gap:
-            self._context.fire_event(component="standalone", type=record.WATCH_GAP, detail=error)
+            self._context.fire_event(component="standalone", type=events.WATCH_GAP, detail=error)
         self._in_gap = error is not None
 
 

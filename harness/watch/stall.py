@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from harness.watch import record
-from harness.watch.record import RunContext, Sample
+from harness.watch import events
+from harness.watch.events import RunContext, Sample
 
 #: "At the limit" means within this fraction of it (the kernel reclaims just below the limit).
 AT_LIMIT_FRACTION = 0.97
@@ -44,7 +44,7 @@ class StallDetector:
         if sample.t - since[0] >= self.seconds and component not in self._fired:
             self._fired.add(component)
             self.context.fire_event(
-                component=component, type=record.MEMORY_STALL, t=sample.t,
+                component=component, type=events.MEMORY_STALL, t=sample.t,
                 detail=(f"memory held at {memory / 2**30:.2f} of {limit / 2**30:.2f} GiB for "
                         f"{sample.t - since[0]:.0f} s with no rows acked"),
                 data={"memory_bytes": memory, "limit_bytes": limit, "since": since[0]})

@@ -1,4 +1,4 @@
-"""The web UI's shared names: the harness process (harness/ui.py) and the Locust process
+"""The web UI's shared names: the harness process (harness/webui/session.py) and the Locust process
 (harness/webui/extension.py) agree on these and nothing else; static/ holds the tab's script
 and style, served by Locust at /harness/static/."""
 

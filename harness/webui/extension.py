@@ -37,7 +37,7 @@ from locust import events
 from locust.env import Environment
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
 
-from harness import load
+from harness.load import user
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, STATIC_DIR, TAB_KEY, TAB_TITLE, TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -112,8 +112,8 @@ class HarnessRuns:
             return f"the harness did not answer: {exc}"
         if status != 200:
             return answer.get("error") or f"the harness answered {status}"
-        config = load.LoadConfig(Path(answer["config"]))
-        load.use_config(self.environment, config, self._drained)
+        config = user.LoadConfig(Path(answer["config"]))
+        user.use_config(self.environment, config, self._drained)
         self.host = f"http://{config.address}"
         if isinstance(runner, MasterRunner):
             runner.send_message("harness_run", {"config": answer["config"]})
@@ -204,10 +204,10 @@ def _init(environment: Environment, **_kw: Any) -> None:
     if opts is None or not opts.harness_control:
         return
     runner = environment.runner
-    load.install(environment)
+    user.install(environment)
     if isinstance(runner, WorkerRunner):
         def on_run(msg: Any, **_: Any) -> None:
-            load.use_config(environment, load.LoadConfig(Path(msg.data["config"])), None)
+            user.use_config(environment, user.LoadConfig(Path(msg.data["config"])), None)
 
         runner.register_message("harness_run", on_run)
         return

@@ -7,11 +7,13 @@ import time
 
 import pytest
 
-from harness import collection, data, milvus, scenario as scenarios
-from harness.insert import NumpyInserter
-from harness.targets.base import TargetOptions
+from harness.load import batches, collection
+from harness import milvus_client
+from harness.scenario import model as scenarios
+from harness.load.insert import NumpyInserter
+from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
-from harness.watch.record import RunContext
+from harness.watch.events import RunContext
 from harness.watch.stall import StallDetector
 
 pytestmark = pytest.mark.milvus
@@ -31,7 +33,7 @@ def _insert_until(target: EmbeddedTarget, context: RunContext, scenario, stop, m
     results = []
     try:
         for k in range(max_batches):
-            result = inserter.insert(data.generate_batch(scenario, k))
+            result = inserter.insert(batches.generate_batch(scenario, k))
             results.append((time.time(), result))
             if stop(result):
                 break
@@ -64,7 +66,7 @@ def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_v
             time.sleep(0.2)
         assert any(e.type == "Restarted" for e in context.events)
         assert target.prepare_verification(180), "the restarted server should accept writes"
-        with milvus.MilvusAdmin(target.server.address) as admin:
+        with milvus_client.MilvusAdmin(target.server.address) as admin:
             admin.flush(seed.collection)
             acked = sum(r.rows for _, r in results if r.ok)
             assert admin.collection(seed.collection).num_entities >= acked
@@ -97,7 +99,7 @@ def test_two_servers_side_by_side_get_their_own_ports(milvus_version, no_leftove
         assert a.server and b.server
         assert not set(a.server.ports.values()) & set(b.server.ports.values())
         assert a.server.metrics_port != b.server.metrics_port
-        assert milvus.answers(a.server.address) and milvus.answers(b.server.address)
+        assert milvus_client.answers(a.server.address) and milvus_client.answers(b.server.address)
 
 
 def test_restart_never_stops_at_the_first_death(milvus_version, no_leftovers):
@@ -128,7 +130,7 @@ def test_a_stall_at_the_limit_is_a_memory_stall_not_a_kill(milvus_version, no_le
         inserter = NumpyInserter(address, seed.collection, seed, timeout=20)
         try:
             for k in range(30):
-                result = inserter.insert(data.generate_batch(seed, k))
+                result = inserter.insert(batches.generate_batch(seed, k))
                 if not result.ok:
                     break
                 acked[0] += result.rows
@@ -148,7 +150,7 @@ def test_a_stall_at_the_limit_is_a_memory_stall_not_a_kill(milvus_version, no_le
 
 def test_without_a_cgroup_the_watchdog_kills_at_the_limit(milvus_version, no_leftovers, monkeypatch, tmp_path):
     """Where no memory cgroup can be made, an RSS watchdog enforces the limit and says so."""
-    from harness import cgroup
+    from harness.targets import cgroup
 
     monkeypatch.setattr(cgroup, "CGROUP_ROOT", tmp_path / "no-cgroupfs")
     seed = scenarios.load("seed")

@@ -130,9 +130,9 @@ def test_watcher_survives_read_errors_and_marks_the_gap(tmp_path, milvus_version
 
     from rich.console import Console
 
-    from harness.cgroup import MemoryCgroup
-    from harness.runner import RunOptions, run
-    from harness.targets.base import TargetOptions
+    from harness.targets.cgroup import MemoryCgroup
+    from harness.run.lifecycle import RunOptions, run
+    from harness.targets.protocol import TargetOptions
 
     real_usage = MemoryCgroup.usage_bytes
     window: dict[str, float] = {}
@@ -171,8 +171,8 @@ def test_sigterm_while_the_report_renders_aborts_with_a_partial_report(tmp_path,
     from rich.console import Console
 
     import harness.report
-    from harness.runner import RunOptions, run
-    from harness.targets.base import TargetOptions
+    from harness.run.lifecycle import RunOptions, run
+    from harness.targets.protocol import TargetOptions
 
     draw_charts = harness.report.build_charts
     signalled: list[bool] = []
@@ -197,7 +197,7 @@ def test_sigterm_while_the_report_renders_aborts_with_a_partial_report(tmp_path,
 
 def _delete_pks(address: str, collection: str, pks: range) -> None:
     """Make acked rows disappear through Milvus itself, the way a lost WAL would show."""
-    from harness.milvus import MilvusAdmin
+    from harness.milvus_client import MilvusAdmin
 
     with MilvusAdmin(address, timeout=30) as admin:
         admin.collection(collection).delete("id in [%s]" % ",".join(map(str, pks)))
@@ -206,10 +206,10 @@ def _delete_pks(address: str, collection: str, pks: range) -> None:
 def _count_directly_after_verify(monkeypatch, seen: dict, before=None) -> None:
     """Wrap the end check: `before(address, collection)` runs first; afterwards every acked
     batch's range is counted again with a plain pymilvus count(*) query, into seen["direct"]."""
-    import harness.runner
-    from harness.milvus import MilvusAdmin
+    import harness.run.lifecycle
+    from harness.milvus_client import MilvusAdmin
 
-    real_verify = harness.runner.verify
+    real_verify = harness.run.lifecycle.verify
 
     def verify_then_count_directly(address, collection, acked, **kw):
         if before:
@@ -223,7 +223,7 @@ def _count_directly_after_verify(monkeypatch, seen: dict, before=None) -> None:
                               for a in acked]
         return result
 
-    monkeypatch.setattr(harness.runner, "verify", verify_then_count_directly)
+    monkeypatch.setattr(harness.run.lifecycle, "verify", verify_then_count_directly)
 
 
 def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(tmp_path, milvus_version,
@@ -235,8 +235,8 @@ def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(
 
     from rich.console import Console
 
-    from harness.runner import RunOptions, run
-    from harness.targets.base import TargetOptions
+    from harness.run.lifecycle import RunOptions, run
+    from harness.targets.protocol import TargetOptions
 
     seen: dict = {}
     _count_directly_after_verify(monkeypatch, seen,
@@ -262,8 +262,8 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
 
     from rich.console import Console
 
-    from harness.runner import RunOptions, run
-    from harness.targets.base import TargetOptions
+    from harness.run.lifecycle import RunOptions, run
+    from harness.targets.protocol import TargetOptions
 
     seen: dict = {}
 

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.watch.record import RunContext, Sample
+from harness.watch.events import RunContext, Sample
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cluster
+from harness.kube import cluster
 from harness.cli import main
 from k8s_fakes import container_status, make_pod, write_kubeconfig
 

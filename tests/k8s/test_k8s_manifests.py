@@ -18,7 +18,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from harness import cluster
+from harness.kube import cluster
 from harness.units import parse_bytes
 
 REPO = Path(__file__).resolve().parents[2]

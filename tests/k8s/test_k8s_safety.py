@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import kube
+from harness.kube import contexts
 from harness.cli import main
 from harness.errors import UsageError
-from harness.targets.base import TargetOptions
+from harness.targets.protocol import TargetOptions
 from k8s_fakes import write_kubeconfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,12 +20,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_kubeconfig_paths_follow_kubectl(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", f"{tmp_path}/a{os.pathsep}{os.pathsep}{tmp_path}/b")
-    assert kube.kubeconfig_paths() == [tmp_path / "a", tmp_path / "b"]
+    assert contexts.kubeconfig_paths() == [tmp_path / "a", tmp_path / "b"]
     monkeypatch.delenv("KUBECONFIG")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert kube.kubeconfig_paths() == [tmp_path / ".kube" / "config"]
+    assert contexts.kubeconfig_paths() == [tmp_path / ".kube" / "config"]
     monkeypatch.setenv("KUBECONFIG", "")  # empty is unset, as for kubectl
-    assert kube.kubeconfig_paths() == [tmp_path / ".kube" / "config"]
+    assert contexts.kubeconfig_paths() == [tmp_path / ".kube" / "config"]
 
 
 def test_default_kubeconfig_and_merge_first_file_wins(tmp_path, monkeypatch):
@@ -33,15 +33,15 @@ def test_default_kubeconfig_and_merge_first_file_wins(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".kube").mkdir()
     write_kubeconfig(tmp_path / ".kube" / "config", {"kind-home": "https://127.0.0.1:40000"})
-    assert kube.list_contexts()["kind-home"]["server"] == "https://127.0.0.1:40000"
+    assert contexts.list_contexts()["kind-home"]["server"] == "https://127.0.0.1:40000"
 
     first = write_kubeconfig(tmp_path / "first", {"kind-x": "https://127.0.0.1:1"})
     second = write_kubeconfig(tmp_path / "second", {"kind-x": "https://10.0.0.9:6443", "kind-y": "https://[::1]:2"})
     monkeypatch.setenv("KUBECONFIG", f"{first}{os.pathsep}{tmp_path / 'missing'}{os.pathsep}{second}")
-    contexts = kube.list_contexts()
-    assert contexts["kind-x"]["server"] == "https://127.0.0.1:1"  # the first file's definition
-    assert contexts["kind-y"]["server"] == "https://[::1]:2"
-    assert "kind-home" not in contexts
+    found = contexts.list_contexts()
+    assert found["kind-x"]["server"] == "https://127.0.0.1:1"  # the first file's definition
+    assert found["kind-y"]["server"] == "https://[::1]:2"
+    assert "kind-home" not in found
 
 
 @pytest.mark.parametrize("server, loopback", [
@@ -50,21 +50,21 @@ def test_default_kubeconfig_and_merge_first_file_wins(tmp_path, monkeypatch):
     ("https://milvus-harness-control-plane:6443", False), ("https://k8s.example.com", False),
 ])
 def test_loopback_servers(server, loopback):
-    assert kube.is_loopback_server(server) is loopback
+    assert contexts.is_loopback_server(server) is loopback
 
 
 def test_only_local_kind_contexts_pass_unless_named(kubeconfig):
-    kube.check_kube_context("kind-test")  # kind name, loopback server
+    contexts.check_kube_context("kind-test")  # kind name, loopback server
     with pytest.raises(UsageError, match="refusing kube context 'some-prod': it is not a kind cluster"):
-        kube.check_kube_context("some-prod")
+        contexts.check_kube_context("some-prod")
     with pytest.raises(UsageError, match="API server https://milvus-harness-control-plane:6443 is not on a loopback"):
-        kube.check_kube_context("kind-remote")  # named like kind, but not on this machine
+        contexts.check_kube_context("kind-remote")  # named like kind, but not on this machine
     with pytest.raises(UsageError, match="--allow-context some-prod"):
-        kube.check_kube_context("some-prod", allow="some-pro")  # must name it exactly
-    kube.check_kube_context("some-prod", allow="some-prod")
-    kube.check_kube_context("kind-remote", allow="kind-remote")
+        contexts.check_kube_context("some-prod", allow="some-pro")  # must name it exactly
+    contexts.check_kube_context("some-prod", allow="some-prod")
+    contexts.check_kube_context("kind-remote", allow="kind-remote")
     with pytest.raises(UsageError, match=r"kube context 'kind-typo' is not in .*known: kind-milvus-harness, kind-remote"):
-        kube.check_kube_context("kind-typo")
+        contexts.check_kube_context("kind-typo")
 
 
 def test_foreign_context_is_refused_without_reading_the_kubeconfig(tmp_path, monkeypatch):
@@ -72,26 +72,26 @@ def test_foreign_context_is_refused_without_reading_the_kubeconfig(tmp_path, mon
     bad.write_text("{{{ not yaml")
     monkeypatch.setenv("KUBECONFIG", str(bad))
     with pytest.raises(UsageError, match="refusing kube context 'some-prod'"):
-        kube.check_context(TargetOptions(target="external", kube_context="some-prod", uri="http://127.0.0.1:1"))
+        contexts.check_context(TargetOptions(target="external", kube_context="some-prod", uri="http://127.0.0.1:1"))
     with pytest.raises(UsageError, match="cannot read kubeconfig"):
-        kube.check_context(TargetOptions(target="kind"))
+        contexts.check_context(TargetOptions(target="kind"))
 
 
 def test_check_context_per_target(kubeconfig, monkeypatch):
-    assert kube.check_context(TargetOptions(target="embedded")) is None
-    assert kube.check_context(TargetOptions(target="external", uri="http://127.0.0.1:1")) is None
-    assert kube.check_context(TargetOptions(target="kind")) == "kind-milvus-harness"
-    assert kube.check_context(TargetOptions(target="external", kube_context="some-prod",
+    assert contexts.check_context(TargetOptions(target="embedded")) is None
+    assert contexts.check_context(TargetOptions(target="external", uri="http://127.0.0.1:1")) is None
+    assert contexts.check_context(TargetOptions(target="kind")) == "kind-milvus-harness"
+    assert contexts.check_context(TargetOptions(target="external", kube_context="some-prod",
                                             allow_context="some-prod")) == "some-prod"
     with pytest.raises(UsageError, match="--allow-context needs --kube-context"):
-        kube.check_context(TargetOptions(target="external", allow_context="some-prod"))
+        contexts.check_context(TargetOptions(target="external", allow_context="some-prod"))
     write_kubeconfig(kubeconfig, {"kind-other": "https://127.0.0.1:9"})
     with pytest.raises(UsageError, match="run `milvus-harness cluster up` first"):
-        kube.check_context(TargetOptions(target="kind"))
+        contexts.check_context(TargetOptions(target="kind"))
 
 
 def test_api_client_loads_the_context(kubeconfig, fake_api):
-    client = kube.api_client("kind-test")
+    client = contexts.api_client("kind-test")
     try:
         assert client.configuration.host == fake_api.url
         assert client.configuration.retries == 0  # the watcher's back-off is the only retry

@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import cluster, milvus
+from harness.kube import cluster
+from harness import milvus_client
 from harness.cli import main
 from harness.errors import TargetError, UsageError
-from harness.targets.base import Target, TargetOptions
+from harness.targets.protocol import Target, TargetOptions
 from harness.targets.external import ExternalTarget, parse_uri
 from harness.targets.kind import KindTarget
-from harness.watch import record
+from harness.watch import events
 from harness.watch.kubernetes import run_watch
 from k8s_fakes import container_status, make_pod
 
@@ -54,14 +55,14 @@ def _pid_alive(pid: int) -> bool:
 def answering(monkeypatch):
     """Milvus 'answers' at any address (no Milvus runs in these tests); records the addresses."""
     seen: list[str] = []
-    monkeypatch.setattr(milvus, "answers", lambda address, timeout=3.0: seen.append(address) or True)
-    monkeypatch.setattr(milvus, "accepts_writes", lambda address, timeout=10.0: seen.append(address) or True)
+    monkeypatch.setattr(milvus_client, "answers", lambda address, timeout=3.0: seen.append(address) or True)
+    monkeypatch.setattr(milvus_client, "accepts_writes", lambda address, timeout=10.0: seen.append(address) or True)
 
     class NoAdmin:
         def __init__(self, *a, **k):
             raise ConnectionError("no Milvus here")
 
-    monkeypatch.setattr(milvus, "MilvusAdmin", NoAdmin)
+    monkeypatch.setattr(milvus_client, "MilvusAdmin", NoAdmin)
     return seen
 
 
@@ -125,7 +126,7 @@ def test_kind_target_fresh_install_port_forward_watch_and_stop(kind_cluster, ans
         with socket.create_connection(("127.0.0.1", endpoint.port), timeout=2):
             pass  # the forwarded port is open while the target runs
         ready = recorded.events[0]
-        assert ready.type == record.READY and ready.data["endpoint"] == "port-forward"
+        assert ready.type == events.READY and ready.data["endpoint"] == "port-forward"
         deadline = time.monotonic() + 5
         while not any(s.component == "streamingnode" for s in recorded.samples) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -211,7 +212,7 @@ def test_kind_target_refuses_early(standins, kubeconfig, monkeypatch):
         _kind_target(kube_context="some-prod", allow_context="some-prod")
     standins.on("kind", "get", "clusters", stdout="other\n")
     with pytest.raises(UsageError, match="no kind cluster named milvus-harness; create it with `milvus-harness cluster up"):
-        _kind_target().start(__import__("harness.watch.record", fromlist=["RunContext"]).RunContext())
+        _kind_target().start(__import__("harness.watch.events", fromlist=["RunContext"]).RunContext())
     assert [c[0] for c in standins.calls()] == ["kind"]  # nothing was installed
 
 
@@ -238,7 +239,7 @@ def test_external_target_watches_through_its_context(kubeconfig, fake_api, answe
                             watch_interval=0.05)
     with ExternalTarget(options) as target:
         endpoint = target.start(recorded.context)
-        assert endpoint.address == "127.0.0.1:19530" and recorded.events[0].type == record.READY
+        assert endpoint.address == "127.0.0.1:19530" and recorded.events[0].type == events.READY
         deadline = time.monotonic() + 5
         while len({s.component for s in recorded.samples}) < 3 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -262,7 +263,7 @@ def test_external_target_without_context_has_no_watcher_and_needs_a_uri(answerin
 
 
 def test_external_target_that_does_not_answer_is_125(monkeypatch, recorded):
-    monkeypatch.setattr(milvus, "answers", lambda address, timeout=3.0: False)
+    monkeypatch.setattr(milvus_client, "answers", lambda address, timeout=3.0: False)
     target = ExternalTarget(TargetOptions(target="external", uri="http://127.0.0.1:9"), answer_timeout=0.3)
     with pytest.raises(TargetError, match="does not answer") as info:
         target.start(recorded.context)

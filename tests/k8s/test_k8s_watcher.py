@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from harness.watch import record
+from harness.watch import events
 from harness.watch.kubernetes import API_COMPONENT, CRASH_LOOP_BACK_OFF, METRICS_COMPONENT
 from k8s_fakes import container_status, iso, make_pod
 
@@ -48,7 +48,7 @@ def test_oom_kill_between_two_polls_is_reported_with_kubelets_time(fake_api, mak
     fake_api.set_usage("milvus-streamingnode-a", "streamingnode", "300Mi")
     assert watcher.poll_once()
 
-    assert recorded.types() == [record.OOM_KILLED, record.RESTARTED]
+    assert recorded.types() == [events.OOM_KILLED, events.RESTARTED]
     oom, restarted = recorded.events
     assert oom.component == "streamingnode"
     assert oom.t == killed  # kubelet's finishedAt, not the time we looked
@@ -72,7 +72,7 @@ def test_two_restarts_between_polls_count_both(fake_api, make_watcher, recorded)
     fake_api.pods = [make_pod("sn", "streamingnode", uid=uid, statuses=[
         container_status("streamingnode", restarts=2, last_terminated={"reason": "OOMKilled", "finished": time.time() - 5})])]
     watcher.poll_once()
-    assert recorded.types() == [record.OOM_KILLED, record.RESTARTED]
+    assert recorded.types() == [events.OOM_KILLED, events.RESTARTED]
     assert recorded.events[1].data["new_restarts"] == 2
     assert recorded.last("streamingnode").restarts == 2
 
@@ -97,7 +97,7 @@ def test_two_containers_in_a_pod_are_sampled_and_killed_separately(fake_api, mak
     ])]
     watcher.poll_once()
     assert [(e.component, e.type) for e in recorded.events] == [
-        ("datanode/log-agent", record.OOM_KILLED), ("datanode/log-agent", record.RESTARTED)]
+        ("datanode/log-agent", events.OOM_KILLED), ("datanode/log-agent", events.RESTARTED)]
     assert recorded.last("datanode").restarts == 0
     assert recorded.last("datanode/log-agent").restarts == 1
 
@@ -125,7 +125,7 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     fake_api.set_usage("milvus-streamingnode-ccc", "streamingnode", "100Mi")
     watcher.poll_once()
     gone = recorded.events[0]
-    assert (gone.component, gone.type, gone.data["pod"]) == ("streamingnode", record.EXITED, "milvus-streamingnode-aaa")
+    assert (gone.component, gone.type, gone.data["pod"]) == ("streamingnode", events.EXITED, "milvus-streamingnode-aaa")
     assert "being deleted" in gone.detail
     latest = recorded.last("streamingnode")
     assert latest.source == "k8s:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
@@ -136,9 +136,9 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     fake_api.pods[1] = make_pod("milvus-streamingnode-ccc", "streamingnode", uid="c")
     watcher.poll_once()
     ready = recorded.events[-1]
-    assert (ready.component, ready.type) == ("streamingnode", record.READY)
+    assert (ready.component, ready.type) == ("streamingnode", events.READY)
     assert ready.data == {"pod": "milvus-streamingnode-ccc", "replaces": "milvus-streamingnode-aaa"}
-    assert len([e for e in recorded.events if e.type == record.EXITED]) == 1
+    assert len([e for e in recorded.events if e.type == events.EXITED]) == 1
     components = {s.component for s in recorded.samples}
     assert components == {"streamingnode", "streamingnode-2", "proxy"}
 
@@ -151,7 +151,7 @@ def test_pod_that_vanishes_between_polls_and_an_evicted_pod(fake_api, make_watch
                               message="The node was low on resource: memory.")]
     watcher.poll_once()
     by_component = {e.component: e for e in recorded.events}
-    assert by_component["querynode"].type == record.EXITED and by_component["querynode"].data["reason"] == "Evicted"
+    assert by_component["querynode"].type == events.EXITED and by_component["querynode"].data["reason"] == "Evicted"
     assert "low on resource: memory" in by_component["querynode"].detail
     assert by_component["datanode"].data["reason"] == "Deleted"
 
@@ -181,7 +181,7 @@ def test_crash_loop_back_off(fake_api, make_watcher, recorded):
                               statuses=state, ready=False)]
     watcher.poll_once()
     watcher.poll_once()  # still backing off: nothing new
-    assert recorded.types() == [record.EXITED, record.RESTARTED, CRASH_LOOP_BACK_OFF]
+    assert recorded.types() == [events.EXITED, events.RESTARTED, CRASH_LOOP_BACK_OFF]
     exited, _, crash = recorded.events
     assert exited.t == died and exited.data["exit_code"] == 1 and "Error" in exited.detail
     assert "back-off 40s" in crash.detail and crash.component == "mixcoord"
@@ -191,7 +191,7 @@ def test_crash_loop_back_off(fake_api, make_watcher, recorded):
                               statuses=[container_status("mixcoord", restarts=2, waiting=back_off, last_terminated={
                                   "reason": "Error", "exit_code": 1, "finished": died + 45, "container_id": "c2"})])]
     watcher.poll_once()
-    assert recorded.types()[3:] == [record.EXITED, record.RESTARTED, CRASH_LOOP_BACK_OFF]
+    assert recorded.types()[3:] == [events.EXITED, events.RESTARTED, CRASH_LOOP_BACK_OFF]
     assert recorded.last("mixcoord").restarts == 2
 
 
@@ -203,7 +203,7 @@ def test_metrics_api_404_then_503_are_gaps_and_memory_comes_back(fake_api, make_
     watcher.poll_once(recorded.context)
     time.sleep(0.05)
     watcher.poll_once()  # still 404: no second gap event
-    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    gaps = [e for e in recorded.events if e.type == events.WATCH_GAP]
     assert len(gaps) == 1 and gaps[0].component == METRICS_COMPONENT and "404" in gaps[0].detail
     assert "metrics-server" in gaps[0].detail
     assert recorded.last("streamingnode").memory_bytes is None
@@ -217,10 +217,10 @@ def test_metrics_api_404_then_503_are_gaps_and_memory_comes_back(fake_api, make_
     fake_api.metrics_status = 503
     time.sleep(0.05)
     watcher.poll_once()
-    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    gaps = [e for e in recorded.events if e.type == events.WATCH_GAP]
     assert len(gaps) == 2 and "503" in gaps[1].detail
     assert recorded.last("streamingnode").memory_bytes is None
-    assert all(e.type == record.WATCH_GAP for e in recorded.events)
+    assert all(e.type == events.WATCH_GAP for e in recorded.events)
 
 
 def test_slow_metrics_api_is_a_gap_not_a_stall(fake_api, make_watcher, recorded):
@@ -231,7 +231,7 @@ def test_slow_metrics_api_is_a_gap_not_a_stall(fake_api, make_watcher, recorded)
     began = time.monotonic()
     assert watcher.poll_once(recorded.context)
     assert time.monotonic() - began < 1.4  # the poll gave up on the slow API
-    gap = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    gap = [e for e in recorded.events if e.type == events.WATCH_GAP]
     assert len(gap) == 1 and gap[0].component == METRICS_COMPONENT and "in time" in gap[0].detail
     assert recorded.last("streamingnode").memory_bytes is None
 
@@ -248,7 +248,7 @@ def test_api_server_unreachable_for_a_while(fake_api, make_watcher, recorded):
     errors_while_down = watcher.api_errors
     # Back-off: 0.1, 0.2, 0.4, 0.4 ... s between tries, not one every 0.05 s (~30).
     assert 2 <= errors_while_down <= 10
-    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP]
+    gaps = [e for e in recorded.events if e.type == events.WATCH_GAP]
     # The first failure is the pooled connection reset or a refused connect, depending on timing.
     assert len(gaps) == 1 and gaps[0].component == API_COMPONENT and "connect" in gaps[0].detail
     assert watcher.alive
@@ -258,7 +258,7 @@ def test_api_server_unreachable_for_a_while(fake_api, make_watcher, recorded):
     assert _wait_for(lambda: len(recorded.samples) > seen + 2)
     assert watcher.alive
     assert recorded.last("streamingnode").memory_bytes == GiB
-    assert len([e for e in recorded.events if e.type == record.WATCH_GAP]) == 1
+    assert len([e for e in recorded.events if e.type == events.WATCH_GAP]) == 1
     watcher.stop()
     assert not watcher.alive
 
@@ -279,7 +279,7 @@ def test_api_errors_and_garbage_never_end_the_watcher(fake_api, make_watcher, re
     fake_api.pods_body = None
     seen = len(recorded.samples)
     assert _wait_for(lambda: len(recorded.samples) > seen)
-    gaps = [e for e in recorded.events if e.type == record.WATCH_GAP and e.component == API_COMPONENT]
+    gaps = [e for e in recorded.events if e.type == events.WATCH_GAP and e.component == API_COMPONENT]
     assert gaps and "500" in gaps[0].detail
 
 

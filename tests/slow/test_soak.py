@@ -16,7 +16,7 @@ import os
 import pytest
 
 from harness.rundir import read_jsonl
-from harness.summary import acked_batches
+from harness.judge.summary import acked_batches
 
 pytestmark = [pytest.mark.slow, pytest.mark.milvus]
 

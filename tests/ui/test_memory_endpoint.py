@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from harness.rundir import read_jsonl
-from harness.runner import RunOptions
-from harness.ui import RunView, UiSession, WebOptions
+from harness.run.lifecycle import RunOptions
+from harness.webui.session import RunView, UiSession, WebOptions
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 RUN_KEYS = {"run_id", "run_dir", "scenario", "target", "started", "load_started", "load_stopped", "stop_reason",

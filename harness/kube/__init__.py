@@ -1,0 +1,1 @@
+"""Kubernetes: contexts and their safety checks, and kind cluster operations."""

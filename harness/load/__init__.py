@@ -1,0 +1,1 @@
+"""The load: the Locust user, the batch dispenser, batch generation, insert paths, the collection."""

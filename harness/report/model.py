@@ -1,0 +1,560 @@
+"""A run directory loaded into one typed object, and the tables every report renderer shows.
+
+The run may have been killed at any point: any file can be missing or end in a torn line,
+summary.json may not exist yet, a component may never have been sampled. Loading never
+raises for those; renderers get empty lists and None and say "not recorded".
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from harness.rundir import RunDir, read_jsonl
+from harness.units import format_bytes
+from harness.watch import events
+from harness.watch.events import Event, Sample
+
+#: Event types drawn as vertical markers on the charts, in legend order.
+MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """One insert attempt as the load generator saw it (a line of acks.jsonl)."""
+
+    t: float
+    t_start: float
+    batch: int
+    first_pk: int
+    last_pk: int
+    rows: int
+    ok: bool
+    latency_ms: float
+    error: str = ""
+    worker: str = ""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule the verdict checked (summary.json "rules", when the verdict writes them)."""
+
+    name: str
+    passed: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ComponentSummary:
+    """One component's line of summary.json "components"."""
+
+    name: str
+    peak_memory_bytes: int | None
+    limit_bytes: int | None
+    restarts: int
+    oom_kills: int
+    stalls: int
+
+
+@dataclass
+class RunReport:
+    """Everything a report shows, loaded once from a run directory."""
+
+    path: Path
+    run: dict[str, Any]
+    summary: dict[str, Any]
+    samples: list[Sample] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    acks: list[Ack] = field(default_factory=list)
+
+    # -- identity -------------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return str(self.summary.get("run_id") or self.run.get("run_id") or self.path.name)
+
+    @property
+    def status(self) -> str:
+        """FINISHED or ABORTED; a run without summary.json never finished."""
+        return str(self.summary.get("status") or ("FINISHED" if self.summary else "ABORTED"))
+
+    @property
+    def verdict(self) -> str | None:
+        """PASS / FAIL / INCONCLUSIVE, or None when no verdict was written."""
+        verdict = self.summary.get("verdict")
+        return str(verdict) if verdict else None
+
+    @property
+    def banner(self) -> str:
+        """What the banner says: the verdict, or ABORTED when the run was cut short."""
+        if self.status == "ABORTED":
+            return "ABORTED"
+        return self.verdict or "ABORTED"
+
+    @property
+    def reasons(self) -> list[str]:
+        reasons = [str(r) for r in self.summary.get("reasons") or []]
+        if not self.summary:
+            reasons.append("summary.json was not written: the harness stopped before the verdict.")
+        return reasons
+
+    @property
+    def scenario_name(self) -> str:
+        scenario = self.run.get("scenario")
+        if isinstance(scenario, Mapping) and scenario.get("name"):
+            return str(scenario["name"])
+        return str(self.summary.get("scenario") or scenario or "run")
+
+    @property
+    def scenario_fields(self) -> dict[str, Any]:
+        scenario = self.run.get("scenario")
+        fields = scenario.get("fields") if isinstance(scenario, Mapping) else None
+        return dict(fields) if isinstance(fields, Mapping) else {}
+
+    @property
+    def scenario_hash(self) -> str | None:
+        scenario = self.run.get("scenario")
+        value = scenario.get("hash") if isinstance(scenario, Mapping) else None
+        return str(value) if value else None
+
+    @property
+    def milvus_version(self) -> str | None:
+        return _str_or_none(self.summary.get("milvus_version") or self.run.get("milvus_version"))
+
+    @property
+    def target(self) -> str | None:
+        return _str_or_none(self.summary.get("target") or self.run.get("target"))
+
+    @property
+    def memory_limit_bytes(self) -> int | None:
+        for source in (self.summary, self.run):
+            if source.get("memory_limit_bytes") is not None:
+                return _int_or_none(source["memory_limit_bytes"])
+        return None
+
+    # -- time -----------------------------------------------------------------------------
+    @property
+    def started(self) -> float | None:
+        value = self.run.get("started", self.summary.get("started"))
+        return _float_or_none(value)
+
+    @property
+    def ended(self) -> float | None:
+        return _float_or_none(self.summary.get("ended"))
+
+    @property
+    def duration_s(self) -> float | None:
+        value = _float_or_none(self.summary.get("duration_s"))
+        if value is None and self.started is not None and self.ended is not None:
+            value = self.ended - self.started
+        return value
+
+    @property
+    def t0(self) -> float:
+        """Time zero of every chart: the command's start, else the first thing recorded."""
+        if self.started is not None:
+            return self.started
+        times = [s.t for s in self.samples] + [e.t for e in self.events] + [a.t_start for a in self.acks]
+        return min(times) if times else 0.0
+
+    def elapsed(self, t: float) -> float:
+        """Seconds since t0."""
+        return t - self.t0
+
+    # -- components -----------------------------------------------------------------------
+    @property
+    def components(self) -> list[ComponentSummary]:
+        """Per-component summary lines; from the samples when summary.json has none."""
+        raw = self.summary.get("components")
+        if isinstance(raw, Mapping) and raw:
+            return [_component(str(name), value if isinstance(value, Mapping) else {})
+                    for name, value in raw.items()]
+        names = self.component_names
+        return [self._component_from_files(name) for name in names]
+
+    @property
+    def component_names(self) -> list[str]:
+        """Every component seen in summary, samples or events, first seen first."""
+        names: dict[str, None] = {}
+        raw = self.summary.get("components")
+        if isinstance(raw, Mapping):
+            names.update(dict.fromkeys(str(n) for n in raw))
+        names.update(dict.fromkeys(s.component for s in self.samples))
+        names.update(dict.fromkeys(e.component for e in self.events if e.type in MARKER_TYPES))
+        return list(names)
+
+    def samples_of(self, component: str) -> list[Sample]:
+        return [s for s in self.samples if s.component == component]
+
+    def limit_of(self, component: str) -> int | None:
+        """The component's memory limit: the latest sampled one, else summary's for it.
+
+        The run-wide limit stands in only for a component never sampled: in a cluster it is
+        the streaming nodes' limit, not the proxy's.
+        """
+        samples = self.samples_of(component)
+        for sample in reversed(samples):
+            if sample.limit_bytes:
+                return sample.limit_bytes
+        raw = self.summary.get("components")
+        entry = raw.get(component) if isinstance(raw, Mapping) else None
+        if isinstance(entry, Mapping) and entry.get("limit_bytes"):
+            return _int_or_none(entry["limit_bytes"])
+        return None if samples else self.memory_limit_bytes
+
+    def _component_from_files(self, name: str) -> ComponentSummary:
+        samples = self.samples_of(name)
+        memories = [s.memory_bytes for s in samples if s.memory_bytes is not None]
+        own = [e for e in self.events if e.component == name]
+        return ComponentSummary(
+            name=name,
+            peak_memory_bytes=max(memories) if memories else None,
+            limit_bytes=self.limit_of(name),
+            restarts=max((s.restarts for s in samples), default=0),
+            oom_kills=sum(e.type == events.OOM_KILLED for e in own),
+            stalls=sum(e.type == events.MEMORY_STALL for e in own),
+        )
+
+    # -- rows and inserts -----------------------------------------------------------------
+    @property
+    def rows(self) -> dict[str, Any]:
+        """summary "rows", completed from acks.jsonl when summary.json is missing."""
+        rows = dict(self.summary.get("rows") or {})
+        if "acked" not in rows and self.acks:
+            rows["acked"] = sum(a.rows for a in self.acks if a.ok)
+            rows["failed"] = sum(a.rows for a in self.acks if not a.ok)
+        return rows
+
+    @property
+    def inserts(self) -> dict[str, Any]:
+        return dict(self.summary.get("inserts") or {})
+
+    @property
+    def rules(self) -> list[Rule] | None:
+        """The rules the verdict checked, or None when summary.json does not list them."""
+        raw = self.summary.get("rules")
+        if not isinstance(raw, list):
+            return None
+        return [Rule(name=str(r.get("name", f"rule {i + 1}")), passed=bool(r.get("passed")),
+                     message=str(r.get("message") or ""))
+                for i, r in enumerate(raw) if isinstance(r, Mapping)]
+
+    def acked_series(self) -> tuple[list[float], list[int]]:
+        """Cumulative rows acked against answer time (epoch), ordered by time."""
+        times: list[float] = []
+        totals: list[int] = []
+        total = 0
+        for ack in sorted((a for a in self.acks if a.ok), key=lambda a: a.t):
+            total += ack.rows
+            times.append(ack.t)
+            totals.append(total)
+        return times, totals
+
+    def rows_acked_at(self, times: Iterable[float]) -> list[int]:
+        """Rows acked by each of `times` (epoch), for the memory-against-rows view."""
+        ack_times, totals = self.acked_series()
+        out = []
+        for t in times:
+            i = bisect.bisect_right(ack_times, t)
+            out.append(totals[i - 1] if i else 0)
+        return out
+
+    @property
+    def marker_events(self) -> list[Event]:
+        return [e for e in self.events if e.type in MARKER_TYPES]
+
+    # -- files ----------------------------------------------------------------------------
+    def existing(self, *names: str) -> list[str]:
+        """Those of `names` (files or directories in the run dir) that exist."""
+        return [n for n in names if (self.path / n).exists()]
+
+
+def load_run(run_dir: Path) -> RunReport:
+    """Read a run directory into a RunReport; missing or torn files give empty parts."""
+    paths = RunDir(Path(run_dir))
+    return RunReport(
+        path=paths.path,
+        run=_read_object(paths.run_json),
+        summary=_read_object(paths.summary),
+        samples=sorted(_parse_all(read_jsonl(paths.samples), _sample), key=lambda s: s.t),
+        events=sorted(_parse_all(read_jsonl(paths.events), _event), key=lambda e: e.t),
+        acks=sorted(_parse_all(read_jsonl(paths.acks), _ack), key=lambda a: a.t),
+    )
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    """A JSON object file, or {} when it is missing or unreadable (a killed run)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _parse_all(lines: Iterable[dict[str, Any]], parse: Any) -> list[Any]:
+    """Parse each line; a line missing its required fields is skipped, not fatal."""
+    out = []
+    for line in lines:
+        try:
+            out.append(parse(line))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def _sample(d: Mapping[str, Any]) -> Sample:
+    metrics = d.get("metrics") or {}
+    return Sample(t=float(d["t"]), component=str(d.get("component") or "milvus"),
+                  memory_bytes=_int_or_none(d.get("memory_bytes")),
+                  limit_bytes=_int_or_none(d.get("limit_bytes")),
+                  restarts=int(d.get("restarts") or 0), source=str(d.get("source") or ""),
+                  rss_bytes=_int_or_none(d.get("rss_bytes")),
+                  metrics=dict(metrics) if isinstance(metrics, Mapping) else {})
+
+
+def _event(d: Mapping[str, Any]) -> Event:
+    data = d.get("data") or {}
+    return Event(t=float(d["t"]), component=str(d.get("component") or ""), type=str(d["type"]),
+                 detail=str(d.get("detail") or ""), data=dict(data) if isinstance(data, Mapping) else {})
+
+
+def _ack(d: Mapping[str, Any]) -> Ack:
+    t = float(d["t"])
+    latency = _float_or_none(d.get("latency_ms"))
+    t_start = _float_or_none(d.get("t_start"))
+    if latency is None:
+        latency = (t - t_start) * 1000 if t_start is not None else math.nan
+    if t_start is None:
+        t_start = t if math.isnan(latency) else t - latency / 1000
+    return Ack(t=t, t_start=t_start,
+               batch=int(d.get("batch", -1)), first_pk=int(d.get("first_pk", -1)),
+               last_pk=int(d.get("last_pk", -1)), rows=int(d.get("rows") or 0),
+               ok=bool(d.get("ok")), latency_ms=latency, error=str(d.get("error") or ""),
+               worker=str(d.get("worker") or ""))
+
+
+def _component(name: str, d: Mapping[str, Any]) -> ComponentSummary:
+    return ComponentSummary(name=name, peak_memory_bytes=_int_or_none(d.get("peak_memory_bytes")),
+                            limit_bytes=_int_or_none(d.get("limit_bytes")),
+                            restarts=int(d.get("restarts") or 0), oom_kills=int(d.get("oom_kills") or 0),
+                            stalls=int(d.get("stalls") or 0))
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+# -- what every renderer shows, formatted once so report.md and report.html agree ----------
+
+def fmt_count(value: Any) -> str:
+    """650000 -> '650,000'; None -> '-'."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def fmt_seconds(value: float | None) -> str:
+    """41.535 -> '41.5 s'; 3725 -> '1 h 2 min 5 s'."""
+    if value is None:
+        return "-"
+    if value < 120:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(int(round(value)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return (f"{hours} h " if hours else "") + f"{minutes} min {seconds} s"
+
+
+def fmt_clock(t: float | None) -> str:
+    """An epoch time as 'YYYY-MM-DD HH:MM:SS UTC' (CI and laptops disagree on local time)."""
+    if t is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
+
+
+def fmt_ms(value: Any) -> str:
+    return "-" if not isinstance(value, (int, float)) else f"{value:,.0f} ms"
+
+
+def fmt_value(value: Any) -> str:
+    """A scenario or config value as a user would write it with --set."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(fmt_value(v) for v in value)
+    return str(value)
+
+
+def _flatten(mapping: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            out.extend(_flatten(value, f"{prefix}{key}."))
+        else:
+            out.append((f"{prefix}{key}", value))
+    return out
+
+
+ISOLATION_NOTES = {
+    "watchdog": "the harness SIGKILLs at the limit: not a kernel OOM kill",
+    "cgroup-v1": "kernel memory cgroup",
+    "cgroup-v2": "kernel memory cgroup",
+}
+
+
+def facts(report: RunReport) -> list[tuple[str, str]]:
+    """The run's inputs and environment, as (label, text) rows."""
+    run = report.run
+    isolation = run.get("isolation")
+    isolation_text = "-" if not isolation else (
+        f"{isolation} ({ISOLATION_NOTES[isolation]})" if isolation in ISOLATION_NOTES else str(isolation))
+    scenario = report.scenario_name + (f" (hash {report.scenario_hash[:12]})" if report.scenario_hash else "")
+    overrides = run.get("overrides") or {}
+    host = run.get("host") or {}
+    host_parts = []
+    if host.get("cpus"):
+        host_parts.append(f"{host['cpus']} CPUs")
+    if host.get("memory_bytes"):
+        host_parts.append(f"{format_bytes(host['memory_bytes'])} RAM")
+    if host.get("kernel"):
+        host_parts.append(f"Linux {host['kernel']}")
+    if host.get("python"):
+        host_parts.append(f"Python {host['python']}")
+    rows: list[tuple[str, str]] = [
+        ("Milvus version", report.milvus_version or "-"),
+        ("Target", report.target or "-"),
+        ("Memory limit", format_bytes(report.memory_limit_bytes) if report.memory_limit_bytes else "none"),
+        ("Isolation", isolation_text),
+        ("Scenario", scenario),
+        ("Overrides", ", ".join(f"{k}={fmt_value(v)}" for k, v in _flatten(overrides)) or "none"),
+    ]
+    config = run.get("milvus_config") or {}
+    if config:
+        rows.append(("Milvus config", ", ".join(f"{k}={fmt_value(v)}" for k, v in _flatten(config))))
+    rows += [
+        ("Started", fmt_clock(report.started)),
+        ("Duration", fmt_seconds(report.duration_s)),
+        ("Time to verdict", fmt_seconds(_float_or_none(report.summary.get("time_to_verdict_s")))),
+        ("Host", ", ".join(host_parts) or "-"),
+        ("Harness version", str(run.get("harness_version") or "-")),
+        ("Run id", report.run_id),
+    ]
+    if run.get("command"):
+        rows.append(("Command", str(run["command"])))
+    return rows
+
+
+def scenario_parameters(report: RunReport) -> list[tuple[str, str]]:
+    """The scenario's fields (rules flattened to rules.<name>), as (name, value) rows."""
+    return [(key, fmt_value(value)) for key, value in _flatten(report.scenario_fields)
+            if key not in ("name", "description")]
+
+
+def component_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the per-component table."""
+    header = ["Component", "Peak memory", "Limit", "Peak / limit", "Restarts", "OOM kills", "Stalls"]
+    rows = []
+    for c in report.components:
+        share = (f"{100 * c.peak_memory_bytes / c.limit_bytes:.0f} %"
+                 if c.peak_memory_bytes is not None and c.limit_bytes else "-")
+        limit = format_bytes(c.limit_bytes) if c.limit_bytes else "none"
+        rows.append([c.name, format_bytes(c.peak_memory_bytes), limit, share,
+                     str(c.restarts), str(c.oom_kills), str(c.stalls)])
+    return header, rows
+
+
+def lost_batches_text(report: RunReport, limit: int = 20) -> str:
+    """The numbers of the batches whose acked rows are missing, the first `limit` of them."""
+    batches = [int(b) for b in report.rows.get("lost_batches") or []]
+    if not batches:
+        return "none"
+    text = ", ".join(str(b) for b in batches[:limit])
+    return text + (f" and {len(batches) - limit} more" if len(batches) > limit else "")
+
+
+def rows_table(report: RunReport) -> list[tuple[str, str]]:
+    """Rows planned, acked, failed, verified, lost, and which batches were lost."""
+    rows = report.rows
+    verified = rows.get("verified")
+    return [
+        ("Planned", fmt_count(rows.get("planned"))),
+        ("Acked", fmt_count(rows.get("acked"))),
+        ("Failed", fmt_count(rows.get("failed"))),
+        ("Verified", fmt_count(verified) if verified is not None else "not verified"),
+        ("Lost", fmt_count(rows.get("lost"))),
+        ("Lost batches", lost_batches_text(report)),
+    ]
+
+
+def inserts_table(report: RunReport) -> list[tuple[str, str]]:
+    """Insert count, throughput, latency percentiles, memory growth and the first OOM kill."""
+    inserts = report.inserts
+    latency = inserts.get("latency_ms") or {}
+    rows = [
+        ("Inserts", fmt_count(inserts.get("count", len(report.acks) if report.acks else None))),
+        ("Failed inserts", fmt_count(inserts.get("failures", sum(not a.ok for a in report.acks)
+                                                 if report.acks else None))),
+        ("Throughput", f"{inserts['rows_per_s']:,.0f} rows/s"
+         if isinstance(inserts.get("rows_per_s"), (int, float)) else "-"),
+        ("Latency p50", fmt_ms(latency.get("p50"))),
+        ("Latency p95", fmt_ms(latency.get("p95"))),
+        ("Latency p99", fmt_ms(latency.get("p99"))),
+        ("Latency max", fmt_ms(latency.get("max"))),
+    ]
+    growth = report.summary.get("memory_growth_mb_per_100k_rows")
+    growth_text = f"{growth:,.0f} MB per 100k rows" if isinstance(growth, (int, float)) else "-"
+    rows.append(("Memory growth", growth_text))
+    first = report.summary.get("first_oom")
+    if isinstance(first, Mapping) and first.get("t") is not None:
+        at = fmt_seconds(report.elapsed(float(first["t"])))
+        rows.append(("First OOM kill", f"{first.get('component', '?')} at +{at} after "
+                                       f"{fmt_count(first.get('rows_acked_before'))} acked rows"))
+    return rows
+
+
+#: Files of a run directory worth linking from a report, in this order, with what they are.
+RUN_FILES = (
+    ("locust.html", "Locust's own report"),
+    ("summary.json", "verdict, reasons and figures"),
+    ("run.json", "inputs: scenario, target, limit, host"),
+    ("samples.jsonl", "memory samples"),
+    ("events.jsonl", "events"),
+    ("acks.jsonl", "every insert attempt"),
+    ("locust_stats.csv", "Locust stats"),
+    ("locust_stats_history.csv", "Locust stats over time"),
+    ("locust_failures.csv", "Locust failures"),
+    ("junit.xml", "JUnit result for CI"),
+    ("report.md", "this report in Markdown"),
+    ("logs", "server and harness logs"),
+)
+
+#: Written by render_report itself, so always linked.
+RENDERED = ("report.html", "report.md", "junit.xml")
+
+
+def run_files(report: RunReport, exclude: str) -> list[tuple[str, str]]:
+    """(name, what it is) of the run's files worth linking from `exclude`'s page."""
+    out = [("report.html", "charts and tables")]
+    out += [(name, what) for name, what in RUN_FILES if name in RENDERED or report.existing(name)]
+    return [(name, what) for name, what in out if name != exclude]

@@ -1,0 +1,441 @@
+"""`milvus-harness run`: one run from target start to verdict, report and exit code.
+
+The harness process owns the target, the watcher and the stop rules; Locust runs as its own
+processes (gevent stays out of this one) and reports every insert into acks.jsonl, which
+this process tails for progress. Whatever happens, the finally-block stops Locust and the
+target and writes a summary (status ABORTED when interrupted).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+from rich.console import Console
+
+from harness import __version__
+from harness.load import collection
+from harness.run import inject
+from harness.scenario import model as scenarios
+from harness.judge.restart_check import RestartCheck
+from harness.load.dispenser import LoadPause
+from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
+from harness.run.live_view import LiveView, Progress
+from harness.compare.run_keys import RunKey
+from harness.rundir import RunDir, read_jsonl, write_json
+from harness.judge.summary import acked_batches, compute
+from harness.targets.protocol import TargetOptions
+from harness.units import parse_bytes
+from harness.judge.verdict import Verdict, judge
+from harness.judge.verify import verify
+from harness.watch import events
+from harness.watch.events import Event, Recorder, RunContext
+from harness.watch.stall import StallDetector
+
+LOCUSTFILE = Path(__file__).parent.parent / "locustfiles" / "insert.py"
+
+
+@dataclass
+class RunOptions:
+    """Inputs of one run, as the CLI (or a test, or matrix/bisect) gives them."""
+
+    scenario: str = "seed"
+    overrides: dict[str, str] = field(default_factory=dict)
+    target: TargetOptions = field(default_factory=TargetOptions)
+    report_dir: Path = Path("reports")
+    run_time: float | None = None
+    workers: int = 0
+    users: int | None = None
+    keep_going: bool = False
+    inject: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    command: str = ""
+
+
+@dataclass
+class RunResult:
+    verdict: Verdict | None
+    status: str
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def exit_code(self) -> int:
+        if self.status == "ABORTED":
+            return int(self.summary.get("exit_code", ExitCode.INTERRUPTED))
+        assert self.verdict is not None
+        return self.verdict.exit_code
+
+
+def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
+    """Validate everything before anything starts: the scenario, overrides and limits."""
+    scenario = scenarios.load(options.scenario).with_overrides(options.overrides)
+    if options.users is not None:
+        if not 1 <= options.users <= 256:
+            raise UsageError(f"--users {options.users} is out of range: 1 to 256")
+        scenario = scenarios.Scenario(**{**scenario.__dict__, "users": options.users})
+    if not 0 <= options.workers <= 64:
+        raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
+    target = options.target
+    for spec in options.inject:
+        inject.parse(spec)
+    if options.inject and target.target != "embedded":
+        raise UsageError(f"--inject needs the embedded target (got --target {target.target})")
+    if target.target == "embedded" and target.memory_limit is None and scenario.embedded_memory_limit:
+        target = TargetOptions(**{**target.__dict__,
+                                  "memory_limit": parse_bytes(scenario.embedded_memory_limit)})
+    return scenario, target
+
+
+def make_target(options: TargetOptions, log_dir: Path | None) -> Any:
+    """The Target for --target (imports only what that target needs)."""
+    if options.target == "embedded":
+        from harness.targets.embedded import EmbeddedTarget
+
+        return EmbeddedTarget(options, log_dir=log_dir)
+    if options.target == "kind":
+        from harness.targets.kind import KindTarget
+
+        return KindTarget(options)
+    if options.target == "external":
+        from harness.targets.external import ExternalTarget
+
+        return ExternalTarget(options)
+    raise UsageError(f"--target {options.target!r}: allowed are embedded, kind, external")
+
+
+def run_key(scenario: scenarios.Scenario, target: TargetOptions, version: str | None,
+            overrides: dict[str, str]) -> RunKey:
+    return RunKey(target=target.target, milvus_version=version, scenario_hash=scenario.digest(),
+                  memory_limit_bytes=target.memory_limit,
+                  overrides={**overrides, **{f"milvus.{k}": v for k, v in target.milvus_config.items()}})
+
+
+def _host_facts() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "cpus": os.cpu_count(),
+            "memory_bytes": psutil.virtual_memory().total, "kernel": platform.release(),
+            "python": platform.python_version()}
+
+
+class _AckTail:
+    """Reads acks.jsonl as Locust appends to it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self.acked_rows = 0
+        self.failed = 0
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        with self.path.open("rb") as handle:
+            handle.seek(self._offset)
+            chunk = handle.read()
+        end = chunk.rfind(b"\n") + 1
+        self._offset += end
+        for line in chunk[:end].splitlines():
+            ack = json.loads(line)
+            if ack["ok"]:
+                self.acked_rows += ack["rows"]
+            else:
+                self.failed += 1
+
+
+class _Locust:
+    """Locust as processes: one local runner, or a master and N workers on loopback."""
+
+    def __init__(self, run_dir: RunDir, config: Path, users: int, workers: int,
+                 run_time: float | None) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--harness-config", str(config),
+                  "--loglevel", "INFO", "--skip-log-setup"]
+        log = open(run_dir.logs / "locust.log", "ab")
+        master = [*common, "--headless", "-u", str(users), "-r", str(users),
+                  "--csv", str(run_dir.locust_prefix), "--csv-full-history", "--html", str(run_dir.locust_html),
+                  "--exit-code-on-error", "0", "--stop-timeout", "120"]
+        if run_time:
+            master += ["--run-time", f"{int(run_time)}s"]
+        try:
+            if workers:
+                from harness.targets.embedded import free_ports
+
+                port = free_ports(1)[0]
+                master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+                           "--expect-workers", str(workers)]
+                self.procs.append(self._spawn(master, log))
+                for _ in range(workers):
+                    self.procs.append(self._spawn([*common, "--worker", "--master-host", "127.0.0.1",
+                                                   "--master-port", str(port)], log))
+            else:
+                self.procs.append(self._spawn(master, log))
+        finally:
+            log.close()
+
+    @staticmethod
+    def _spawn(argv: list[str], log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def running(self) -> bool:
+        return self.procs[0].poll() is None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGINT the master (it quits its workers and writes its stats and HTML report; on
+        SIGTERM Locust skips the HTML), then make sure."""
+        master = self.procs[0]
+        if master.poll() is None:
+            master.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _acked_rows(run_dir: RunDir) -> int:
+    return sum(a["rows"] for a in acked_batches(list(read_jsonl(run_dir.acks))))
+
+
+def _new_run_id(scenario: scenarios.Scenario, version: str | None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{scenario.name}-{version or 'unknown'}"
+
+
+def _raise_on_sigterm(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, target_options: TargetOptions,
+               version: str | None, began: float) -> dict[str, Any]:
+    """run.json's inputs (the run's key among them); `run` and `ui` write the same file."""
+    key = run_key(scenario, target_options, version, options.overrides)
+    return {
+        "run_id": run_id, "key": key.to_json(), "harness_version": __version__, "command": options.command,
+        "scenario": {"name": scenario.name, "hash": scenario.digest(), "fields": scenario.to_json()},
+        "target": target_options.target, "milvus_version": version,
+        "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
+        "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
+        "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
+        "inject": options.inject,
+    }
+
+
+def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str | None:
+    """Why the load must stop now by the run's stop rules, or None to go on."""
+    fatal = [e for e in stop_events if e.type in (events.OOM_KILLED, events.MEMORY_STALL)]
+    if fatal and not keep_going:
+        return f"stopped at the first {fatal[0].type} (use --keep-going to continue)"
+    if stop_events and restart == "never":
+        return f"the server died ({stop_events[0].type}) and --restart never"
+    return None
+
+
+def verify_after_load(target: Any, address: str, scenario: scenarios.Scenario, run_dir: RunDir) -> dict[str, Any]:
+    """Check that every acked row is present, once the target is ready to answer queries."""
+    acks = list(read_jsonl(run_dir.acks))
+    ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
+    if not ready:
+        return {"verified": None, "note": "the server did not come back to answer queries"}
+    return verify(address, scenario.collection, acked_batches(acks))
+
+
+def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
+                 began: float, verdict_at: float | None, verification: dict[str, Any], status: str = "FINISHED",
+                 exit_code: int | None = None, inconclusive: str | None = None,
+                 console: Console | None = None) -> RunResult:
+    """Judge a stopped run from its directory: summary.json with the verdict, then the reports.
+
+    Called by `run` and by the web UI once the load, the watchers and the verification are
+    done; ABORTED (status) keeps partial figures and no verdict.
+    """
+    ended = time.time()
+    summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
+                      ended=ended, verification=verification, status=status,
+                      time_to_verdict=(verdict_at - began) if verdict_at else None)
+    events = list(read_jsonl(run_dir.events))
+    if status == "ABORTED":
+        verdict, reasons, rules = None, [f"the run was interrupted (exit {exit_code}); figures are partial"], []
+        summary["exit_code"] = exit_code
+    elif inconclusive:
+        verdict, reasons, rules = Verdict.INCONCLUSIVE, [inconclusive], []
+    else:
+        verdict, reasons, rules = judge(scenario.rules, summary, events)
+    summary.update(verdict=verdict.value if verdict else "ABORTED", reasons=reasons,
+                   rules=[r.to_json() for r in rules])
+    write_json(run_dir.summary, summary)
+    from harness.report import render_report
+
+    try:
+        render_report(run_dir.path)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        # Interrupted while rendering: the run is ABORTED like in any other phase, keeping what
+        # it had judged; the pages are written without charts, which takes well under a second.
+        code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
+        judged = summary["verdict"]
+        summary.update(status="ABORTED", verdict="ABORTED", exit_code=code, judged_verdict=judged,
+                       reasons=[f"the run was interrupted while its report was rendered (exit {code}); "
+                                f"it had judged {judged}", *reasons])
+        write_json(run_dir.summary, summary)
+        try:
+            render_report(run_dir.path, with_charts=False)
+        except Exception as partial_exc:
+            _warn_render_failed(console, partial_exc)
+        return RunResult(None, "ABORTED", run_dir.path, summary)
+    except Exception as exc:  # a report bug must not hide the verdict
+        _warn_render_failed(console, exc)
+    return RunResult(verdict, status, run_dir.path, summary)
+
+
+def _warn_render_failed(console: Console | None, exc: BaseException) -> None:
+    if console is not None:
+        console.print(f"[yellow]warning: report rendering failed: {exc}[/]")
+
+
+def run(options: RunOptions, console: Console | None = None,
+        on_context: Callable[[RunContext], None] | None = None) -> RunResult:
+    """Run one scenario against one target and judge it; never leaves a process behind."""
+    console = console or Console(stderr=False)
+    began = time.time()
+    scenario, target_options = prepare(options)
+    # From here on SIGTERM unwinds like Ctrl-C, so every phase cleans up and reports.
+    old_term = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    try:
+        return _run(options, console, began, scenario, target_options, on_context)
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def _run(options: RunOptions, console: Console, began: float, scenario: scenarios.Scenario,
+         target_options: TargetOptions, on_context: Callable[[RunContext], None] | None) -> RunResult:
+    if target_options.target != "embedded":
+        from harness.kube.contexts import check_context  # refuse a production context before anything starts
+
+        check_context(target_options)
+    target = make_target(target_options, log_dir=None)
+    version = getattr(target, "version", None) or target_options.milvus_version
+    run_id = options.run_id or _new_run_id(scenario, version)
+    run_dir = RunDir.create(options.report_dir, run_id)
+    if hasattr(target, "log_dir"):
+        target.log_dir = run_dir.logs  # the server's own logs belong to the run
+    inputs = run_inputs(run_id, options, scenario, target_options, version, began)
+    write_json(run_dir.run_json, inputs)
+    context = RunContext(run_dir)
+    recorder = Recorder(context, run_dir)
+    if on_context:
+        on_context(context)
+    progress = Progress(planned=scenario.total_rows, started=began)
+    view = LiveView(console, progress)
+    stop_events: list[Event] = []
+    context.on_event(lambda e: progress.events.append(e))
+    context.on_event(view.event)
+    context.on_event(lambda e: stop_events.append(e) if e.type in (events.OOM_KILLED, events.MEMORY_STALL,
+                                                                  events.EXITED) else None)
+    context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
+    tail = _AckTail(run_dir.acks)
+    pause = LoadPause.in_dir(run_dir.path)
+    StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds,
+                  paused=pause.requested)
+
+    status, exit_code, verdict_at = "FINISHED", None, None
+    facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
+                             "memory_limit_bytes": target_options.memory_limit}
+    verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
+    inconclusive: str | None = None
+    locust: _Locust | None = None
+    injector: inject.Injector | None = None
+    restart_check: RestartCheck | None = None
+    try:
+        needed = scenario.oldest_milvus()
+        if target_options.target == "embedded" and version:
+            from packaging.version import Version
+
+            if Version(version) < Version(needed):
+                raise TargetError(f"milvus {version} cannot run scenario {scenario.name!r}: "
+                                  f"it needs {needed} or newer (ARRAY fields need 2.3.0, partition keys 2.2.9)")
+        with view:
+            progress.phase = f"starting milvus {version or ''}".strip()
+            view.update()
+            endpoint = target.start(context)
+            facts = {**facts, **target.facts()}
+            write_json(run_dir.run_json, {**inputs, "isolation": facts.get("isolation"), "facts": facts})
+            progress.phase = "creating collection"
+            collection.create(endpoint.address, scenario)
+            config = run_dir.path / "load.json"
+            write_json(config, {"address": endpoint.address, "scenario": scenario.to_json(),
+                                "acks": str(run_dir.acks), **pause.to_json()})
+            if scenario.check_after_restart:
+                restart_check = RestartCheck(context, endpoint.address, scenario.collection, pause,
+                                             acked_rows=lambda: _acked_rows(run_dir),
+                                             load_running=lambda: locust is not None and locust.running())
+            context.fire_event(component="harness", type=events.LOAD_STARTED,
+                               detail=f"{scenario.users} users, {options.workers} workers")
+            progress.load_started = time.time()
+            progress.phase = "loading"
+            locust = _Locust(run_dir, config, scenario.users, options.workers, options.run_time)
+            injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
+                                       lambda: tail.acked_rows)
+            injector.start()
+            stop_reason = "every batch settled"
+            while True:
+                tail.poll()
+                progress.acked, progress.failed_inserts = tail.acked_rows, tail.failed
+                progress.phase = "load held: counting rows after the restart" if pause.requested() else "loading"
+                view.update()
+                if not locust.running():
+                    stop_reason = "Locust finished (all batches settled or --run-time reached)"
+                    break
+                ruled = stop_rule(stop_events, options.keep_going, target_options.restart)
+                if ruled:
+                    stop_reason = ruled
+                    break
+                time.sleep(0.25)
+            verdict_at = time.time()
+            injector.stop()
+            if restart_check:
+                restart_check.stop()
+            progress.phase = "stopping the load"
+            view.update()
+            locust.stop()
+            tail.poll()
+            context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=stop_reason)
+            for watcher in target.watchers():
+                watcher.stop()
+            progress.phase = "verifying acked rows"
+            view.update()
+            verification = verify_after_load(target, endpoint.address, scenario, run_dir)
+    except HarnessError as exc:
+        # Anything that kept the target from coming up (pip, the server, the cluster) means the
+        # run could not test: INCONCLUSIVE with a report. Bad input stays exit 2.
+        if isinstance(exc, UsageError) or exc.exit_code == ExitCode.USAGE:
+            raise
+        inconclusive = str(exc)
+    except (KeyboardInterrupt, Interrupted) as exc:
+        status = "ABORTED"
+        exit_code = exc.exit_code if isinstance(exc, Interrupted) else int(ExitCode.INTERRUPTED)
+    finally:
+        if injector:
+            injector.stop()
+        if restart_check:
+            restart_check.stop(wait=False)
+        if locust:
+            locust.stop(timeout=30)
+        try:
+            target.stop()
+        finally:
+            recorder.close()
+    return finalize_run(run_dir, run_id=run_id, scenario=scenario, facts=facts, began=began, verdict_at=verdict_at,
+                        verification=verification, status=status, exit_code=exit_code, inconclusive=inconclusive,
+                        console=console)

@@ -1,0 +1,1 @@
+"""Scenarios: the validated model and the built-in TOML files (builtin/)."""

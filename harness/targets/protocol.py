@@ -1,0 +1,92 @@
+"""The Target protocol: start / endpoint / watchers / stop, used as a context manager.
+
+A target that fails half-way through start() cleans up what it made before the error
+leaves it (as pypa/build's isolated environments do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from harness.watch.events import RunContext
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How clients reach Milvus: a gRPC address, and where its Prometheus metrics are if known."""
+
+    host: str
+    port: int
+    metrics_url: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@runtime_checkable
+class Watcher(Protocol):
+    """Samples components and fires samples and events on a RunContext until stopped."""
+
+    def start(self, context: RunContext) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Target(Protocol):
+    """A Milvus deployment the harness can load and watch."""
+
+    #: 'embedded', 'kind' or 'external'
+    kind: str
+
+    def start(self, context: RunContext) -> Endpoint:
+        """Bring Milvus up (install if needed), wait until it answers, return its endpoint."""
+        ...
+
+    def watchers(self) -> list[Watcher]:
+        """Watchers for every Milvus component of this deployment."""
+        ...
+
+    def wait_ready(self, timeout: float) -> bool:
+        """After a restart: block until the server accepts writes again (flush works)."""
+        ...
+
+    def facts(self) -> dict[str, Any]:
+        """What run.json records: version or image, memory limit, how the limit is enforced."""
+        ...
+
+    def stop(self) -> None:
+        """Stop everything start() made; safe to call twice and after a failed start."""
+        ...
+
+    def __enter__(self) -> "Target": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@dataclass
+class TargetOptions:
+    """Target options shared by run, ui, matrix and bisect (validated before anything starts)."""
+
+    target: str = "embedded"
+    milvus_version: str | None = None
+    memory_limit: int | None = None
+    milvus_config: dict[str, str] = field(default_factory=dict)
+    restart: str = "always"  # always | never
+    oom_kill: bool = True  # False: the kernel pauses the server at the limit (a stall) instead
+    restart_backoff: float = 10.0
+    restart_backoff_max: float = 300.0
+    watch_interval: float = 1.0
+    stall_seconds: float = 20.0
+    # kind / external
+    kube_context: str | None = None
+    allow_context: str | None = None
+    namespace: str = "default"
+    release: str = "milvus"
+    uri: str | None = None
