@@ -66,6 +66,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="allow a kube context that is not a kind cluster (named exactly)")
     group.add_argument("--namespace", default="default", help="kind/external: namespace of Milvus")
     group.add_argument("--release", default="milvus", help="kind: Helm release name of Milvus")
+    group.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                       help="kind: image repository, e.g. a registry's or one loaded with `kind load` "
+                            "(default milvusdb/milvus)")
 
 
 def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
@@ -93,6 +96,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         allow_context=args.allow_context,
         namespace=args.namespace,
         release=args.release,
+        image_repository=args.image_repository,
         uri=args.uri,
     )
 
@@ -240,6 +244,11 @@ def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--values", default="laptop", metavar="seed|laptop|FILE",
                            help="Helm values: seed (2 streaming nodes, 4 CPU / 16Gi each), laptop (fits 16 GB), "
                                 "or a file (default laptop)")
+            a.add_argument("--values-file", action="append", default=[], metavar="FILE",
+                           help="more Helm values over --values, repeatable; both are stored as the base "
+                                "every run installs from")
+            a.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                           help="image repository (default milvusdb/milvus)")
             a.add_argument("--timeout", default="30m", help="how long to wait for the pods (default 30m)")
 
     def run(args: argparse.Namespace) -> int:
@@ -250,6 +259,8 @@ def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
         if args.action == "up":
             spec.image_tag = args.milvus_version or cluster.DEFAULT_TAG
             spec.values = args.values
+            spec.values_files = list(args.values_file)
+            spec.image_repository = args.image_repository
             spec.timeout = parse_duration(args.timeout, "--timeout")
         command = {"up": cluster.cluster_up, "down": cluster.cluster_down, "status": cluster.cluster_status}
         return command[args.action](spec, console=make_console())

@@ -168,7 +168,7 @@ class _Locust:
             master += ["--run-time", f"{int(run_time)}s"]
         try:
             if workers:
-                from harness.targets.embedded import free_ports
+                from harness.targets.net import free_ports
 
                 port = free_ports(1)[0]
                 master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),

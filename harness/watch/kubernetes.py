@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import RunContext, Sample
+from harness.watch.metrics import parse_metrics
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -436,8 +437,6 @@ class KubernetesWatcher:
 
     def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
         """Each chosen pod's own /metrics through the API server's pod proxy (write buffers)."""
-        from harness.watch.process import parse_metrics
-
         for pod, state in live:
             if state.component not in self.scrape_components:
                 continue
