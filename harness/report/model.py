@@ -19,6 +19,7 @@ from harness.rundir import RunDir, read_jsonl
 from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import Event, Sample
+from harness.watch.sources import finest_kind, source_kind
 
 #: Event types drawn as vertical markers on the charts, in legend order.
 MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED)
@@ -188,7 +189,10 @@ class RunReport:
         return list(names)
 
     def samples_of(self, component: str) -> list[Sample]:
-        return [s for s in self.samples if s.component == component]
+        """The component's samples from its finest memory source (harness.watch.sources)."""
+        mine = [s for s in self.samples if s.component == component]
+        finest = finest_kind((s.t, s.source, s.memory_bytes) for s in mine)
+        return [s for s in mine if finest is None or source_kind(s.source) == finest]
 
     def limit_of(self, component: str) -> int | None:
         """The component's memory limit: the latest sampled one, else summary's for it.

@@ -1,10 +1,17 @@
 """The Kubernetes watcher: memory, limits, restarts and OOM kills of Milvus's pods.
 
 Each poll lists the pods of a label selector (core API), then their containers' memory
-(metrics.k8s.io, the container working set that the limit is enforced on). Samples are
-named after the pod's `component` label (streamingnode, proxy, datanode, ...); when a
+(metrics.k8s.io, the container working set that the limit is enforced on), and for the pods
+of the roles under test Milvus's own /metrics through the API server's pod proxy. Samples
+are named after the pod's `component` label (streamingnode, proxy, datanode, ...); when a
 component runs several pods, each keeps a stable series (`streamingnode`,
 `streamingnode-2`) and a pod that replaces a deleted one continues its series.
+
+Memory at the resolution of an OOM: metrics-server refreshes a pod's figure every 10-15 s,
+so a PodMetrics sample is stamped with the item's own `timestamp` (not the poll's) and
+fired once per new timestamp, its `window` kept. The /metrics read (process_resident_memory_bytes,
+go_memstats_*) happens on every poll (default 2 s) and is stamped with the time it was read.
+Each sample's `source` says which it is (harness.watch.sources); peaks use the finest.
 
 Nothing is missed between polls: restarts come from restartCount deltas, OOM kills from
 the last termination kubelet keeps (reason OOMKilled, exit code 137, finishedAt as the event
@@ -23,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from harness.units import format_bytes
-from harness.watch import events
+from harness.watch import events, sources
 from harness.watch.events import RunContext, Sample
 from harness.watch.metrics import parse_metrics
 
@@ -168,7 +175,7 @@ class KubernetesWatcher:
 
     def __init__(self, api_client: Any, *, namespace: str = "default", selector: str = DEFAULT_SELECTOR,
                  interval: float = 1.0, request_timeout: float = 5.0, metrics_timeout: float | None = None,
-                 scrape_every: int = 5, scrape_components: Iterable[str] = ("streamingnode",),
+                 scrape_every: int = 1, scrape_components: Iterable[str] = ("streamingnode",),
                  max_backoff: float = MAX_BACKOFF) -> None:
         from kubernetes import client
 
@@ -197,6 +204,9 @@ class KubernetesWatcher:
         self._last_gone: dict[str, str] = {}
         self._restarts: dict[str, int] = {}
         self._scraped: dict[str, dict[str, float]] = {}
+        #: (pod, container) -> the last PodMetrics (timestamp, bytes) sampled: a repeat is not a new sample
+        self._stamps: dict[tuple[str, str], tuple[float, int]] = {}
+        self._carried: dict[str, tuple[int | None, int]] = {}  # series -> (limit, restarts) last sampled
         #: Failed API polls so far (tests and the live view read it).
         self.api_errors = 0
 
@@ -272,7 +282,9 @@ class KubernetesWatcher:
         usage = self._fetch_usage(ctx)
         if self.scrape_every and self._polls % self.scrape_every == 0:
             self._scrape(live)
-        self._fire_samples(ctx, live, usage, now)
+        else:
+            self._scraped.clear()  # fire /metrics samples only for a fresh read
+        self._fire_samples(ctx, live, usage, time.time())
         self._first = False
         self._polls += 1
         return True
@@ -406,8 +418,8 @@ class KubernetesWatcher:
 
     # --- memory --------------------------------------------------------------------------
 
-    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], int] | None:
-        """Working-set bytes by (pod, container), or None while the metrics API is in a gap."""
+    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], tuple[int, float | None, float | None]] | None:
+        """(working-set bytes, item timestamp, window) by (pod, container); None while the metrics API is in a gap."""
         from kubernetes.utils import parse_quantity
 
         if not self._metrics_backoff.due(time.monotonic()):
@@ -422,21 +434,22 @@ class KubernetesWatcher:
             return None
         self._metrics_gap.ok()
         self._metrics_backoff.succeeded()
-        usage: dict[tuple[str, str], int] = {}
+        usage: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
         items = data.get("items") if isinstance(data, dict) else None
         for item in items or []:
             pod = (item.get("metadata") or {}).get("name")
+            stamp, window = _rfc3339(item.get("timestamp")), _seconds(item.get("window"))
             for container in item.get("containers") or []:
                 memory = (container.get("usage") or {}).get("memory")
                 if pod and container.get("name") and memory is not None:
                     try:
-                        usage[(pod, container["name"])] = int(parse_quantity(memory))
+                        usage[(pod, container["name"])] = (int(parse_quantity(memory)), stamp, window)
                     except ValueError:
                         log.debug("bad memory quantity %r for %s", memory, pod)
         return usage
 
     def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
-        """Each chosen pod's own /metrics through the API server's pod proxy (write buffers)."""
+        """Each pod of a role under test: its own /metrics through the API server's pod proxy."""
         for pod, state in live:
             if state.component not in self.scrape_components:
                 continue
@@ -450,16 +463,63 @@ class KubernetesWatcher:
                 self._scraped.pop(state.uid, None)
 
     def _fire_samples(self, ctx: RunContext, live: list[tuple[Any, _Pod]],
-                      usage: dict[tuple[str, str], int] | None, now: float) -> None:
+                      usage: dict[tuple[str, str], tuple[int, float | None, float | None]] | None, now: float) -> None:
+        """Per container: a PodMetrics sample when metrics-server has a new figure, a /metrics
+        sample when the pod's own metrics were read, and a memory-less one (limit, restarts)
+        when neither is new."""
         for pod, state in live:
             for container in (pod.spec.containers if pod.spec is not None else None) or []:
                 series = state.series_of(container.name)
-                memory = usage.get((state.name, container.name)) if usage is not None else None
-                metrics = self._scraped.get(state.uid, {}) if container.name == state.main else {}
-                ctx.fire_sample(Sample(t=now, component=series, memory_bytes=memory,
-                                       limit_bytes=memory_limit(container),
-                                       restarts=self._restarts.get(series, 0),
-                                       source=f"k8s:{state.name}/{container.name}", metrics=dict(metrics)))
+                where = f"{state.name}/{container.name}"
+                common = {"component": series, "limit_bytes": memory_limit(container),
+                          "restarts": self._restarts.get(series, 0)}
+                fired = False  # a sample with a new memory figure, this poll
+                measured = usage.get((state.name, container.name)) if usage is not None else None
+                if measured is not None:
+                    memory, stamp, window = measured
+                    key = (state.name, container.name)
+                    if stamp is None or self._stamps.get(key) != (stamp, memory):
+                        self._stamps[key] = (stamp, memory)
+                        ctx.fire_sample(Sample(t=stamp if stamp is not None else now, memory_bytes=memory,
+                                               source=f"{sources.METRICS_SERVER}:{where}",
+                                               metrics={"window_seconds": window} if window else {}, **common))
+                        fired = True
+                metrics = self._scraped.get(state.uid) if container.name == state.main else None
+                rss = metrics.get("process_resident_memory_bytes") if metrics else None
+                if metrics:
+                    ctx.fire_sample(Sample(t=now, memory_bytes=int(rss) if rss is not None else None,
+                                           rss_bytes=int(rss) if rss is not None else None,
+                                           source=f"{sources.POD_METRICS}:{where}", metrics=dict(metrics), **common))
+                    fired = True
+                # Nothing new measured: a memory-less sample while memory is unknown, or to carry a
+                # new limit or restart count (a repeated PodMetrics figure is not a new sample).
+                carried = (common["limit_bytes"], common["restarts"])
+                if not fired and (measured is None or self._carried.get(series) != carried):
+                    ctx.fire_sample(Sample(t=now, memory_bytes=None, source=f"{sources.METRICS_SERVER}:{where}",
+                                           **common))
+                self._carried[series] = carried
+
+
+def _seconds(value: Any) -> float | None:
+    """A PodMetrics window ("10s", "1m0.5s", "15.004s") in seconds, or None."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"(\d+(\.\d+)?[hms])+", value):
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(n) * scale[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([hms])", value))
+
+
+def _rfc3339(value: Any) -> float | None:
+    """An API timestamp ("2025-03-11T14:02:11Z") as epoch seconds, or None."""
+    from datetime import datetime
+
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 # --- the `watch` command: the watcher alone, for load driven from elsewhere -------------------

@@ -37,7 +37,7 @@ def test_oom_kill_between_two_polls_is_reported_with_kubelets_time(fake_api, mak
     assert watcher.poll_once(recorded.context)
     first = recorded.last("streamingnode")
     assert (first.memory_bytes, first.limit_bytes, first.restarts) == (15 * GiB, 16 * GiB, 0)
-    assert first.source == "k8s:milvus-streamingnode-a/streamingnode"
+    assert first.source == "metrics-server:milvus-streamingnode-a/streamingnode"
     assert recorded.events == []
 
     # Between the polls: OOM-killed at `killed`, restarted 3 s later, already running again.
@@ -88,7 +88,7 @@ def test_two_containers_in_a_pod_are_sampled_and_killed_separately(fake_api, mak
     main, side = recorded.last("datanode"), recorded.last("datanode/log-agent")
     assert (main.memory_bytes, main.limit_bytes) == (GiB, 4 * GiB)
     assert (side.memory_bytes, side.limit_bytes) == (100 * MiB, 256 * MiB)
-    assert side.source == "k8s:milvus-datanode-x/log-agent"
+    assert side.source == "metrics-server:milvus-datanode-x/log-agent"
 
     # Only the sidecar is OOM-killed: the event names it, the main container's series is clean.
     fake_api.pods = [make_pod("milvus-datanode-x", "datanode", uid=uid, containers=containers, statuses=[
@@ -113,8 +113,8 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     watcher = make_watcher()
     watcher.poll_once(recorded.context)
     # Two replicas of one component: two stable series.
-    assert recorded.last("streamingnode").source.startswith("k8s:milvus-streamingnode-aaa/")
-    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+    assert recorded.last("streamingnode").source.startswith("metrics-server:milvus-streamingnode-aaa/")
+    assert recorded.last("streamingnode-2").source.startswith("metrics-server:milvus-streamingnode-bbb/")
     assert recorded.last("proxy").memory_bytes == 200 * MiB
 
     # aaa is deleted: while terminating, its replacement ccc already exists (not ready yet).
@@ -128,8 +128,8 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     assert (gone.component, gone.type, gone.data["pod"]) == ("streamingnode", events.EXITED, "milvus-streamingnode-aaa")
     assert "being deleted" in gone.detail
     latest = recorded.last("streamingnode")
-    assert latest.source == "k8s:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
-    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+    assert latest.source == "metrics-server:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
+    assert recorded.last("streamingnode-2").source.startswith("metrics-server:milvus-streamingnode-bbb/")
 
     # aaa is gone from the list, ccc becomes ready: READY says whom it replaced.
     fake_api.pods = [p for p in fake_api.pods if p["metadata"]["uid"] != "a"]
@@ -289,7 +289,7 @@ def test_selector_and_namespace_are_sent_and_honoured(fake_api, make_watcher, re
                      make_pod("other-ns", "proxy", uid="3", namespace="prod", containers=[("proxy", "1Gi")])]
     watcher = make_watcher(selector="app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus")
     watcher.poll_once(recorded.context)
-    assert {s.source for s in recorded.samples} == {"k8s:mine/proxy"}
+    assert {s.source for s in recorded.samples} == {"metrics-server:mine/proxy"}
     pod_requests = [r for r in fake_api.requests if r.startswith("/api/v1/namespaces/default/pods?")]
     assert parse_qs(urlsplit(pod_requests[0]).query)["labelSelector"] == [
         "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"]
