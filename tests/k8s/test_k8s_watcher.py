@@ -324,3 +324,85 @@ def test_fake_pods_are_valid_kubernetes_pods():
         kubernetes_validate.validate(pod, "1.31", strict=True)
     assert iso(0) == "1970-01-01T00:00:00Z"
     assert datetime.fromtimestamp(0, tz=timezone.utc).year == 1970
+
+
+KIND_SELECTOR = "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"
+RSS_TEXT = ("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n"
+            "# TYPE go_memstats_heap_inuse_bytes gauge\ngo_memstats_heap_inuse_bytes 1e+09\n")
+
+
+def test_pod_metrics_samples_carry_the_items_own_timestamp_once_per_figure(fake_api, make_watcher, recorded):
+    """metrics-server refreshes every 10-15 s: its figure is stamped when it was measured, not polled."""
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    fake_api.set_usage("sn", "streamingnode", "3Gi")
+    measured = int(time.time()) - 12
+    fake_api.metrics_stamp["sn"] = (measured, "15.004s")
+    watcher = make_watcher(scrape_components=())
+    for _ in range(3):  # three polls, one PodMetrics figure: one sample
+        watcher.poll_once(recorded.context)
+    with_memory = [s for s in recorded.samples if s.memory_bytes is not None]
+    assert [(s.t, s.memory_bytes, s.source) for s in with_memory] == [(measured, 3 * GiB, "metrics-server:sn/streamingnode")]
+    assert with_memory[0].metrics == {"window_seconds": 15.004}
+    fake_api.set_usage("sn", "streamingnode", "5Gi")
+    fake_api.metrics_stamp["sn"] = (measured + 15, "15s")
+    watcher.poll_once()
+    assert [(s.t, s.memory_bytes) for s in recorded.samples if s.memory_bytes is not None][-1] == (measured + 15, 5 * GiB)
+
+
+def test_pod_proxy_metrics_every_poll_for_the_roles_under_test(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn-a", "streamingnode", uid="a"), make_pod("sn-b", "streamingnode", uid="b"),
+                     make_pod("dn", "datanode", uid="d")]
+    for pod in ("sn-a", "sn-b", "dn"):
+        fake_api.set_usage(pod, pod.split("-")[0] if pod == "dn" else "streamingnode", "1Gi")
+        fake_api.pod_metrics_text[pod] = RSS_TEXT.format(rss="2e+09")
+    fake_api.set_usage("dn", "datanode", "1Gi")
+    watcher = make_watcher(scrape_components=("streamingnode",))  # the default of the kind target
+    for i in range(3):
+        fake_api.pod_metrics_text["sn-a"] = RSS_TEXT.format(rss=f"{2 + i}e+09")
+        watcher.poll_once(recorded.context)
+    from_pods = [s for s in recorded.samples if s.source.startswith("pod-metrics:")]
+    assert [(s.component, s.memory_bytes) for s in from_pods if s.component == "streamingnode"] == [
+        ("streamingnode", 2_000_000_000), ("streamingnode", 3_000_000_000), ("streamingnode", 4_000_000_000)]
+    assert {s.source for s in from_pods} == {"pod-metrics:sn-a/streamingnode", "pod-metrics:sn-b/streamingnode"}
+    assert all(s.rss_bytes == s.memory_bytes and s.metrics["go_memstats_heap_inuse_bytes"] == 1e9 for s in from_pods)
+    paths = [unquote(r) for r in fake_api.requests]
+    assert paths.count("/api/v1/namespaces/default/pods/sn-a:9091/proxy/metrics") == 3  # every poll
+    assert not any("/pods/dn:9091/proxy" in p for p in paths)  # datanode is not under test
+
+
+def test_peaks_use_the_finest_source(fake_api, make_watcher, recorded, tmp_path):
+    """A pre-OOM peak seen only by the 2 s /metrics read is the peak, not metrics-server's older figure."""
+    from harness.watch.sources import finest_sources
+    from harness.report.model import RunReport
+    from harness.watch.events import Sample
+
+    samples = [Sample(t=100.0 + 15 * i, component="streamingnode", memory_bytes=(4 + i) * GiB, limit_bytes=16 * GiB,
+                      restarts=0, source="metrics-server:sn/streamingnode") for i in range(3)]
+    samples += [Sample(t=100.0 + 2 * i, component="streamingnode", memory_bytes=(4 + i // 3) * GiB + (i == 20) * 9 * GiB,
+                       limit_bytes=16 * GiB, restarts=0, source="pod-metrics:sn/streamingnode") for i in range(22)]
+    samples += [Sample(t=100.0 + 15 * i, component="proxy", memory_bytes=GiB, limit_bytes=None, restarts=0,
+                       source="metrics-server:px/proxy") for i in range(3)]
+    rows = [s.to_json() for s in samples]
+    assert finest_sources(rows) == {"streamingnode": "pod-metrics", "proxy": "metrics-server"}
+    report = RunReport(path=tmp_path, run={}, summary={}, samples=sorted(samples, key=lambda s: s.t))
+    assert {s.source for s in report.samples_of("streamingnode")} == {"pod-metrics:sn/streamingnode"}
+    assert max(s.memory_bytes for s in report.samples_of("streamingnode")) == 4 * GiB + 6 * GiB + 9 * GiB
+
+
+def test_pulsar_etcd_and_minio_pods_are_not_watched(fake_api, make_watcher, recorded):
+    from k8s_fakes import etcd_pod, minio_pod, pulsar_pod
+
+    oom = [container_status("proxy", restarts=1, last_terminated={"reason": "OOMKilled", "finished": time.time() - 5})]
+    fake_api.pods = [make_pod("milvus-streamingnode-1", "streamingnode", uid="s"),
+                     pulsar_pod("milvus-pulsarv3-proxy-0", "proxy", uid="pp", containers=[("proxy", "1Gi")]),
+                     etcd_pod("milvus-etcd-0", uid="e"), minio_pod("milvus-minio-0", uid="m")]
+    for pod in fake_api.pods:
+        fake_api.set_usage(pod["metadata"]["name"], pod["spec"]["containers"][0]["name"], "100Mi")
+    for selector in (KIND_SELECTOR, "app.kubernetes.io/name=milvus"):  # kind's, and external's default
+        watcher = make_watcher(selector=selector)
+        watcher.poll_once(recorded.context)
+        fake_api.pods[1] = pulsar_pod("milvus-pulsarv3-proxy-0", "proxy", uid="pp", containers=[("proxy", "1Gi")],
+                                      statuses=oom)
+        watcher.poll_once()
+        assert {s.component for s in recorded.samples} == {"streamingnode"}
+        assert recorded.events == []
