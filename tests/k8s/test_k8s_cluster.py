@@ -289,3 +289,14 @@ def test_pulsars_proxy_is_not_taken_for_milvus(standins, local_kind):
     with pytest.raises(cluster.TargetError, match="1 of 2 streaming nodes"):
         cluster.check_streaming_nodes(raw + [pulsar_pod("milvus-pulsarv3-x", "streamingnode")],
                                       cluster.ClusterSpec(), 2)
+
+
+def test_cluster_up_without_running_streaming_nodes_fails_naming_them(standins, local_kind, capsys):
+    """Every pod ready, but the values gave no streaming node (e.g. streaming off): not a usable cluster."""
+    happy(standins)
+    standins.rules[-1]["stdout"] = pod_list(make_pod("milvus-proxy-1", "proxy"), make_pod("milvus-mixcoord-1", "mixcoord"),
+                                            pulsar_pod("milvus-pulsarv3-broker-0", "broker"))
+    standins._save()
+    assert up() == 125
+    err = capsys.readouterr().err
+    assert "0 of 2 streaming nodes are Running and Ready (no streaming node pods)" in err

@@ -398,7 +398,9 @@ def test_pulsar_etcd_and_minio_pods_are_not_watched(fake_api, make_watcher, reco
                      etcd_pod("milvus-etcd-0", uid="e"), minio_pod("milvus-minio-0", uid="m")]
     for pod in fake_api.pods:
         fake_api.set_usage(pod["metadata"]["name"], pod["spec"]["containers"][0]["name"], "100Mi")
-    for selector in (KIND_SELECTOR, "app.kubernetes.io/name=milvus"):  # kind's, and external's default
+    from harness.watch.kubernetes import DEFAULT_SELECTOR
+
+    for selector in (KIND_SELECTOR, DEFAULT_SELECTOR):  # kind's, and external's default
         watcher = make_watcher(selector=selector)
         watcher.poll_once(recorded.context)
         fake_api.pods[1] = pulsar_pod("milvus-pulsarv3-proxy-0", "proxy", uid="pp", containers=[("proxy", "1Gi")],
