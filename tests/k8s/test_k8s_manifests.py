@@ -3,15 +3,14 @@
 Tools: kubernetes-validate (the Kubernetes OpenAPI schemas it ships) for the Locust
 manifests; a JSON schema written from kind's v1alpha4 types for kind-config.yaml;
 check-jsonschema's vendored GitHub-workflow schema for .github/workflows/oom-repro.yml.
-Helm values cannot be validated without the chart (no network here): their keys are
-checked against the list below, which was checked against the pinned charts' values.yaml;
-set MILVUS_CHART_VALUES to those files (os.pathsep-separated) to check them directly.
+Helm values cannot be rendered without helm and the chart: every key the values files and
+the code set is checked to exist in the pinned charts' own values.yaml, kept in
+tests/k8s/charts/ (see its README for tag and commit).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -49,8 +48,11 @@ VERIFIED_KEYS = {
     "pulsarv3.proxy.replicaCount", "pulsarv3.proxy.resources.requests.cpu",
     "pulsarv3.proxy.resources.requests.memory", "pulsarv3.proxy.configData.PULSAR_MEM",
 }
-#: Keys the code passes with --set (cluster.py, targets/kind.py).
-SET_KEYS = {"image.all.tag", "streaming.enabled", "streamingNode.resources", "extraConfigFiles.user.yaml"}
+#: Keys the code sets in the effective values (harness/kube/values.py).
+SET_KEYS = {"image.all.tag", "image.all.repository", "streaming.enabled", "streamingNode.resources",
+            "extraConfigFiles.user.yaml", "indexNode.enabled",
+            *(f"{section}.extraEnv" for section in ("proxy", "mixCoordinator", "dataNode", "queryNode", "indexNode"))}
+CHART_VALUES = sorted((Path(__file__).parent / "charts").glob("milvus-*-values.yaml"))
 #: `resources: {}` in the chart: any pod resources go below these.
 FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode")}
 
@@ -129,23 +131,39 @@ def test_values_use_only_verified_chart_keys(name):
     assert values["cluster"]["enabled"] and values["streaming"]["enabled"]
 
 
-@pytest.mark.skipif(not os.environ.get("MILVUS_CHART_VALUES"), reason="set MILVUS_CHART_VALUES to the charts' values.yaml")
-def test_values_keys_exist_in_the_pinned_charts():
-    def exists(node: Any, parts: list[str]) -> bool:
-        if not parts:
-            return True
-        if isinstance(node, dict) and not node:
-            return True  # below a free-form `{}`
-        if not isinstance(node, dict):
-            return False
-        # A key may itself hold dots (extraConfigFiles."user.yaml"): try the longer names too.
-        return any(".".join(parts[:n]) in node and exists(node[".".join(parts[:n])], parts[n:])
-                   for n in range(1, len(parts) + 1))
+def _exists(node: Any, parts: list[str]) -> bool:
+    if not parts:
+        return True
+    if isinstance(node, dict) and not node:
+        return True  # below a free-form `{}`
+    if not isinstance(node, dict):
+        return False
+    # A key may itself hold dots (extraConfigFiles."user.yaml"): try the longer names too.
+    return any(".".join(parts[:n]) in node and _exists(node[".".join(parts[:n])], parts[n:])
+               for n in range(1, len(parts) + 1))
 
-    for chart in os.environ["MILVUS_CHART_VALUES"].split(os.pathsep):
-        tree = load(Path(chart))
-        missing = [k for k in sorted(VERIFIED_KEYS | SET_KEYS) if not exists(tree, k.split("."))]
-        assert missing == [], f"{chart}: {missing}"
+
+def test_the_pinned_charts_values_are_kept():
+    assert [p.name for p in CHART_VALUES] == [f"milvus-{cluster.CHART_2_5}-values.yaml",
+                                              f"milvus-{cluster.CHART_2_6}-values.yaml"]
+
+
+@pytest.mark.parametrize("chart", CHART_VALUES, ids=lambda p: p.name)
+def test_values_keys_exist_in_the_pinned_charts(chart):
+    tree = load(chart)
+    missing = [k for k in sorted(VERIFIED_KEYS | SET_KEYS) if not _exists(tree, k.split("."))]
+    assert missing == [], f"{chart.name}: {missing}"
+    assert not _exists(tree, "streamingNode.replicaz".split("."))  # the check can fail
+
+
+@pytest.mark.parametrize("tag", ["v2.5.16", "v2.6.15", "master-20250309-faae8ee5", "master-20250313-5735c3ef"])
+def test_effective_values_use_only_chart_keys(tag):
+    from harness.kube import values as chart_values
+
+    applied = chart_values.effective_values(load(K8S / "values-laptop.yaml"), tag, memory_limit=3 * 2**30,
+                                            overrides={"dataNode.memory.forceSyncWatermark": 0.1})
+    used = set(key_paths(applied))
+    assert used <= VERIFIED_KEYS | SET_KEYS, sorted(used - VERIFIED_KEYS - SET_KEYS)
 
 
 def test_seed_values_are_the_seed_topology():
