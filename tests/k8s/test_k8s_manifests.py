@@ -31,7 +31,7 @@ KUBERNETES_VERSIONS = ("1.29", "1.31", "1.33")
 VERIFIED_KEYS = {
     "cluster.enabled", "streaming.enabled", "service.type", "service.nodePort",
     "streamingNode.replicas", "streamingNode.resources", "proxy.resources", "mixCoordinator.resources",
-    "dataNode.resources", "queryNode.resources", "etcd.replicaCount", "etcd.persistence.size",
+    "dataNode.resources", "queryNode.resources", "indexNode.resources", "etcd.replicaCount", "etcd.persistence.size",
     "minio.mode", "minio.persistence.size", "minio.resources.requests.memory",
     "pulsarv3.components.autorecovery",
     "pulsarv3.zookeeper.replicaCount", "pulsarv3.zookeeper.resources.requests.cpu",
@@ -54,7 +54,8 @@ SET_KEYS = {"image.all.tag", "image.all.repository", "streaming.enabled", "strea
             *(f"{section}.extraEnv" for section in ("proxy", "mixCoordinator", "dataNode", "queryNode", "indexNode"))}
 CHART_VALUES = sorted((Path(__file__).parent / "charts").glob("milvus-*-values.yaml"))
 #: `resources: {}` in the chart: any pod resources go below these.
-FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode")}
+FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode",
+                                         "indexNode")}
 
 
 def key_paths(values: dict[str, Any], prefix: str = "") -> Iterator[str]:
@@ -176,14 +177,34 @@ def test_laptop_values_fit_a_16_gb_machine():
     values = load(K8S / "values-laptop.yaml")
     sn = values["streamingNode"]
     assert sn["replicas"] == 2 and parse_bytes(sn["resources"]["limits"]["memory"]) <= 4 * 2**30
+    others = ("proxy", "mixCoordinator", "dataNode", "queryNode", "indexNode")
     milvus_limits = sn["replicas"] * parse_bytes(sn["resources"]["limits"]["memory"]) + sum(
-        parse_bytes(values[c]["resources"]["limits"]["memory"]) for c in ("proxy", "mixCoordinator", "dataNode", "queryNode"))
+        parse_bytes(values[c]["resources"]["limits"]["memory"]) for c in others)
     heaps = 0
     for part in ("zookeeper", "bookkeeper", "broker", "proxy"):
         for flag in values["pulsarv3"][part]["configData"]["PULSAR_MEM"].split():
             if flag.startswith(("-Xmx", "-XX:MaxDirectMemorySize=")):
                 heaps += parse_bytes(flag.split("=")[-1].removeprefix("-Xmx").replace("m", "MiB").replace("g", "GiB"))
     assert milvus_limits + heaps <= 12 * 2**30, (milvus_limits, heaps)  # Docker given ~12 of 16 GB
+
+
+#: The paper calibration of docs/kind.md: figures from milvus-io/milvus#40592 and milvus.yaml.
+SEED_ROWS, SEED_LIMIT, SEED_NODES = 6_680_000, 16 * 2**30, 2
+FORCE_SYNC_WATERMARK = 0.5  # dataNode.memory.forceSyncWatermark, milvus.yaml default
+BASE_RSS = 0.6 * 2**30  # a streaming node's own footprint before buffers (assumed, not measured here)
+BATCH_BYTES = 36_854_305  # one seed batch of 50,000 rows, measured (docs/kind.md)
+
+
+def test_laptop_streaming_limit_separates_a_bad_build_from_a_fixed_one():
+    limit = parse_bytes(load(K8S / "values-laptop.yaml")["streamingNode"]["resources"]["limits"]["memory"])
+    # A fixed build: base + watermark x limit stays under 80 % of the limit (headroom for a sync in flight).
+    assert BASE_RSS + FORCE_SYNC_WATERMARK * limit <= 0.8 * limit
+    # A bad build held SEED_LIMIT per node at SEED_ROWS / SEED_NODES rows: it OOMs here within the scenario.
+    per_row = SEED_LIMIT / (SEED_ROWS / SEED_NODES)
+    rows_to_oom = SEED_NODES * limit / per_row
+    assert rows_to_oom <= 0.25 * SEED_ROWS, rows_to_oom
+    # Each node's share of the buffer watermark holds many batches' slices of its 8 pchannels.
+    assert FORCE_SYNC_WATERMARK * limit / 8 >= 20 * BATCH_BYTES / 16
 
 
 def test_metrics_server_values():
