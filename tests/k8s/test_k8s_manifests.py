@@ -11,6 +11,7 @@ tests/k8s/charts/ (see its README for tag and commit).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -239,3 +240,72 @@ def test_workflow_does_what_the_issue_asks():
     assert upload["with"]["path"] == "reports/" and upload["if"] == "always()"
     # Inputs reach the shell through env, never pasted into the script (injection).
     assert "${{" not in runs
+
+
+def _steps() -> list[dict[str, Any]]:
+    return load(WORKFLOW)["jobs"]["oom-repro"]["steps"]
+
+
+def _step(words: str) -> dict[str, Any]:
+    return [s for s in _steps() if words in s.get("name", "") or words in s.get("uses", "")][0]
+
+
+def _bash(script: str, env: dict[str, str], cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+
+    return subprocess.run(["bash", "-e", "-c", script], env={"PATH": os.environ["PATH"], **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_workflow_runs_the_seed_values_only_on_a_named_runner(tmp_path):
+    job = load(WORKFLOW)["jobs"]["oom-repro"]
+    assert job["runs-on"] == "${{ inputs.runner != '' && inputs.runner || 'ubuntu-latest' }}"
+    guard = _steps()[0]
+    assert guard["name"].startswith("The seed values need a runner")
+    assert _bash(guard["run"], {"VALUES": "seed", "RUNNER_LABEL": ""}, tmp_path).returncode == 2
+    assert _bash(guard["run"], {"VALUES": "seed", "RUNNER_LABEL": "big-64gb"}, tmp_path).returncode == 0
+    assert _bash(guard["run"], {"VALUES": "laptop", "RUNNER_LABEL": ""}, tmp_path).returncode == 0
+
+
+def test_workflow_caches_the_images_and_loads_them_into_kind(tmp_path):
+    steps = _steps()
+    listing, cache, pull, load_ = (_step("List the images"), _step("actions/cache@"), _step("Pull and save"),
+                                   _step("Kind cluster with the cached images"))
+    order = [steps.index(s) for s in (listing, cache, pull, load_, _step("Milvus ${{"))]
+    assert order == sorted(order)  # the images are in kind before Milvus is installed
+    assert cache["with"]["path"] == "/tmp/kind-images" and cache["with"]["key"] == "${{ steps.images.outputs.key }}"
+    assert pull["if"] == "steps.cache.outputs.cache-hit != 'true'" and "docker save" in pull["run"]
+    assert 'kind load image-archive "$IMAGES_TAR"' in load_["run"]
+    # The image list is read from `helm template` output: run its sed on rendered lines.
+    sed = [line for line in listing["run"].splitlines() if "sed -n" in line][0].strip().lstrip("|").strip()
+    sed = sed.split(" | sort")[0]
+    rendered = ('        image: "milvusdb/milvus:master-20250309-faae8ee5"\n'
+                '          image: "apachepulsar/pulsar:3.0.7"\n        image: docker.io/milvusdb/etcd:3.5.18-r1\n'
+                '        imagePullPolicy: IfNotPresent\n')
+    out = _bash(f"printf '%s' '{rendered}' | {sed}", {}, tmp_path)
+    assert out.stdout.split() == ["milvusdb/milvus:master-20250309-faae8ee5", "apachepulsar/pulsar:3.0.7",
+                                  "docker.io/milvusdb/etcd:3.5.18-r1"]
+
+
+def test_workflow_leaves_evidence_and_publishes_the_report(tmp_path):
+    evidence = _step("Save the evidence")
+    assert evidence["if"] == "always()"
+    for words in ('kind export logs "$EVIDENCE/kind-logs"', "--previous", "get pods --all-namespaces --output json",
+                  "/apis/metrics.k8s.io/v1beta1/pods", "--selector app.kubernetes.io/name=milvus"):
+        assert words in evidence["run"], words
+    assert load(WORKFLOW)["jobs"]["oom-repro"]["env"]["EVIDENCE"].startswith("reports/")  # uploaded with reports/
+    junit = _step("mikepenz/action-junit-report@")
+    assert junit["if"] == "always()" and junit["with"]["report_paths"] == "reports/**/junit.xml"
+    summary = _step("Report in the job summary")
+    assert summary["if"] == "always()"
+    # Run the summary script on a reports/ tree like a run leaves.
+    run_dir = tmp_path / "reports" / "20250311-seed"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "reports" / "evidence").mkdir()
+    (run_dir / "report.md").write_text("# FAIL: streamingnode OOM-killed\n")
+    out = tmp_path / "summary.md"
+    assert _bash(summary["run"], {"GITHUB_STEP_SUMMARY": str(out)}, tmp_path).returncode == 0
+    assert out.read_text() == "# FAIL: streamingnode OOM-killed\n"
+    (run_dir / "report.md").unlink()
+    assert _bash(summary["run"], {"GITHUB_STEP_SUMMARY": str(out)}, tmp_path).returncode == 0
+    assert "No report was written" in out.read_text()
