@@ -400,3 +400,22 @@ def test_watch_cli(kubeconfig, fake_api, tmp_path, capsys):
     assert main(["watch", "--kube-context", "kind-test", "--interval", "0.01s", "--out", str(out)]) == 2
     assert main(["watch", "--target", "external", "--out", str(out)]) == 2
     assert "needs --kube-context" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_values_applied(kind_cluster, answering, recorded, tmp_path):
+    from harness.report.markdown import render_markdown
+    from harness.report.model import RunReport, facts
+
+    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
+    answering.version = "v2.6.15"
+    with _kind_target(memory_limit=3 * GiB) as target:
+        target.start(recorded.context)
+        run = {"facts": target.facts(), "isolation": target.facts()["isolation"]}
+    report = RunReport(path=tmp_path, run=run, summary={})
+    rows = dict(facts(report))
+    assert rows["Image"] == "milvusdb/milvus:v2.6.15" and rows["Chart"] == "zilliztech/milvus-5.0.19"
+    assert rows["Server version"].startswith("v2.6.15 (match")
+    text = render_markdown(report, None)
+    block = text.split("## Helm values applied\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == target.facts()["values_applied"]
+    assert yaml.safe_load(block)["streamingNode"]["resources"]["limits"]["memory"] == str(3 * GiB)
