@@ -260,7 +260,7 @@ def test_cluster_up_installs_the_date_switches_and_the_image_repository(standins
     assert "--set" not in install
     # The values file is gone after the install; the stored base has no image switches in it.
     stored = yaml.safe_load(fake_api.configmaps[("default", "milvus-harness-base-values")]["data"]["values.yaml"])
-    assert "indexNode" not in stored and "image" not in stored
+    assert "enabled" not in stored["indexNode"] and "image" not in stored
     assert up("--milvus-version", "master-20250311-0698d04f", "--image-repository", "Bad Repo") == 2
 
 
