@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.kube import cluster, contexts, identity
+from harness.kube import cluster, contexts, identity, pods
 from harness.kube import values as chart_values
 from harness import milvus_client
 from harness.errors import TargetError, UsageError
@@ -196,8 +196,8 @@ class KindTarget:
         path.write_text(yaml.safe_dump(self._values, sort_keys=False))
         cluster.uninstall_milvus(self.kube, self.spec)
         cluster.install_milvus(self.kube, self.spec, path)
-        pods = cluster.wait_ready(self.kube, self.spec, console=self._console)
-        cluster.check_streaming_nodes(pods, self.spec, chart_values.streaming_replicas(self._values))
+        ready = pods.wait_ready(self.kube, self.spec, console=self._console)
+        pods.check_streaming_nodes(ready, self.spec, chart_values.streaming_replicas(self._values))
         self.endpoint = self._connect()
         self._check_build(self.endpoint.address)
         self.startup_seconds = time.monotonic() - began

@@ -9,8 +9,9 @@ import pytest
 
 import yaml
 
-from harness.kube import cluster
+from harness.kube import cluster, pods
 from harness.cli import main
+from harness.errors import TargetError
 from k8s_fakes import container_status, etcd_pod, make_pod, minio_pod, pulsar_pod, write_kubeconfig
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
@@ -171,7 +172,7 @@ def test_pods_not_ready_in_time_name_the_pods(standins, local_kind):
     standins.rules[-1]["stdout"] = pod_list(make_pod("milvus-proxy-1", "proxy"), slow)
     standins._save()
     spec = cluster.ClusterSpec(timeout=0.3, poll_interval=0.05)
-    with pytest.raises(cluster.TargetError, match=r"not ready within 0 s; not ready: milvus-streamingnode-1 \(CrashLoopBackOff\)"):
+    with pytest.raises(TargetError, match=r"not ready within 0 s; not ready: milvus-streamingnode-1 \(CrashLoopBackOff\)"):
         cluster.cluster_up(spec)
     assert len([c for c in standins.calls() if c[0] == "kubectl"]) >= 2  # it polled
 
@@ -180,9 +181,9 @@ def test_wait_until_every_pod_is_ready(standins, local_kind):
     starting = pod_list(make_pod("milvus-proxy-1", "proxy", ready=False), make_pod("milvus-etcd-0", "etcd"))
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=starting, times=2)
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=ready_pods())
-    pods = cluster.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=10)
+    ready = pods.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=10)
     assert len(standins.calls("kubectl")) == 3
-    assert {p["metadata"]["name"] for p in pods} == {
+    assert {p["metadata"]["name"] for p in ready} == {
         "milvus-proxy-1", "milvus-streamingnode-1", "milvus-streamingnode-2", "milvus-mixcoord-1", "milvus-etcd-0",
         "milvus-minio-5f8d7c9b4-x2x7q", "milvus-pulsarv3-broker-0", "milvus-pulsarv3-proxy-0"}
 
@@ -281,13 +282,13 @@ def test_pulsars_proxy_is_not_taken_for_milvus(standins, local_kind):
         pulsar_pod("milvus-pulsarv3-proxy-0", "proxy"), make_pod("milvus-streamingnode-1", "streamingnode"),
         etcd_pod("milvus-etcd-0"))
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=no_milvus_proxy)
-    with pytest.raises(cluster.TargetError, match="was not ready within 0 s"):
-        cluster.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=0.2)
+    with pytest.raises(TargetError, match="was not ready within 0 s"):
+        pods.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=0.2)
     raw = json.loads(no_milvus_proxy)["items"]
-    assert [p["metadata"]["name"] for p in raw if cluster.is_milvus_pod(p, "milvus")] == ["milvus-streamingnode-1"]
+    assert [p["metadata"]["name"] for p in raw if pods.is_milvus_pod(p, "milvus")] == ["milvus-streamingnode-1"]
     # Nor are Pulsar's pods streaming nodes of Milvus.
-    with pytest.raises(cluster.TargetError, match="1 of 2 streaming nodes"):
-        cluster.check_streaming_nodes(raw + [pulsar_pod("milvus-pulsarv3-x", "streamingnode")],
+    with pytest.raises(TargetError, match="1 of 2 streaming nodes"):
+        pods.check_streaming_nodes(raw + [pulsar_pod("milvus-pulsarv3-x", "streamingnode")],
                                       cluster.ClusterSpec(), 2)
 
 
