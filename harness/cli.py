@@ -290,7 +290,7 @@ def _cmd_watch(sub: argparse._SubParsersAction) -> None:
         from pathlib import Path
 
         from harness.console import make_console
-        from harness.watch.kubernetes import run_watch
+        from harness.watch.watch_command import run_watch
 
         interval = parse_duration(args.interval, "--interval")
         if interval < 0.1:

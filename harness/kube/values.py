@@ -185,6 +185,6 @@ def read_base(api_client: Any, namespace: str, release: str) -> tuple[dict[str, 
 
 
 def _reason(exc: BaseException) -> str:
-    from harness.watch.kubernetes import describe_error
+    from harness.watch.kube_api import describe_error
 
     return describe_error(exc)

@@ -26,16 +26,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Iterable
 
 from harness.units import format_bytes
 from harness.watch import events, sources
 from harness.watch.events import RunContext, Sample
+from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
 from harness.watch.metrics import parse_metrics
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 log = logging.getLogger(__name__)
 
@@ -48,72 +45,6 @@ API_COMPONENT = "kube-apiserver"
 METRICS_COMPONENT = "metrics.k8s.io"
 #: Milvus serves Prometheus metrics on this port in every pod.
 METRICS_PORT = 9091
-MAX_BACKOFF = 30.0
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an API failure: HTTP status, timeout or connection error."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
-    if isinstance(exc, ApiException):
-        hint = {404: " (not served: is metrics-server installed?)",
-                503: " (service unavailable: the API is not ready)"}.get(exc.status or 0, "")
-        return f"HTTP {exc.status} {exc.reason or ''}".rstrip() + hint
-    if isinstance(exc, MaxRetryError) and exc.reason is not None:
-        exc = exc.reason
-    if isinstance(exc, Urllib3Timeout):
-        return f"no answer in time ({exc})"
-    if isinstance(exc, NewConnectionError):
-        return f"cannot connect ({exc})"
-    if isinstance(exc, ProtocolError):
-        return f"connection lost ({exc})"
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-class Backoff:
-    """Doubling delays after consecutive failures (base, 2 base, 4 base, ...), capped."""
-
-    def __init__(self, base: float, cap: float = MAX_BACKOFF) -> None:
-        self.base = base
-        self.cap = cap
-        self.failures = 0
-        self.not_before = 0.0
-
-    def failed(self, now: float) -> float:
-        """Record a failure at monotonic time `now`; returns how long to wait."""
-        self.failures += 1
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.not_before = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.not_before = 0.0
-
-    def due(self, now: float) -> bool:
-        return now >= self.not_before
-
-
-class _Gap:
-    """One WatchGap event when a source starts failing; logged again when it recovers."""
-
-    def __init__(self, component: str, what: str) -> None:
-        self.component = component
-        self.what = what
-        self.since: float | None = None
-
-    def fail(self, context: RunContext, reason: str) -> None:
-        if self.since is None:
-            self.since = time.time()
-            context.fire_event(component=self.component, type=events.WATCH_GAP,
-                               detail=f"{self.what}: {reason}", data={"source": self.component})
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.info("%s answers again after %.1f s", self.what, time.time() - self.since)
-            self.since = None
 
 
 @dataclass
@@ -191,8 +122,8 @@ class KubernetesWatcher:
         self._custom = client.CustomObjectsApi(api_client)
         self._api_backoff = Backoff(interval, max_backoff)
         self._metrics_backoff = Backoff(interval, max_backoff)
-        self._api_gap = _Gap(API_COMPONENT, "Kubernetes API server")
-        self._metrics_gap = _Gap(METRICS_COMPONENT, "metrics API")
+        self._api_gap = Gap(API_COMPONENT, "Kubernetes API server")
+        self._metrics_gap = Gap(METRICS_COMPONENT, "metrics API")
         self._owns_client = False
         self._context: RunContext | None = None
         self._stop = threading.Event()
@@ -520,64 +451,3 @@ def _rfc3339(value: Any) -> float | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return None
-
-
-# --- the `watch` command: the watcher alone, for load driven from elsewhere -------------------
-
-
-def run_watch(*, target: str, kube_context: str | None, allow_context: str | None, namespace: str,
-              selector: str, interval: float, duration: float | None, out: Path,
-              console: "Console | None" = None, on_started: Callable[[KubernetesWatcher], None] | None = None) -> int:
-    """Watch pods until `duration` passes (or Ctrl-C), writing samples.jsonl / events.jsonl to `out`."""
-    from harness.kube.contexts import check_context
-    from harness.errors import UsageError
-    from harness.rundir import RunDir, write_json
-    from harness.targets.protocol import TargetOptions
-    from harness.watch.events import Recorder
-
-    options = TargetOptions(target=target, kube_context=kube_context, allow_context=allow_context,
-                            namespace=namespace)
-    context_name = check_context(options)  # refuses a foreign context before anything starts
-    if context_name is None:
-        raise UsageError("watch --target external needs --kube-context: the pods are read through it")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
-    run_dir = RunDir(out)
-    write_json(run_dir.run_json, {"command": "watch", "target": target, "kube_context": context_name,
-                                  "namespace": namespace, "selector": selector, "interval": interval,
-                                  "started": time.time()})
-    ctx = RunContext(run_dir)
-    recorder = Recorder(ctx, run_dir)
-    if console is not None:
-        ctx.on_event(lambda e: console.print(
-            f"{time.strftime('%H:%M:%S', time.localtime(e.t))}  {e.component:<16} {e.type:<16} {e.detail}",
-            markup=False, highlight=False, soft_wrap=True))
-    watcher = KubernetesWatcher.for_context(context_name, namespace=namespace, selector=selector,
-                                            interval=interval, request_timeout=max(2.0, min(10.0, interval * 5)))
-    samples = 0
-
-    def count(_: Sample) -> None:
-        nonlocal samples
-        samples += 1
-
-    ctx.on_sample(count)
-    watcher.start(ctx)
-    if on_started is not None:
-        on_started(watcher)
-    deadline = None if duration is None else time.monotonic() + duration
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.1 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
-    finally:
-        watcher.stop()
-        recorder.close()
-    if console is not None:
-        kinds: dict[str, int] = {}
-        for event in ctx.events:
-            kinds[event.type] = kinds.get(event.type, 0) + 1
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no events"
-        console.print(f"{samples} samples, {summary}; written to {out}", markup=False, highlight=False,
-                      soft_wrap=True)
-    return 0
