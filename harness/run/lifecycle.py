@@ -116,9 +116,12 @@ def make_target(options: TargetOptions, log_dir: Path | None) -> Any:
 
 def run_key(scenario: scenarios.Scenario, target: TargetOptions, version: str | None,
             overrides: dict[str, str]) -> RunKey:
+    # The same tag from another repository is another image (kind --image-repository).
+    image = ({"image.repository": target.image_repository}
+             if target.target == "kind" and target.image_repository != TargetOptions.image_repository else {})
     return RunKey(target=target.target, milvus_version=version, scenario_hash=scenario.digest(),
                   memory_limit_bytes=target.memory_limit,
-                  overrides={**overrides, **{f"milvus.{k}": v for k, v in target.milvus_config.items()}})
+                  overrides={**overrides, **{f"milvus.{k}": v for k, v in target.milvus_config.items()}, **image})
 
 
 def _host_facts() -> dict[str, Any]:

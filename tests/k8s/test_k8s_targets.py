@@ -419,3 +419,17 @@ def test_the_report_shows_the_values_applied(kind_cluster, answering, recorded, 
     block = text.split("## Helm values applied\n\n```yaml\n", 1)[1].split("```", 1)[0]
     assert yaml.safe_load(block) == target.facts()["values_applied"]
     assert yaml.safe_load(block)["streamingNode"]["resources"]["limits"]["memory"] == str(3 * GiB)
+
+
+def test_another_image_repository_is_another_run_key():
+    """matrix and bisect reuse a run with the same key: the same tag from another registry is not the same image."""
+    from harness.run.lifecycle import run_key
+    from harness.scenario import model
+
+    seed = model.load("seed")
+    default = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15"), "v2.6.15", {})
+    same = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15", image_repository="milvusdb/milvus"),
+                   "v2.6.15", {})
+    other = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15",
+                                        image_repository="localhost:5000/milvus"), "v2.6.15", {})
+    assert default == same and other != default
