@@ -256,12 +256,6 @@ def cluster_up(spec: ClusterSpec, console: "Console | None" = None) -> int:
         created = create_cluster(kube, config)
     # kind wrote its context into the kubeconfig: check it is the local cluster before using it.
     check_kube_context(spec.context, hint="kind did not write it; check `kind get kubeconfig`")
-    client = api_client(spec.context)
-    try:
-        with step(f"base values ({source}) in ConfigMap {spec.namespace}/{chart_values.configmap_name(spec.release)}"):
-            chart_values.store_base(client, spec.namespace, spec.release, base, source)
-    finally:
-        client.close()
     with step(f"metrics-server {METRICS_SERVER_CHART}"):
         install_metrics_server(kube)
     effective = chart_values.effective_values(base, spec.image_tag, spec.image_repository)
@@ -270,6 +264,13 @@ def cluster_up(spec: ClusterSpec, console: "Console | None" = None) -> int:
         path.write_text(yaml.safe_dump(effective, sort_keys=False))
         with step(f"Milvus {spec.image_repository}:{spec.image_tag} ({source} values)"):
             pin = install_milvus(kube, spec, path)
+    # After the install: helm has made the namespace (--create-namespace) the ConfigMap goes in.
+    client = api_client(spec.context)
+    try:
+        with step(f"base values ({source}) in ConfigMap {spec.namespace}/{chart_values.configmap_name(spec.release)}"):
+            chart_values.store_base(client, spec.namespace, spec.release, base, source)
+    finally:
+        client.close()
     pods = wait_ready(kube, spec, console=console)
     nodes = check_streaming_nodes(pods, spec, chart_values.streaming_replicas(effective))
     _say(console, f"Milvus {spec.image_tag} (chart {pin.version}) is ready on kind cluster {spec.name}"

@@ -73,7 +73,7 @@ def test_cluster_up_runs_the_exact_commands(standins, local_kind, fake_api, caps
     out = capsys.readouterr().out
     assert "ready on kind cluster milvus-harness (created)" in out and "http://127.0.0.1:19530" in out
     assert "2 streaming nodes Running and Ready" in out
-    # The base is stored before Milvus is installed, and is the seed values file as it is.
+    # The base is stored (after the install made the namespace), and is the seed values file as it is.
     stored = fake_api.configmaps[("default", "milvus-harness-base-values")]
     assert yaml.safe_load(stored["data"]["values.yaml"]) == yaml.safe_load((K8S / "values-seed.yaml").read_text())
     assert stored["data"]["source"] == "seed"
