@@ -408,3 +408,29 @@ def test_pulsar_etcd_and_minio_pods_are_not_watched(fake_api, make_watcher, reco
         watcher.poll_once()
         assert {s.component for s in recorded.samples} == {"streamingnode"}
         assert recorded.events == []
+
+
+def test_summary_peaks_use_the_finest_source(tmp_path):
+    """summary.json's per-component peak comes from the 2 s /metrics read when a component has it (as the chart)."""
+    import json
+
+    from harness.judge.summary import compute
+    from harness.rundir import RunDir
+
+    run_dir = RunDir(tmp_path)
+    rows = [{"t": 100.0 + 15 * i, "component": "streamingnode", "memory_bytes": 12 * GiB, "limit_bytes": 16 * GiB,
+             "restarts": 0, "source": "metrics-server:sn/streamingnode"} for i in range(3)]
+    rows += [{"t": 100.0 + 2 * i, "component": "streamingnode", "memory_bytes": (9 if i == 7 else 4) * GiB,
+              "limit_bytes": 16 * GiB, "restarts": 0, "source": "pod-metrics:sn/streamingnode"} for i in range(20)]
+    rows += [{"t": 100.0, "component": "proxy", "memory_bytes": GiB, "limit_bytes": None, "restarts": 0,
+              "source": "metrics-server:px/proxy"}]
+    run_dir.samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir.events.write_text("")
+    run_dir.acks.write_text("")
+    from harness.scenario import model
+
+    summary = compute(run_dir, run_id="r", facts={}, scenario=model.load("seed").to_json(), started=0.0, ended=1.0,
+                      verification={}, status="completed", time_to_verdict=None)
+    # The finest source's peak, not the 10-15 s working-set figure of metrics-server.
+    assert summary["components"]["streamingnode"]["peak_memory_bytes"] == 9 * GiB
+    assert summary["components"]["proxy"]["peak_memory_bytes"] == GiB
