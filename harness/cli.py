@@ -56,8 +56,9 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
     group.add_argument("--restart-backoff-max", metavar="SECONDS", default="5m",
                        help="cap of the doubling restart back-off (default 5m, as kubelet)")
-    group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
-                       help="how often the watcher samples (default 1s, at least 0.1s)")
+    group.add_argument("--watch-interval", metavar="SECONDS", default=None,
+                       help="how often the watcher samples (default 1s; kind/external 2s: each poll also reads "
+                            "the /metrics of the pods under test through the API server; at least 0.1s)")
     group.add_argument("--stall-after", metavar="SECONDS", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
     group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
@@ -66,10 +67,15 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="allow a kube context that is not a kind cluster (named exactly)")
     group.add_argument("--namespace", default="default", help="kind/external: namespace of Milvus")
     group.add_argument("--release", default="milvus", help="kind: Helm release name of Milvus")
+    group.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                       help="kind: image repository, e.g. a registry's or one loaded with `kind load` "
+                            "(default milvusdb/milvus)")
 
 
 def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
     """Validate the target options before anything starts."""
+    if args.watch_interval is None:
+        args.watch_interval = "2s" if args.target in ("kind", "external") else "1s"
     interval = parse_duration(args.watch_interval, "--watch-interval")
     if interval < 0.1:
         raise UsageError(f"--watch-interval {args.watch_interval!r} is below the minimum of 0.1s")
@@ -93,6 +99,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         allow_context=args.allow_context,
         namespace=args.namespace,
         release=args.release,
+        image_repository=args.image_repository,
         uri=args.uri,
     )
 
@@ -240,6 +247,11 @@ def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--values", default="laptop", metavar="seed|laptop|FILE",
                            help="Helm values: seed (2 streaming nodes, 4 CPU / 16Gi each), laptop (fits 16 GB), "
                                 "or a file (default laptop)")
+            a.add_argument("--values-file", action="append", default=[], metavar="FILE",
+                           help="more Helm values over --values, repeatable; both are stored as the base "
+                                "every run installs from")
+            a.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                           help="image repository (default milvusdb/milvus)")
             a.add_argument("--timeout", default="30m", help="how long to wait for the pods (default 30m)")
 
     def run(args: argparse.Namespace) -> int:
@@ -250,6 +262,8 @@ def _cmd_cluster(sub: argparse._SubParsersAction) -> None:
         if args.action == "up":
             spec.image_tag = args.milvus_version or cluster.DEFAULT_TAG
             spec.values = args.values
+            spec.values_files = list(args.values_file)
+            spec.image_repository = args.image_repository
             spec.timeout = parse_duration(args.timeout, "--timeout")
         command = {"up": cluster.cluster_up, "down": cluster.cluster_down, "status": cluster.cluster_status}
         return command[args.action](spec, console=make_console())
@@ -276,7 +290,7 @@ def _cmd_watch(sub: argparse._SubParsersAction) -> None:
         from pathlib import Path
 
         from harness.console import make_console
-        from harness.watch.kubernetes import run_watch
+        from harness.watch.watch_command import run_watch
 
         interval = parse_duration(args.interval, "--interval")
         if interval < 0.1:

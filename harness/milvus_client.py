@@ -95,3 +95,9 @@ def wait_until(check, deadline: float, interval: float = 0.25, alive=lambda: Tru
             return True
         time.sleep(interval)
     return False
+
+
+def server_version(address: str, timeout: float = 10.0) -> str:
+    """The server's own GetVersion answer, e.g. 'v2.6.15'."""
+    with MilvusAdmin(address, timeout=timeout) as admin:
+        return admin.server_version()

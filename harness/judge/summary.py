@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from harness.rundir import RunDir, read_jsonl
+from harness.watch.sources import finest_sources, source_kind
 
 _INJECTED = "injected"
 
@@ -107,9 +108,10 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     ok = [a for a in outcomes.values() if a["ok"]]
     failed = [a for a in outcomes.values() if not a["ok"]]
     components: dict[str, dict[str, Any]] = {}
+    finest = finest_sources(samples)
     for s in samples:
         c = components.setdefault(s["component"], _new_component())
-        if s.get("memory_bytes") is not None:
+        if s.get("memory_bytes") is not None and source_kind(s.get("source") or "") == finest.get(s["component"]):
             c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
         c["restarts"] = max(c["restarts"], s.get("restarts") or 0)
@@ -170,5 +172,7 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             "rows_per_s": round(rate, 1),
             "latency_ms": _percentiles([a["latency_ms"] for a in acks if a["ok"]]),
         },
-        "memory_growth_mb_per_100k_rows": memory_growth(samples, ok, ooms[0]["t"] if ooms else None),
+        "memory_growth_mb_per_100k_rows": memory_growth(
+            [s for s in samples if source_kind(s.get("source") or "") == finest.get(s["component"])],
+            ok, ooms[0]["t"] if ooms else None),
     }

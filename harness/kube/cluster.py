@@ -11,10 +11,10 @@ image tag.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
-from harness.errors import HarnessError, TargetError, UsageError
-from harness.kube.contexts import DEFAULT_CLUSTER, check_kube_context, kind_context
+from harness.errors import HarnessError, UsageError
+from harness.kube import values as chart_values
+from harness.kube.pods import check_streaming_nodes, pod_summary, release_pods, wait_ready
+from harness.kube.contexts import DEFAULT_CLUSTER, api_client, check_kube_context, kind_context
 from harness.procs import require_tool, run_command
 
 if TYPE_CHECKING:
@@ -42,7 +44,6 @@ METRICS_SERVER_CHART = "3.12.2"
 CHART_2_5 = "4.2.58"  # appVersion 2.5.16; streaming nodes need streaming.enabled=true
 CHART_2_6 = "5.0.19"  # appVersion 2.6.15; also for master-* tags (2.6 development)
 DEFAULT_TAG = "v2.6.15"
-IMAGE_REPOSITORY = "milvusdb/milvus"
 #: The Milvus Service's NodePort (values-*.yaml) and where kind-config.yaml maps it on the host.
 MILVUS_NODE_PORT = 30530
 MILVUS_HOST_PORT = 19530
@@ -59,24 +60,23 @@ INSTALL_HINTS = {
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _LINE_2_5 = re.compile(r"^v?2\.5([.-].*)?$")
 _LINE_2_6 = re.compile(r"^v?2\.6([.-].*)?$")
-#: Waiting reasons that mean the image tag does not exist: waiting longer will not help.
-_BAD_IMAGE = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
 
 
 @dataclass(frozen=True)
 class ChartPin:
-    """The chart version for an image tag and the --set flags that line needs."""
+    """The chart version for an image tag (the values it needs: harness.kube.values)."""
 
     version: str
-    sets: tuple[str, ...] = ()
 
 
 def chart_for_tag(tag: str) -> ChartPin:
-    """4.2.x for 2.5 tags (with streaming.enabled), 5.0.x for 2.6 and master tags."""
+    """4.2.x for 2.5 tags, 5.0.x for 2.6 and master tags."""
     if not _TAG.match(tag):
         raise UsageError(f"--milvus-version {tag!r} is not a valid image tag")
+    if tag.startswith("master-"):
+        chart_values.build_date(tag)  # a master tag's date must be a date
     if _LINE_2_5.match(tag):
-        return ChartPin(CHART_2_5, ("streaming.enabled=true",))
+        return ChartPin(CHART_2_5)
     if _LINE_2_6.match(tag) or tag.startswith("master-"):
         return ChartPin(CHART_2_6)
     raise UsageError(f"--milvus-version {tag!r}: the kind target runs Milvus 2.5, 2.6 and master image tags "
@@ -153,11 +153,13 @@ class ClusterSpec:
     name: str = DEFAULT_CLUSTER
     image_tag: str = DEFAULT_TAG
     values: str = "laptop"
+    #: More values files layered over `values` (the user's), stored with it as the base.
+    values_files: list[str] = field(default_factory=list)
+    image_repository: str = chart_values.DEFAULT_REPOSITORY
     namespace: str = "default"
     release: str = "milvus"
     timeout: float = 1800.0
     poll_interval: float = 5.0
-    sets: list[str] = field(default_factory=list)
 
     @property
     def context(self) -> str:
@@ -189,31 +191,30 @@ def install_metrics_server(kube: Kube) -> None:
               what="install metrics-server", timeout=600)
 
 
-def install_milvus(kube: Kube, spec: ClusterSpec, values: Sequence[Path]) -> ChartPin:
-    """`helm upgrade --install` of the pinned chart with the image tag; does not wait."""
+def install_milvus(kube: Kube, spec: ClusterSpec, values: Path) -> ChartPin:
+    """`helm upgrade --install` of the pinned chart with one file of effective values; does not wait.
+
+    The file holds everything (image, switches, limits): no --set, so what is recorded as
+    applied is exactly what helm got.
+    """
     pin = chart_for_tag(spec.image_tag)
-    args = ["upgrade", "--install", spec.release, "milvus", "--repo", MILVUS_REPO, "--version", pin.version,
-            "--namespace", spec.namespace, "--create-namespace"]
-    for path in values:
-        args += ["--values", str(path)]
-    for item in (f"image.all.tag={spec.image_tag}", *pin.sets, *spec.sets):
-        args += ["--set", item]
-    args += ["--timeout", "30m"]
-    kube.helm(*args, what=f"install Milvus {spec.image_tag} (chart {pin.version})", timeout=1800)
+    kube.helm("upgrade", "--install", spec.release, "milvus", "--repo", MILVUS_REPO, "--version", pin.version,
+              "--namespace", spec.namespace, "--create-namespace", "--values", str(values), "--timeout", "30m",
+              what=f"install Milvus {spec.image_tag} (chart {pin.version})", timeout=1800)
     return pin
 
 
-def release_values(kube: Kube, spec: ClusterSpec) -> dict[str, Any] | None:
-    """The values the release was installed with (None when there is no release)."""
-    result = kube.helm("get", "values", spec.release, "--namespace", spec.namespace, "--output", "yaml",
-                       what=f"read the values of release {spec.release}", timeout=120, check=False)
-    if result.returncode != 0:
-        if "not found" in (result.stderr + result.stdout):
-            return None
-        raise TargetError(f"cannot read the values of release {spec.release}: `helm get values` exited with "
-                          f"{result.returncode}\n{(result.stderr or result.stdout).strip()[-2000:]}")
-    data = yaml.safe_load(result.stdout) or {}
-    return data if isinstance(data, dict) else {}
+def base_values(spec: ClusterSpec) -> tuple[dict[str, Any], str]:
+    """The profile (or file) of --values with the --values-file files over it, and where they came from."""
+    sources = [values_file(spec.values)] + [values_file(f) for f in spec.values_files]
+    trees = []
+    for path in sources:
+        tree = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(tree, dict):
+            raise UsageError(f"--values {path}: not a mapping of Helm values")
+        trees.append(tree)
+    names = [spec.values] + [str(values_file(f)) for f in spec.values_files]
+    return chart_values.merge(*trees), " + ".join(names)
 
 
 def uninstall_milvus(kube: Kube, spec: ClusterSpec) -> None:
@@ -227,94 +228,6 @@ def uninstall_milvus(kube: Kube, spec: ClusterSpec) -> None:
                      what=f"delete the volumes of release {spec.release}", timeout=600)
 
 
-def release_pods(kube: Kube, spec: ClusterSpec) -> list[dict[str, Any]]:
-    """The release's pods (Milvus and its Pulsar, etcd and MinIO) as Kubernetes JSON."""
-    out = kube.kubectl("--namespace", spec.namespace, "get", "pods", "--output", "json",
-                       what="list the pods", timeout=120).stdout
-    try:
-        items = json.loads(out).get("items") or []
-    except (json.JSONDecodeError, AttributeError):
-        raise TargetError(f"`kubectl get pods` did not print a pod list: {out[:200]!r}") from None
-    mine = []
-    for pod in items:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        if spec.release in (labels.get("app.kubernetes.io/instance"), labels.get("release")):
-            mine.append(pod)
-    return mine
-
-
-def pod_summary(pod: dict[str, Any]) -> dict[str, Any]:
-    """Name, component, phase, readiness, restarts and what a waiting container waits for."""
-    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
-    statuses = status.get("containerStatuses") or []
-    waiting = [((s.get("state") or {}).get("waiting") or {}) for s in statuses]
-    waiting = [w for w in waiting if w]
-    ready = status.get("phase") == "Succeeded" or any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return {
-        "name": meta.get("name", "?"),
-        "component": (meta.get("labels") or {}).get("component", ""),
-        "phase": status.get("phase", "?"),
-        "ready": ready,
-        "restarts": sum(int(s.get("restartCount") or 0) for s in statuses),
-        "waiting": waiting[0].get("reason") if waiting else None,
-        "message": waiting[0].get("message", "") if waiting else "",
-    }
-
-
-def wait_ready(kube: Kube, spec: ClusterSpec, timeout: float | None = None,
-               console: "Console | None" = None) -> list[dict[str, Any]]:
-    """Poll the release's pods until all are ready and a Milvus proxy is among them.
-
-    A container that cannot pull its image fails at once (a missing tag will not appear by
-    waiting); anything else not ready by the deadline is a TargetError naming the pods.
-    """
-    timeout = spec.timeout if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    progress = _progress(console)
-    task = progress.add_task(f"Milvus {spec.image_tag}: waiting for pods", total=None) if progress else None
-    try:
-        while True:
-            pods = [pod_summary(p) for p in release_pods(kube, spec)]
-            ready = [p for p in pods if p["ready"]]
-            pending = [p for p in pods if not p["ready"]]
-            if progress is not None and task is not None:
-                waiting = ", ".join(p["name"] for p in pending[:3]) + (" ..." if len(pending) > 3 else "")
-                progress.update(task, total=max(len(pods), 1), completed=len(ready),
-                                description=f"Milvus {spec.image_tag}: {len(ready)}/{len(pods)} pods ready"
-                                            + (f" (waiting: {waiting})" if waiting else ""))
-            bad = [p for p in pending if p["waiting"] in _BAD_IMAGE and _image_missing(p["message"])]
-            if bad:
-                raise TargetError(f"image {IMAGE_REPOSITORY}:{spec.image_tag} cannot be pulled for pod "
-                                  f"{bad[0]['name']}: {bad[0]['message'] or bad[0]['waiting']}")
-            if pods and not pending and any(p["component"] == "proxy" for p in pods):
-                return pods
-            if time.monotonic() >= deadline:
-                names = ", ".join(f"{p['name']} ({p['waiting'] or p['phase']})" for p in pending) or "no pods yet"
-                raise TargetError(f"Milvus {spec.image_tag} was not ready within {timeout:.0f} s; not ready: {names}; "
-                                  f"see `kubectl --context {kube.context} --namespace {spec.namespace} get pods`")
-            time.sleep(spec.poll_interval)
-    finally:
-        if progress is not None:
-            progress.stop()
-
-
-def _image_missing(message: str) -> bool:
-    text = message.lower()
-    return any(word in text for word in ("not found", "manifest unknown", "does not exist", "invalid reference"))
-
-
-def _progress(console: "Console | None") -> Any:
-    if console is None:
-        return None
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                        console=console, transient=False)
-    progress.start()
-    return progress
-
-
 # --- the commands ---------------------------------------------------------------------------
 
 
@@ -326,9 +239,14 @@ def _say(console: "Console | None", text: str) -> None:
 
 
 def cluster_up(spec: ClusterSpec, console: "Console | None" = None) -> int:
-    """Create the cluster if needed, install metrics-server and Milvus, wait until ready."""
+    """Create the cluster if needed, store the base values, install metrics-server and Milvus, wait.
+
+    Ready means every pod of the release ready, a Milvus proxy among them, and the streaming
+    nodes the values ask for Running and Ready.
+    """
     chart_for_tag(spec.image_tag)  # a bad tag or values file is refused before anything runs
-    values = values_file(spec.values)
+    chart_values.check_repository(spec.image_repository)
+    base, source = base_values(spec)
     config = k8s_dir() / "kind-config.yaml"
     require_tools(["docker", "kind", "helm", "kubectl"])
     check_docker()
@@ -340,13 +258,44 @@ def cluster_up(spec: ClusterSpec, console: "Console | None" = None) -> int:
     check_kube_context(spec.context, hint="kind did not write it; check `kind get kubeconfig`")
     with step(f"metrics-server {METRICS_SERVER_CHART}"):
         install_metrics_server(kube)
-    with step(f"Milvus {spec.image_tag} ({spec.values} values)"):
-        pin = install_milvus(kube, spec, [values])
+    effective = chart_values.effective_values(base, spec.image_tag, spec.image_repository)
+    with tempfile.TemporaryDirectory(prefix="milvus-harness-up-") as tmp:
+        path = Path(tmp) / "values.yaml"
+        path.write_text(yaml.safe_dump(effective, sort_keys=False))
+        with step(f"Milvus {spec.image_repository}:{spec.image_tag} ({source} values)"):
+            pin = install_milvus(kube, spec, path)
+    # After the install: helm has made the namespace (--create-namespace) the ConfigMap goes in.
+    client = api_client(spec.context)
+    try:
+        with step(f"base values ({source}) in ConfigMap {spec.namespace}/{chart_values.configmap_name(spec.release)}"):
+            chart_values.store_base(client, spec.namespace, spec.release, base, source)
+    finally:
+        client.close()
     pods = wait_ready(kube, spec, console=console)
+    nodes = check_streaming_nodes(pods, spec, chart_values.streaming_replicas(effective))
     _say(console, f"Milvus {spec.image_tag} (chart {pin.version}) is ready on kind cluster {spec.name}"
-                  f"{' (created)' if created else ''}: {len(pods)} pods; "
-                  f"endpoint http://127.0.0.1:{MILVUS_HOST_PORT} (NodePort {MILVUS_NODE_PORT})")
+                  f"{' (created)' if created else ''}: {len(pods)} pods, {len(nodes)} streaming nodes Running and "
+                  f"Ready; endpoint http://127.0.0.1:{MILVUS_HOST_PORT} (NodePort {MILVUS_NODE_PORT})")
+    _say(console, _server_version_line(spec))
     return 0
+
+
+def _server_version_line(spec: ClusterSpec) -> str:
+    """The server's own GetVersion through the mapped NodePort, checked against the tag."""
+    from harness import milvus_client
+    from harness.kube import identity
+    from harness.targets.net import port_open
+
+    address = f"127.0.0.1:{MILVUS_HOST_PORT}"
+    if not identity.maps(identity.host_ports(spec.name, MILVUS_NODE_PORT), "127.0.0.1", MILVUS_HOST_PORT) \
+            or not port_open("127.0.0.1", MILVUS_HOST_PORT):
+        return f"server version not read: the kind node does not publish {address} (runs use a port-forward)"
+    try:
+        reported = milvus_client.server_version(address)
+    except Exception as exc:  # the run checks again before loading; here it is information
+        return f"server version not read at {address}: {exc}"
+    check = identity.check_build(spec.image_tag, reported)
+    return f"server version {reported!r} ({check.status}: {check.detail})"
 
 
 def cluster_down(spec: ClusterSpec, console: "Console | None" = None) -> int:

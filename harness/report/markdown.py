@@ -43,6 +43,9 @@ def render_markdown(report: RunReport, memory_png: str | None = "memory.png") ->
                         [[r.name, "passed" if r.passed else "**failed**", _inline(r.message)] for r in rules])
         lines.append("")
     lines += ["## Run", ""] + _pairs(model.facts(report)) + [""]
+    applied = model.values_applied(report)
+    if applied:
+        lines += ["## Helm values applied", "", "```yaml", applied.rstrip(), "```", ""]
     parameters = model.scenario_parameters(report)
     if parameters:
         lines += ["## Scenario parameters", ""] + _table(["Parameter", "Value"], parameters) + [""]

@@ -19,6 +19,7 @@ from harness.rundir import RunDir, read_jsonl
 from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import Event, Sample
+from harness.watch.sources import finest_kind, source_kind
 
 #: Event types drawn as vertical markers on the charts, in legend order.
 MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED)
@@ -188,7 +189,10 @@ class RunReport:
         return list(names)
 
     def samples_of(self, component: str) -> list[Sample]:
-        return [s for s in self.samples if s.component == component]
+        """The component's samples from its finest memory source (harness.watch.sources)."""
+        mine = [s for s in self.samples if s.component == component]
+        finest = finest_kind((s.t, s.source, s.memory_bytes) for s in mine)
+        return [s for s in mine if finest is None or source_kind(s.source) == finest]
 
     def limit_of(self, component: str) -> int | None:
         """The component's memory limit: the latest sampled one, else summary's for it.
@@ -452,6 +456,18 @@ def facts(report: RunReport) -> list[tuple[str, str]]:
     config = run.get("milvus_config") or {}
     if config:
         rows.append(("Milvus config", ", ".join(f"{k}={fmt_value(v)}" for k, v in _flatten(config))))
+    target = run.get("facts") or {}
+    if target.get("image"):  # kind: what was installed, and what the server says it is
+        rows.append(("Image", str(target["image"])))
+    if target.get("chart"):
+        rows.append(("Chart", f"zilliztech/{target['chart']}"))
+    if target.get("server_version") or target.get("build_check"):
+        check = target.get("build_check") or {}
+        rows.append(("Server version", f"{target.get('server_version') or '-'}"
+                                       + (f" ({check.get('status')}: {check.get('detail')})" if check else "")))
+    if target.get("values_applied"):
+        rows.append(("Helm values", f"stored base ({target.get('values_base') or '?'}) + image + run flags; "
+                                    "applied values in report.md and run.json"))
     rows += [
         ("Started", fmt_clock(report.started)),
         ("Duration", fmt_seconds(report.duration_s)),
@@ -463,6 +479,14 @@ def facts(report: RunReport) -> list[tuple[str, str]]:
     if run.get("command"):
         rows.append(("Command", str(run["command"])))
     return rows
+
+
+def values_applied(report: RunReport) -> str | None:
+    """The Helm values the kind target installed, as YAML (None for other targets)."""
+    import yaml
+
+    applied = (report.run.get("facts") or {}).get("values_applied")
+    return yaml.safe_dump(applied, sort_keys=False) if isinstance(applied, dict) and applied else None
 
 
 def scenario_parameters(report: RunReport) -> list[tuple[str, str]]:

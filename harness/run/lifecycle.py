@@ -116,9 +116,12 @@ def make_target(options: TargetOptions, log_dir: Path | None) -> Any:
 
 def run_key(scenario: scenarios.Scenario, target: TargetOptions, version: str | None,
             overrides: dict[str, str]) -> RunKey:
+    # The same tag from another repository is another image (kind --image-repository).
+    image = ({"image.repository": target.image_repository}
+             if target.target == "kind" and target.image_repository != TargetOptions.image_repository else {})
     return RunKey(target=target.target, milvus_version=version, scenario_hash=scenario.digest(),
                   memory_limit_bytes=target.memory_limit,
-                  overrides={**overrides, **{f"milvus.{k}": v for k, v in target.milvus_config.items()}})
+                  overrides={**overrides, **{f"milvus.{k}": v for k, v in target.milvus_config.items()}, **image})
 
 
 def _host_facts() -> dict[str, Any]:
@@ -168,7 +171,7 @@ class _Locust:
             master += ["--run-time", f"{int(run_time)}s"]
         try:
             if workers:
-                from harness.targets.embedded import free_ports
+                from harness.targets.net import free_ports
 
                 port = free_ports(1)[0]
                 master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),

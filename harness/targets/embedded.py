@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -28,6 +27,8 @@ from harness.targets.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
 from harness.errors import TargetError, UsageError
 from harness.procs import interrupts_deferred
 from harness.targets import install as installs
+from harness.targets.milvus_config import parse_config_overrides
+from harness.targets.net import free_ports
 from harness.targets.protocol import Endpoint, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.process import ProcessWatcher
@@ -44,31 +45,6 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*(?:\(([a-z]+)\))?\s*(?::\s*
 #: session TTL lets a restarted server take writes after ~10 s instead of ~30 s.
 DEFAULT_CONFIG = {"common.session.ttl": "10"}
 START_TIMEOUT = 180.0
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel says are free now, all distinct; held open together while choosing."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
-def parse_config_overrides(pairs: dict[str, str]) -> dict[str, Any]:
-    """--milvus-config values as YAML scalars ('0.1' -> 0.1, 'true' -> True)."""
-    parsed = {}
-    for key, text in pairs.items():
-        if not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", key):
-            raise UsageError(f"--milvus-config key {key!r} is not a dotted milvus.yaml key, "
-                             "e.g. dataNode.memory.forceSyncWatermark=0.1")
-        parsed[key] = yaml.safe_load(text) if text else ""
-    return parsed
 
 
 def render_config(template: str, values: dict[str, Any], overrides: dict[str, Any],

@@ -2,11 +2,13 @@
 
 Each start() is a fresh install with the requested image tag (uninstall, delete the
 release's volumes, install, wait until ready), so runs of different versions never share
-data. The values are those the release was last installed with (`cluster up --values ...`),
-so the topology chosen there carries over to every version. The endpoint is the NodePort
-that k8s/kind-config.yaml maps to 127.0.0.1:19530, or a `kubectl port-forward` the target
-starts and stops when that port is not mapped. Milvus is left running after stop() for
-inspection; the next start() replaces it.
+data. The values are rebuilt every time from the base `cluster up` stored in the cluster
+(harness.kube.values) plus this image's and this run's own, never from the last install.
+After install the streaming nodes must be Running and Ready, and before any row is sent the
+endpoint must be this release: the NodePort that the kind node publishes on 127.0.0.1:19530
+(else a `kubectl port-forward` the target starts and stops), answering with the build the tag
+names (GetVersion). Milvus is left running after stop() for inspection; the next start()
+replaces it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import logging
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,9 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from harness.kube import cluster, contexts
+from harness.kube import cluster, contexts, identity, pods
+from harness.kube import values as chart_values
 from harness import milvus_client
 from harness.errors import TargetError, UsageError
+from harness.targets.milvus_config import parse_config_overrides
+from harness.targets.net import free_ports, port_open
 from harness.targets.protocol import Endpoint, TargetOptions, Watcher
 from harness.units import parse_bytes
 from harness.watch import events
@@ -42,18 +46,8 @@ log = logging.getLogger(__name__)
 ANSWER_TIMEOUT = 300.0
 
 
-def _port_open(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+#: The Milvus roles whose memory decides the seed scenario (until scenarios name them).
+DEFAULT_UNDER_TEST = ("streamingnode",)
 
 
 class PortForward:
@@ -79,7 +73,7 @@ class PortForward:
     def start(self, timeout: float = 30.0) -> int:
         """Start it and wait until the local port accepts connections; returns the port."""
         if self.local_port is None:
-            self.local_port = _free_port()
+            self.local_port = free_ports(1)[0]
         if self._log is not None:
             self._log.unlink(missing_ok=True)
         fd, name = tempfile.mkstemp(prefix="milvus-harness-port-forward-", suffix=".log")
@@ -95,7 +89,7 @@ class PortForward:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if _port_open("127.0.0.1", self.local_port, timeout=0.5):
+            if port_open("127.0.0.1", self.local_port, timeout=0.5):
                 return self.local_port
             time.sleep(0.1)
         code = self.proc.poll()
@@ -140,15 +134,17 @@ class PortForward:
 
 
 class KindTarget:
-    """Target protocol over a kind cluster made by `milvus-harness cluster up`."""
+    """Target protocol over a kind cluster made by `milvus-harness cluster up`.
+
+    `under_test`: the Milvus roles whose pods the watcher also reads through their own
+    /metrics on every poll (the finest memory figure there is).
+    """
 
     kind = "kind"
 
     def __init__(self, options: TargetOptions, console: "Console | None" = None,
                  poll_interval: float = 5.0, ready_timeout: float = 1800.0,
-                 answer_timeout: float = ANSWER_TIMEOUT) -> None:
-        from harness.targets.embedded import parse_config_overrides
-
+                 answer_timeout: float = ANSWER_TIMEOUT, under_test: tuple[str, ...] = DEFAULT_UNDER_TEST) -> None:
         self.options = options
         self.context_name = contexts.context_for(options) or contexts.kind_context()
         if not self.context_name.startswith(contexts.KIND_PREFIX):
@@ -157,22 +153,25 @@ class KindTarget:
         self.image_tag = options.milvus_version or cluster.DEFAULT_TAG
         self.version = self.image_tag  # what run keys and reports name the Milvus by
         self.pin = cluster.chart_for_tag(self.image_tag)
+        self.repository = chart_values.check_repository(options.image_repository)
         self.overrides = parse_config_overrides(options.milvus_config)
+        self.under_test = tuple(under_test)
         self.spec = cluster.ClusterSpec(name=self.context_name[len(contexts.KIND_PREFIX):], image_tag=self.image_tag,
                                         namespace=options.namespace, release=options.release,
-                                        timeout=ready_timeout, poll_interval=poll_interval)
-        if options.memory_limit:
-            # The seed's limit is the streaming nodes'; --memory-limit moves it.
-            self.spec.sets.append(f"streamingNode.resources.limits.memory={options.memory_limit}")
+                                        timeout=ready_timeout, poll_interval=poll_interval,
+                                        image_repository=self.repository)
         self.kube = cluster.Kube(self.spec.name, self.context_name)
         self._console = console
         self._answer_timeout = answer_timeout
         self._tmp: Path | None = None
         self._values: dict[str, Any] = {}
+        self._base_source: str | None = None
         self._forward: PortForward | None = None
         self._watcher: KubernetesWatcher | None = None
         self.endpoint: Endpoint | None = None
         self.endpoint_mode: str | None = None
+        self.server_version: str | None = None
+        self.build_check: identity.BuildCheck | None = None
         self.startup_seconds: float | None = None
 
     # --- Target protocol ---------------------------------------------------------------------
@@ -186,38 +185,48 @@ class KindTarget:
 
     def _start(self, context: RunContext) -> Endpoint:
         contexts.check_context(self.options)
-        cluster.require_tools(["kind", "helm", "kubectl"])
+        cluster.require_tools(["kind", "helm", "kubectl", "docker"])
         if self.spec.name not in self.kube.clusters():
             raise UsageError(f"no kind cluster named {self.spec.name}; create it with "
                              f"`milvus-harness cluster up --name {self.spec.name}`")
         began = time.monotonic()
+        self._values = self.effective_values()
         self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-kind-"))
-        values = cluster.release_values(self.kube, self.spec)
-        if values is None:
-            log.warning("release %s not installed: using the laptop values", self.spec.release)
-            values = yaml.safe_load(cluster.values_file("laptop").read_text()) or {}
-        values.pop("image", None)  # the tag comes from --milvus-version, nothing else
-        self._values = values
-        files = [self._tmp / "values.yaml"]
-        files[0].write_text(yaml.safe_dump(values, sort_keys=False))
-        if self.overrides:
-            files.append(self._tmp / "milvus-config.yaml")
-            files[1].write_text(yaml.safe_dump({"extraConfigFiles": {"user.yaml": _nested_yaml(self.overrides)}}))
+        path = self._tmp / "values.yaml"
+        path.write_text(yaml.safe_dump(self._values, sort_keys=False))
         cluster.uninstall_milvus(self.kube, self.spec)
-        cluster.install_milvus(self.kube, self.spec, files)
-        cluster.wait_ready(self.kube, self.spec, console=self._console)
+        cluster.install_milvus(self.kube, self.spec, path)
+        ready = pods.wait_ready(self.kube, self.spec, console=self._console)
+        pods.check_streaming_nodes(ready, self.spec, chart_values.streaming_replicas(self._values))
         self.endpoint = self._connect()
+        self._check_build(self.endpoint.address)
         self.startup_seconds = time.monotonic() - began
         context.fire_event(component="proxy", type=events.READY,
                            detail=f"milvus {self.image_tag} answered on kind after {self.startup_seconds:.0f} s "
-                                  f"({self.endpoint_mode} {self.endpoint.address})",
+                                  f"({self.endpoint_mode} {self.endpoint.address}, server version "
+                                  f"{self.server_version!r}: {self.build_check.status if self.build_check else '?'})",
                            data={"startup_seconds": round(self.startup_seconds, 2), "address": self.endpoint.address,
-                                 "endpoint": self.endpoint_mode})
+                                 "endpoint": self.endpoint_mode, "server_version": self.server_version})
         self._watcher = KubernetesWatcher.for_context(
             self.context_name, namespace=self.spec.namespace, selector=self.selector,
-            interval=self.options.watch_interval)
+            interval=self.options.watch_interval, scrape_components=self.under_test)
         self._watcher.start(context)
         return self.endpoint
+
+    def effective_values(self) -> dict[str, Any]:
+        """The stored base + this image's values + this run's flags (harness.kube.values)."""
+        client = contexts.api_client(self.context_name)
+        try:
+            stored = chart_values.read_base(client, self.spec.namespace, self.spec.release)
+        finally:
+            client.close()
+        if stored is None:
+            raise UsageError(f"kind cluster {self.spec.name} has no base values (ConfigMap {self.spec.namespace}/"
+                             f"{chart_values.configmap_name(self.spec.release)}); store them with "
+                             f"`milvus-harness cluster up --name {self.spec.name} --values laptop|seed|FILE`")
+        base, self._base_source = stored
+        return chart_values.effective_values(base, self.image_tag, self.repository,
+                                             memory_limit=self.options.memory_limit, overrides=self.overrides)
 
     @property
     def selector(self) -> str:
@@ -225,8 +234,16 @@ class KindTarget:
         return f"app.kubernetes.io/instance={self.spec.release},app.kubernetes.io/name=milvus"
 
     def _connect(self) -> Endpoint:
+        """The NodePort when the kind node publishes it, else a port-forward; never a stranger's port."""
         host, port = "127.0.0.1", cluster.MILVUS_HOST_PORT
-        if _port_open(host, port):
+        published = identity.host_ports(self.spec.name, cluster.MILVUS_NODE_PORT)
+        mapped = identity.maps(published, host, port)
+        if port_open(host, port) and not mapped:
+            raise UsageError(f"{host}:{port} accepts connections but kind node {identity.node_name(self.spec.name)} "
+                             f"does not publish it (it publishes NodePort {cluster.MILVUS_NODE_PORT} at "
+                             f"{', '.join(published) or 'nothing'}): another program listens there; stop it "
+                             f"before loading this cluster")
+        if mapped and port_open(host, port):
             self.endpoint_mode = "nodeport"
         else:
             self._forward = PortForward(self.context_name, self.spec.namespace, f"service/{self.spec.release}",
@@ -235,10 +252,23 @@ class KindTarget:
             self.endpoint_mode = "port-forward"
         address = f"{host}:{port}"
         if not milvus_client.wait_until(lambda: milvus_client.answers(address), time.monotonic() + self._answer_timeout,
-                                 interval=1.0):
+                                        interval=1.0):
             raise TargetError(f"milvus {self.image_tag} on kind does not answer at {address} "
                               f"({self.endpoint_mode}) within {self._answer_timeout:.0f} s")
         return Endpoint(host, port)
+
+    def _check_build(self, address: str) -> None:
+        """GetVersion, recorded; a different build than the tag stops the run (one line, 125)."""
+        try:
+            self.server_version = milvus_client.server_version(address)
+        except Exception as exc:
+            raise TargetError(f"milvus {self.image_tag} at {address} answers but GetVersion failed: {exc}") from None
+        self.build_check = identity.check_build(self.image_tag, self.server_version)
+        if self.build_check.status == identity.MISMATCH:
+            raise TargetError(f"wrong Milvus at {address} ({self.endpoint_mode}): {self.build_check.detail}; "
+                              f"check --image-repository ({self.repository}) and the image loaded into kind")
+        if self.build_check.status == identity.UNVERIFIED:
+            log.warning("build of %s not verified: %s", self.image_tag, self.build_check.detail)
 
     def watchers(self) -> list[Watcher]:
         return [self._watcher] if self._watcher else []
@@ -270,14 +300,23 @@ class KindTarget:
         return {
             "target": self.kind,
             "milvus_version": self.image_tag,
-            "image": f"{cluster.IMAGE_REPOSITORY}:{self.image_tag}",
+            "image": f"{self.repository}:{self.image_tag}",
+            "image_repository": self.repository,
+            "image_tag": self.image_tag,
             "chart": f"milvus-{self.pin.version}",
+            "chart_version": self.pin.version,
+            "values_base": self._base_source,
+            "values_applied": self._values,
+            "server_version": self.server_version,
+            "build_check": ({"status": self.build_check.status, "detail": self.build_check.detail}
+                            if self.build_check else None),
             "kube_context": self.context_name,
             "namespace": self.spec.namespace,
             "release": self.spec.release,
             "memory_limit_bytes": limit,
             "isolation": "pod resources.limits.memory (streamingNode)",
-            "streaming_node_replicas": (self._values.get("streamingNode") or {}).get("replicas"),
+            "streaming_node_replicas": chart_values.streaming_replicas(self._values) if self._values else None,
+            "under_test": list(self.under_test),
             "address": self.endpoint.address if self.endpoint else None,
             "endpoint": self.endpoint_mode,
             "startup_seconds": round(self.startup_seconds, 2) if self.startup_seconds else None,
@@ -300,15 +339,3 @@ class KindTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _nested_yaml(overrides: dict[str, Any]) -> str:
-    """Dotted milvus.yaml keys as the nested YAML the chart merges into milvus.yaml."""
-    root: dict[str, Any] = {}
-    for dotted, value in overrides.items():
-        node = root
-        *parents, leaf = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    return yaml.safe_dump(root, sort_keys=False)

@@ -89,4 +89,5 @@ class TargetOptions:
     allow_context: str | None = None
     namespace: str = "default"
     release: str = "milvus"
+    image_repository: str = "milvusdb/milvus"  # kind: where the image comes from
     uri: str | None = None

@@ -1,10 +1,17 @@
 """The Kubernetes watcher: memory, limits, restarts and OOM kills of Milvus's pods.
 
 Each poll lists the pods of a label selector (core API), then their containers' memory
-(metrics.k8s.io, the container working set that the limit is enforced on). Samples are
-named after the pod's `component` label (streamingnode, proxy, datanode, ...); when a
+(metrics.k8s.io, the container working set that the limit is enforced on), and for the pods
+of the roles under test Milvus's own /metrics through the API server's pod proxy. Samples
+are named after the pod's `component` label (streamingnode, proxy, datanode, ...); when a
 component runs several pods, each keeps a stable series (`streamingnode`,
 `streamingnode-2`) and a pod that replaces a deleted one continues its series.
+
+Memory at the resolution of an OOM: metrics-server refreshes a pod's figure every 10-15 s,
+so a PodMetrics sample is stamped with the item's own `timestamp` (not the poll's) and
+fired once per new timestamp, its `window` kept. The /metrics read (process_resident_memory_bytes,
+go_memstats_*) happens on every poll (default 2 s) and is stamped with the time it was read.
+Each sample's `source` says which it is (harness.watch.sources); peaks use the finest.
 
 Nothing is missed between polls: restarts come from restartCount deltas, OOM kills from
 the last termination kubelet keeps (reason OOMKilled, exit code 137, finishedAt as the event
@@ -19,15 +26,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Iterable
 
 from harness.units import format_bytes
-from harness.watch import events
+from harness.watch import events, sources
 from harness.watch.events import RunContext, Sample
-
-if TYPE_CHECKING:
-    from rich.console import Console
+from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
+from harness.watch.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
 
@@ -40,72 +45,6 @@ API_COMPONENT = "kube-apiserver"
 METRICS_COMPONENT = "metrics.k8s.io"
 #: Milvus serves Prometheus metrics on this port in every pod.
 METRICS_PORT = 9091
-MAX_BACKOFF = 30.0
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an API failure: HTTP status, timeout or connection error."""
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
-    from urllib3.exceptions import TimeoutError as Urllib3Timeout
-
-    if isinstance(exc, ApiException):
-        hint = {404: " (not served: is metrics-server installed?)",
-                503: " (service unavailable: the API is not ready)"}.get(exc.status or 0, "")
-        return f"HTTP {exc.status} {exc.reason or ''}".rstrip() + hint
-    if isinstance(exc, MaxRetryError) and exc.reason is not None:
-        exc = exc.reason
-    if isinstance(exc, Urllib3Timeout):
-        return f"no answer in time ({exc})"
-    if isinstance(exc, NewConnectionError):
-        return f"cannot connect ({exc})"
-    if isinstance(exc, ProtocolError):
-        return f"connection lost ({exc})"
-    return f"{type(exc).__name__}: {exc}"[:300]
-
-
-class Backoff:
-    """Doubling delays after consecutive failures (base, 2 base, 4 base, ...), capped."""
-
-    def __init__(self, base: float, cap: float = MAX_BACKOFF) -> None:
-        self.base = base
-        self.cap = cap
-        self.failures = 0
-        self.not_before = 0.0
-
-    def failed(self, now: float) -> float:
-        """Record a failure at monotonic time `now`; returns how long to wait."""
-        self.failures += 1
-        delay = min(self.cap, self.base * 2 ** self.failures)
-        self.not_before = now + delay
-        return delay
-
-    def succeeded(self) -> None:
-        self.failures = 0
-        self.not_before = 0.0
-
-    def due(self, now: float) -> bool:
-        return now >= self.not_before
-
-
-class _Gap:
-    """One WatchGap event when a source starts failing; logged again when it recovers."""
-
-    def __init__(self, component: str, what: str) -> None:
-        self.component = component
-        self.what = what
-        self.since: float | None = None
-
-    def fail(self, context: RunContext, reason: str) -> None:
-        if self.since is None:
-            self.since = time.time()
-            context.fire_event(component=self.component, type=events.WATCH_GAP,
-                               detail=f"{self.what}: {reason}", data={"source": self.component})
-
-    def ok(self) -> None:
-        if self.since is not None:
-            log.info("%s answers again after %.1f s", self.what, time.time() - self.since)
-            self.since = None
 
 
 @dataclass
@@ -167,7 +106,7 @@ class KubernetesWatcher:
 
     def __init__(self, api_client: Any, *, namespace: str = "default", selector: str = DEFAULT_SELECTOR,
                  interval: float = 1.0, request_timeout: float = 5.0, metrics_timeout: float | None = None,
-                 scrape_every: int = 5, scrape_components: Iterable[str] = ("streamingnode",),
+                 scrape_every: int = 1, scrape_components: Iterable[str] = ("streamingnode",),
                  max_backoff: float = MAX_BACKOFF) -> None:
         from kubernetes import client
 
@@ -183,8 +122,8 @@ class KubernetesWatcher:
         self._custom = client.CustomObjectsApi(api_client)
         self._api_backoff = Backoff(interval, max_backoff)
         self._metrics_backoff = Backoff(interval, max_backoff)
-        self._api_gap = _Gap(API_COMPONENT, "Kubernetes API server")
-        self._metrics_gap = _Gap(METRICS_COMPONENT, "metrics API")
+        self._api_gap = Gap(API_COMPONENT, "Kubernetes API server")
+        self._metrics_gap = Gap(METRICS_COMPONENT, "metrics API")
         self._owns_client = False
         self._context: RunContext | None = None
         self._stop = threading.Event()
@@ -196,6 +135,9 @@ class KubernetesWatcher:
         self._last_gone: dict[str, str] = {}
         self._restarts: dict[str, int] = {}
         self._scraped: dict[str, dict[str, float]] = {}
+        #: (pod, container) -> the last PodMetrics (timestamp, bytes) sampled: a repeat is not a new sample
+        self._stamps: dict[tuple[str, str], tuple[float, int]] = {}
+        self._carried: dict[str, tuple[int | None, int]] = {}  # series -> (limit, restarts) last sampled
         #: Failed API polls so far (tests and the live view read it).
         self.api_errors = 0
 
@@ -271,7 +213,9 @@ class KubernetesWatcher:
         usage = self._fetch_usage(ctx)
         if self.scrape_every and self._polls % self.scrape_every == 0:
             self._scrape(live)
-        self._fire_samples(ctx, live, usage, now)
+        else:
+            self._scraped.clear()  # fire /metrics samples only for a fresh read
+        self._fire_samples(ctx, live, usage, time.time())
         self._first = False
         self._polls += 1
         return True
@@ -405,8 +349,8 @@ class KubernetesWatcher:
 
     # --- memory --------------------------------------------------------------------------
 
-    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], int] | None:
-        """Working-set bytes by (pod, container), or None while the metrics API is in a gap."""
+    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], tuple[int, float | None, float | None]] | None:
+        """(working-set bytes, item timestamp, window) by (pod, container); None while the metrics API is in a gap."""
         from kubernetes.utils import parse_quantity
 
         if not self._metrics_backoff.due(time.monotonic()):
@@ -421,23 +365,22 @@ class KubernetesWatcher:
             return None
         self._metrics_gap.ok()
         self._metrics_backoff.succeeded()
-        usage: dict[tuple[str, str], int] = {}
+        usage: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
         items = data.get("items") if isinstance(data, dict) else None
         for item in items or []:
             pod = (item.get("metadata") or {}).get("name")
+            stamp, window = _rfc3339(item.get("timestamp")), _seconds(item.get("window"))
             for container in item.get("containers") or []:
                 memory = (container.get("usage") or {}).get("memory")
                 if pod and container.get("name") and memory is not None:
                     try:
-                        usage[(pod, container["name"])] = int(parse_quantity(memory))
+                        usage[(pod, container["name"])] = (int(parse_quantity(memory)), stamp, window)
                     except ValueError:
                         log.debug("bad memory quantity %r for %s", memory, pod)
         return usage
 
     def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
-        """Each chosen pod's own /metrics through the API server's pod proxy (write buffers)."""
-        from harness.watch.process import parse_metrics
-
+        """Each pod of a role under test: its own /metrics through the API server's pod proxy."""
         for pod, state in live:
             if state.component not in self.scrape_components:
                 continue
@@ -451,74 +394,60 @@ class KubernetesWatcher:
                 self._scraped.pop(state.uid, None)
 
     def _fire_samples(self, ctx: RunContext, live: list[tuple[Any, _Pod]],
-                      usage: dict[tuple[str, str], int] | None, now: float) -> None:
+                      usage: dict[tuple[str, str], tuple[int, float | None, float | None]] | None, now: float) -> None:
+        """Per container: a PodMetrics sample when metrics-server has a new figure, a /metrics
+        sample when the pod's own metrics were read, and a memory-less one (limit, restarts)
+        when neither is new."""
         for pod, state in live:
             for container in (pod.spec.containers if pod.spec is not None else None) or []:
                 series = state.series_of(container.name)
-                memory = usage.get((state.name, container.name)) if usage is not None else None
-                metrics = self._scraped.get(state.uid, {}) if container.name == state.main else {}
-                ctx.fire_sample(Sample(t=now, component=series, memory_bytes=memory,
-                                       limit_bytes=memory_limit(container),
-                                       restarts=self._restarts.get(series, 0),
-                                       source=f"k8s:{state.name}/{container.name}", metrics=dict(metrics)))
+                where = f"{state.name}/{container.name}"
+                common = {"component": series, "limit_bytes": memory_limit(container),
+                          "restarts": self._restarts.get(series, 0)}
+                fired = False  # a sample with a new memory figure, this poll
+                measured = usage.get((state.name, container.name)) if usage is not None else None
+                if measured is not None:
+                    memory, stamp, window = measured
+                    key = (state.name, container.name)
+                    if stamp is None or self._stamps.get(key) != (stamp, memory):
+                        self._stamps[key] = (stamp, memory)
+                        ctx.fire_sample(Sample(t=stamp if stamp is not None else now, memory_bytes=memory,
+                                               source=f"{sources.METRICS_SERVER}:{where}",
+                                               metrics={"window_seconds": window} if window else {}, **common))
+                        fired = True
+                metrics = self._scraped.get(state.uid) if container.name == state.main else None
+                rss = metrics.get("process_resident_memory_bytes") if metrics else None
+                if metrics:
+                    ctx.fire_sample(Sample(t=now, memory_bytes=int(rss) if rss is not None else None,
+                                           rss_bytes=int(rss) if rss is not None else None,
+                                           source=f"{sources.POD_METRICS}:{where}", metrics=dict(metrics), **common))
+                    fired = True
+                # Nothing new measured: a memory-less sample while memory is unknown, or to carry a
+                # new limit or restart count (a repeated PodMetrics figure is not a new sample).
+                carried = (common["limit_bytes"], common["restarts"])
+                if not fired and (measured is None or self._carried.get(series) != carried):
+                    ctx.fire_sample(Sample(t=now, memory_bytes=None, source=f"{sources.METRICS_SERVER}:{where}",
+                                           **common))
+                self._carried[series] = carried
 
 
-# --- the `watch` command: the watcher alone, for load driven from elsewhere -------------------
+def _seconds(value: Any) -> float | None:
+    """A PodMetrics window ("10s", "1m0.5s", "15.004s") in seconds, or None."""
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"(\d+(\.\d+)?[hms])+", value):
+        return None
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    return sum(float(n) * scale[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([hms])", value))
 
 
-def run_watch(*, target: str, kube_context: str | None, allow_context: str | None, namespace: str,
-              selector: str, interval: float, duration: float | None, out: Path,
-              console: "Console | None" = None, on_started: Callable[[KubernetesWatcher], None] | None = None) -> int:
-    """Watch pods until `duration` passes (or Ctrl-C), writing samples.jsonl / events.jsonl to `out`."""
-    from harness.kube.contexts import check_context
-    from harness.errors import UsageError
-    from harness.rundir import RunDir, write_json
-    from harness.targets.protocol import TargetOptions
-    from harness.watch.events import Recorder
+def _rfc3339(value: Any) -> float | None:
+    """An API timestamp ("2025-03-11T14:02:11Z") as epoch seconds, or None."""
+    from datetime import datetime
 
-    options = TargetOptions(target=target, kube_context=kube_context, allow_context=allow_context,
-                            namespace=namespace)
-    context_name = check_context(options)  # refuses a foreign context before anything starts
-    if context_name is None:
-        raise UsageError("watch --target external needs --kube-context: the pods are read through it")
+    if not isinstance(value, str) or not value:
+        return None
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"--out {out}: {exc.strerror or exc}") from None
-    run_dir = RunDir(out)
-    write_json(run_dir.run_json, {"command": "watch", "target": target, "kube_context": context_name,
-                                  "namespace": namespace, "selector": selector, "interval": interval,
-                                  "started": time.time()})
-    ctx = RunContext(run_dir)
-    recorder = Recorder(ctx, run_dir)
-    if console is not None:
-        ctx.on_event(lambda e: console.print(
-            f"{time.strftime('%H:%M:%S', time.localtime(e.t))}  {e.component:<16} {e.type:<16} {e.detail}",
-            markup=False, highlight=False, soft_wrap=True))
-    watcher = KubernetesWatcher.for_context(context_name, namespace=namespace, selector=selector,
-                                            interval=interval, request_timeout=max(2.0, min(10.0, interval * 5)))
-    samples = 0
-
-    def count(_: Sample) -> None:
-        nonlocal samples
-        samples += 1
-
-    ctx.on_sample(count)
-    watcher.start(ctx)
-    if on_started is not None:
-        on_started(watcher)
-    deadline = None if duration is None else time.monotonic() + duration
-    try:
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.1 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
-    finally:
-        watcher.stop()
-        recorder.close()
-    if console is not None:
-        kinds: dict[str, int] = {}
-        for event in ctx.events:
-            kinds[event.type] = kinds.get(event.type, 0) + 1
-        summary = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "no events"
-        console.print(f"{samples} samples, {summary}; written to {out}", markup=False, highlight=False,
-                      soft_wrap=True)
-    return 0
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

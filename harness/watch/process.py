@@ -14,48 +14,15 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 import psutil
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.watch import events
 from harness.watch.events import RunContext, Sample
+from harness.watch.metrics import parse_metrics
 
 if TYPE_CHECKING:
     from harness.targets.embedded import EmbeddedTarget
 
 log = logging.getLogger(__name__)
-
-#: Metric names kept from /metrics (summed over labels): process and Go heap, and the
-#: data node's write-buffer figures where the version exposes them.
-METRIC_PREFIXES = (
-    "process_resident_memory_bytes",
-    "go_memstats_heap_inuse_bytes",
-    "go_memstats_heap_alloc_bytes",
-    "go_memstats_sys_bytes",
-    "milvus_datanode_",
-)
-_DATANODE_WORDS = ("buffer", "memory", "size", "flush", "consume_bytes")
-
-
-def _wanted(line: str) -> bool:
-    if line.startswith("#"):
-        return False
-    if not line.startswith(METRIC_PREFIXES):
-        return False
-    if line.startswith("milvus_datanode_"):
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        return any(word in name for word in _DATANODE_WORDS) and not name.endswith("_bucket")
-    return True
-
-
-def parse_metrics(text: str) -> dict[str, float]:
-    """Selected metrics from Prometheus text, summed over their label sets."""
-    kept = "\n".join(line for line in text.splitlines() if _wanted(line)) + "\n"
-    values: dict[str, float] = {}
-    for family in text_string_to_metric_families(kept):
-        for sample in family.samples:
-            values[sample.name] = values.get(sample.name, 0.0) + float(sample.value)
-    return values
-
 
 def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=timeout) as response:

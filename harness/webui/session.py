@@ -692,7 +692,7 @@ class UiSession:
         env.pop("LOCUST_HEADLESS", None)
         with self.locust_log.open("ab") as out:
             if self.options.workers:
-                from harness.targets.embedded import free_ports
+                from harness.targets.net import free_ports
 
                 port = free_ports(1)[0]
                 master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),

@@ -1,9 +1,23 @@
 """Test doubles for the Kubernetes side: an API-shaped HTTP server and pod JSON builders.
 
-FakeKubeAPI answers the three requests the watcher makes, in the Kubernetes API's JSON
-shapes (PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text); the test
-changes its state between polls. `down()` closes the listening socket (connection
+FakeKubeAPI answers the requests the harness makes, in the Kubernetes API's JSON shapes
+(PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text, ConfigMaps); the
+test changes its state between polls. `down()` closes the listening socket (connection
 refused), `up()` opens it again on the same port.
+
+Pod labels are exactly those the charts put on their pod templates, read in
+zilliztech/milvus-helm at tags milvus-4.2.58 and milvus-5.0.19:
+- Milvus: charts/milvus/templates/<component>-deployment.yaml template labels =
+  "milvus.matchLabels" (_helpers.tpl: app.kubernetes.io/name: milvus,
+  app.kubernetes.io/instance: <release>) + component: "<component>" (+ user `labels`, none here);
+- Pulsar (subchart pulsar-3.3.0, alias pulsarv3, nameOverride "pulsarv3"): templates/
+  *-statefulset.yaml template labels = "pulsar.template.labels" (app: pulsarv3,
+  release: <release>, cluster: <release>-pulsarv3) + component: proxy|broker|bookie|zookeeper;
+- etcd (bitnami etcd 6.3.3 in 4.2.58, 8.12.0 in 5.0.19): "common.labels.standard"
+  (app.kubernetes.io/name: etcd, helm.sh/chart: etcd-<v>, app.kubernetes.io/instance: <release>,
+  app.kubernetes.io/managed-by: Helm);
+- MinIO (subchart minio-8.0.17): templates/deployment.yaml template labels app: minio,
+  release: <release>.
 """
 
 from __future__ import annotations
@@ -22,6 +36,7 @@ import yaml
 
 _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
 _METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/namespaces/([^/]+)/pods$")
+_CONFIGMAPS = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$")
 _PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy/(.*)$")
 
 
@@ -106,6 +121,29 @@ def make_pod(name: str, component: str, *, containers: list[tuple[str, str | Non
             "spec": {"containers": spec_containers, "restartPolicy": "Always"}, "status": status}
 
 
+def pulsar_pod(name: str, component: str, *, release: str = "milvus", **kwargs: Any) -> dict[str, Any]:
+    """A pod of the Pulsar subchart (pulsarv3): labels app/release/cluster/component only."""
+    pod = make_pod(name, component, release=release, **kwargs)
+    pod["metadata"]["labels"] = {"app": "pulsarv3", "release": release, "cluster": f"{release}-pulsarv3",
+                                 "component": component}
+    return pod
+
+
+def etcd_pod(name: str, *, release: str = "milvus", chart: str = "etcd-8.12.0", **kwargs: Any) -> dict[str, Any]:
+    """A pod of the bitnami etcd subchart."""
+    pod = make_pod(name, "etcd", release=release, **kwargs)
+    pod["metadata"]["labels"] = {"app.kubernetes.io/name": "etcd", "helm.sh/chart": chart,
+                                 "app.kubernetes.io/instance": release, "app.kubernetes.io/managed-by": "Helm"}
+    return pod
+
+
+def minio_pod(name: str, *, release: str = "milvus", **kwargs: Any) -> dict[str, Any]:
+    """A pod of the MinIO subchart."""
+    pod = make_pod(name, "minio", release=release, **kwargs)
+    pod["metadata"]["labels"] = {"app": "minio", "release": release}
+    return pod
+
+
 class FakeKubeAPI:
     """A Kubernetes-API-shaped HTTP server on 127.0.0.1; the test scripts its state."""
 
@@ -119,6 +157,10 @@ class FakeKubeAPI:
         self.pods_status = 200
         self.pods_body: str | None = None  # raw body instead of the pod list (garbage tests)
         self.pod_metrics_text: dict[str, str] = {}
+        #: pod name -> PodMetrics item timestamp (epoch) and window; default: now and 10s
+        self.metrics_stamp: dict[str, tuple[float, str]] = {}
+        #: (namespace, name) -> ConfigMap JSON
+        self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[str] = []
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
@@ -138,6 +180,12 @@ class FakeKubeAPI:
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 api._handle(self)
+
+            def do_POST(self) -> None:  # noqa: N802
+                api._write_configmap(self, create=True)
+
+            def do_PUT(self) -> None:  # noqa: N802
+                api._write_configmap(self, create=False)
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         server.daemon_threads = True
@@ -191,6 +239,12 @@ class FakeKubeAPI:
             if status != 200:
                 return self._status(req, status, "ServiceUnavailable", "the server is currently unable to handle the request")
             return self._json(req, 200, self._pod_metrics(m.group(1), query.get("labelSelector", "")))
+        if (m := _CONFIGMAPS.match(path)) and m.group(2):
+            with self.lock:
+                found = self.configmaps.get((m.group(1), m.group(2)))
+            if found is None:
+                return self._status(req, 404, "NotFound", f'configmaps "{m.group(2)}" not found')
+            return self._json(req, 200, found)
         if m := _PROXY.match(path):
             with self.lock:
                 text = self.pod_metrics_text.get(m.group(2))
@@ -209,10 +263,33 @@ class FakeKubeAPI:
                 containers = [{"name": c["name"], "usage": {"cpu": "250m", "memory": self.usage[(meta["name"], c["name"])]}}
                               for c in pod["spec"]["containers"] if (meta["name"], c["name"]) in self.usage]
                 if containers:
+                    stamp, window = self.metrics_stamp.get(meta["name"], (time.time(), "10s"))
                     items.append({"metadata": {"name": meta["name"], "namespace": namespace, "labels": meta["labels"],
                                                "creationTimestamp": iso(time.time())},
-                                  "timestamp": iso(time.time()), "window": "10s", "containers": containers})
+                                  "timestamp": iso(stamp), "window": window, "containers": containers})
         return {"kind": "PodMetricsList", "apiVersion": "metrics.k8s.io/v1beta1", "metadata": {}, "items": items}
+
+    def _write_configmap(self, req: BaseHTTPRequestHandler, create: bool) -> None:
+        """POST .../configmaps (create; 409 if it exists) and PUT .../configmaps/NAME (404 if not)."""
+        path = unquote(urlsplit(req.path).path)
+        with self.lock:
+            self.requests.append(f"{req.command} {req.path}")
+        m = _CONFIGMAPS.match(path)
+        if m is None or bool(m.group(2)) == create:
+            return self._status(req, 405, "MethodNotAllowed", f"no {req.command} on {path}")
+        body = json.loads(req.rfile.read(int(req.headers.get("Content-Length") or 0)) or b"{}")
+        name = m.group(2) or body["metadata"]["name"]
+        key = (m.group(1), name)
+        with self.lock:
+            exists = key in self.configmaps
+            if create and exists:
+                return self._status(req, 409, "AlreadyExists", f'configmaps "{name}" already exists')
+            if not create and not exists:
+                return self._status(req, 404, "NotFound", f'configmaps "{name}" not found')
+            body.setdefault("metadata", {})["namespace"] = m.group(1)
+            body["kind"], body["apiVersion"] = "ConfigMap", "v1"
+            self.configmaps[key] = body
+        return self._json(req, 201 if create else 200, body)
 
     def _status(self, req: BaseHTTPRequestHandler, code: int, reason: str, message: str) -> None:
         self._json(req, code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",

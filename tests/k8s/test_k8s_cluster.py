@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.kube import cluster
+import yaml
+
+from harness.kube import cluster, pods
 from harness.cli import main
-from k8s_fakes import container_status, make_pod, write_kubeconfig
+from harness.errors import TargetError
+from k8s_fakes import container_status, etcd_pod, make_pod, minio_pod, pulsar_pod, write_kubeconfig
 
 K8S = Path(__file__).resolve().parents[2] / "k8s"
 CTX = "kind-milvus-harness"
@@ -23,16 +26,16 @@ def ready_pods() -> str:
     return pod_list(
         make_pod("milvus-proxy-1", "proxy"), make_pod("milvus-streamingnode-1", "streamingnode"),
         make_pod("milvus-streamingnode-2", "streamingnode"), make_pod("milvus-mixcoord-1", "mixcoord"),
-        make_pod("milvus-etcd-0", "", labels={"app.kubernetes.io/name": "etcd"}),
-        make_pod("milvus-pulsarv3-broker-0", "broker", release="x", labels={"release": "milvus"}),
+        etcd_pod("milvus-etcd-0"), minio_pod("milvus-minio-5f8d7c9b4-x2x7q"),
+        pulsar_pod("milvus-pulsarv3-broker-0", "broker"), pulsar_pod("milvus-pulsarv3-proxy-0", "proxy"),
         make_pod("someone-else", "proxy", release="other", ready=False),  # not ours: not waited for
     )
 
 
 @pytest.fixture
-def local_kind(tmp_path, monkeypatch):
-    """The kubeconfig kind would write for kind-milvus-harness (API on loopback)."""
-    path = write_kubeconfig(tmp_path / "kubeconfig", {CTX: "https://127.0.0.1:41234"})
+def local_kind(tmp_path, monkeypatch, fake_api):
+    """The kubeconfig kind would write for kind-milvus-harness (API on loopback: the stand-in)."""
+    path = write_kubeconfig(tmp_path / "kubeconfig", {CTX: fake_api.url})
     monkeypatch.setenv("KUBECONFIG", str(path))
     return path
 
@@ -47,9 +50,11 @@ def up(*args: str) -> int:
     return main(["cluster", "up", *args])
 
 
-def test_cluster_up_runs_the_exact_commands(standins, local_kind, capsys):
+def test_cluster_up_runs_the_exact_commands(standins, local_kind, fake_api, capsys):
     happy(standins)
     assert up("--values", "seed", "--milvus-version", "master-20250309-faae8ee5") == 0
+    milvus_install = [c for c in standins.calls() if c[:3] == ["helm", "upgrade", "--install"]][1]
+    install_values = milvus_install[milvus_install.index("--values") + 1]
     assert standins.calls() == [
         ["docker", "info", "--format", "{{.ServerVersion}}"],
         ["kind", "get", "clusters"],
@@ -61,18 +66,27 @@ def test_cluster_up_runs_the_exact_commands(standins, local_kind, capsys):
          "--wait", "--timeout", "5m", "--kube-context", CTX],
         ["helm", "upgrade", "--install", "milvus", "milvus", "--repo", "https://zilliztech.github.io/milvus-helm/",
          "--version", "5.0.19", "--namespace", "default", "--create-namespace",
-         "--values", str(K8S / "values-seed.yaml"), "--set", "image.all.tag=master-20250309-faae8ee5",
-         "--timeout", "30m", "--kube-context", CTX],
+         "--values", install_values, "--timeout", "30m", "--kube-context", CTX],
         ["kubectl", "--context", CTX, "--namespace", "default", "get", "pods", "--output", "json"],
+        ["docker", "port", "milvus-harness-control-plane", "30530/tcp"],
     ]
     out = capsys.readouterr().out
     assert "ready on kind cluster milvus-harness (created)" in out and "http://127.0.0.1:19530" in out
+    assert "2 streaming nodes Running and Ready" in out
+    # The base is stored (after the install made the namespace), and is the seed values file as it is.
+    stored = fake_api.configmaps[("default", "milvus-harness-base-values")]
+    assert yaml.safe_load(stored["data"]["values.yaml"]) == yaml.safe_load((K8S / "values-seed.yaml").read_text())
+    assert stored["data"]["source"] == "seed"
+    puts = [r for r in fake_api.requests if r.startswith(("PUT ", "POST "))]
+    assert puts == ["PUT /api/v1/namespaces/default/configmaps/milvus-harness-base-values",
+                    "POST /api/v1/namespaces/default/configmaps"]  # not there yet: replace 404s, then create
 
 
 def test_cluster_up_on_an_existing_cluster_with_a_2_5_tag(standins, local_kind):
     happy(standins, existing=True)
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods",
-                stdout=pod_list(make_pod("m-proxy-1", "proxy", release="m")))
+                stdout=pod_list(make_pod("m-proxy-1", "proxy", release="m"),
+                                *(make_pod(f"m-streamingnode-{i}", "streamingnode", release="m") for i in (1, 2))))
     standins.rules.insert(0, standins.rules.pop())  # before happy()'s answer for release milvus
     standins._save()
     assert up("--milvus-version", "v2.5.16", "--release", "m") == 0
@@ -80,9 +94,7 @@ def test_cluster_up_on_an_existing_cluster_with_a_2_5_tag(standins, local_kind):
     assert not any(c[:2] == ["kind", "create"] for c in calls)
     install = [c for c in calls if c[:4] == ["helm", "upgrade", "--install", "m"]][0]
     assert install[install.index("--version") + 1] == "4.2.58"
-    assert install[install.index("--values") + 1] == str(K8S / "values-laptop.yaml")  # the default
-    sets = [install[i + 1] for i, a in enumerate(install) if a == "--set"]
-    assert sets == ["image.all.tag=v2.5.16", "streaming.enabled=true"]
+    assert "--set" not in install and install.count("--values") == 1
 
 
 def test_a_failing_step_shows_its_command_and_output_and_exits_125(standins, local_kind, capsys):
@@ -160,7 +172,7 @@ def test_pods_not_ready_in_time_name_the_pods(standins, local_kind):
     standins.rules[-1]["stdout"] = pod_list(make_pod("milvus-proxy-1", "proxy"), slow)
     standins._save()
     spec = cluster.ClusterSpec(timeout=0.3, poll_interval=0.05)
-    with pytest.raises(cluster.TargetError, match=r"not ready within 0 s; not ready: milvus-streamingnode-1 \(CrashLoopBackOff\)"):
+    with pytest.raises(TargetError, match=r"not ready within 0 s; not ready: milvus-streamingnode-1 \(CrashLoopBackOff\)"):
         cluster.cluster_up(spec)
     assert len([c for c in standins.calls() if c[0] == "kubectl"]) >= 2  # it polled
 
@@ -169,10 +181,11 @@ def test_wait_until_every_pod_is_ready(standins, local_kind):
     starting = pod_list(make_pod("milvus-proxy-1", "proxy", ready=False), make_pod("milvus-etcd-0", "etcd"))
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=starting, times=2)
     standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=ready_pods())
-    pods = cluster.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=10)
+    ready = pods.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=10)
     assert len(standins.calls("kubectl")) == 3
-    assert {p["name"] for p in pods} == {"milvus-proxy-1", "milvus-streamingnode-1", "milvus-streamingnode-2",
-                                         "milvus-mixcoord-1", "milvus-etcd-0", "milvus-pulsarv3-broker-0"}
+    assert {p["metadata"]["name"] for p in ready} == {
+        "milvus-proxy-1", "milvus-streamingnode-1", "milvus-streamingnode-2", "milvus-mixcoord-1", "milvus-etcd-0",
+        "milvus-minio-5f8d7c9b4-x2x7q", "milvus-pulsarv3-broker-0", "milvus-pulsarv3-proxy-0"}
 
 
 def test_cluster_down(standins, capsys):
@@ -203,10 +216,88 @@ def test_cluster_status_without_a_cluster(standins, capsys):
     assert "no kind cluster named milvus-harness" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("tag, chart, sets", [
-    ("v2.5.16", "4.2.58", ("streaming.enabled=true",)), ("2.5-20250301-abcdef12", "4.2.58", ("streaming.enabled=true",)),
-    ("v2.6.15", "5.0.19", ()), ("v2.6.0-rc1", "5.0.19", ()), ("master-20250309-faae8ee5", "5.0.19", ()),
+@pytest.mark.parametrize("tag, chart", [
+    ("v2.5.16", "4.2.58"), ("2.5-20250301-abcdef12", "4.2.58"), ("v2.6.15", "5.0.19"), ("v2.6.0-rc1", "5.0.19"),
+    ("master-20250309-faae8ee5", "5.0.19"),
 ])
-def test_chart_pins(tag, chart, sets):
-    pin = cluster.chart_for_tag(tag)
-    assert (pin.version, pin.sets) == (chart, sets)
+def test_chart_pins(tag, chart):
+    assert cluster.chart_for_tag(tag).version == chart
+
+
+def _env(values: dict, section: str) -> list:
+    return [e for e in (values.get(section) or {}).get("extraEnv") or [] if e["name"] == "MILVUS_STREAMING_SERVICE_ENABLED"]
+
+
+@pytest.mark.parametrize("tag, index_node, streaming_env, streaming_enabled", [
+    # The seed's bad builds: before milvus#40272 (2025-03-13) merged the IndexNode into the DataNode.
+    ("master-20250309-faae8ee5", True, True, None),
+    ("master-20250311-0698d04f", True, True, None),
+    # The day of the merge and of the fix 5735c3ef: no IndexNode; the streaming switch still set.
+    ("master-20250313-5735c3ef", None, True, None),
+    ("master-20250801-0123abcd", None, False, None),  # after the switch's window
+    ("v2.6.15", None, False, None),
+    ("v2.5.16", None, False, True),  # chart 4.2.x sets the switch itself once streaming.enabled
+])
+def test_values_follow_the_images_build_date(tag, index_node, streaming_env, streaming_enabled):
+    from harness.kube import values as chart_values
+
+    base = {"dataNode": {"extraEnv": [{"name": "GODEBUG", "value": "madvdontneed=1"}]},
+            "image": {"all": {"tag": "stale"}}}
+    applied = chart_values.effective_values(base, tag, "localhost:5000/milvus")
+    assert applied["image"] == {"all": {"repository": "localhost:5000/milvus", "tag": tag}}
+    assert (applied.get("indexNode") or {}).get("enabled") is index_node
+    assert (applied.get("streaming") or {}).get("enabled") is streaming_enabled
+    for section in ("proxy", "mixCoordinator", "dataNode", "queryNode"):
+        assert _env(applied, section) == ([{"name": "MILVUS_STREAMING_SERVICE_ENABLED", "value": "1"}]
+                                          if streaming_env else []), section
+    assert {"name": "GODEBUG", "value": "madvdontneed=1"} in applied["dataNode"]["extraEnv"]  # the user's kept
+    assert base["image"]["all"]["tag"] == "stale" and len(base["dataNode"]["extraEnv"]) == 1  # base untouched
+
+
+def test_cluster_up_installs_the_date_switches_and_the_image_repository(standins, local_kind, fake_api):
+    happy(standins)
+    assert up("--milvus-version", "master-20250311-0698d04f", "--image-repository", "localhost:5000/milvus") == 0
+    install = [c for c in standins.calls() if c[:4] == ["helm", "upgrade", "--install", "milvus"]][0]
+    assert "--set" not in install
+    # The values file is gone after the install; the stored base has no image switches in it.
+    stored = yaml.safe_load(fake_api.configmaps[("default", "milvus-harness-base-values")]["data"]["values.yaml"])
+    assert "enabled" not in stored["indexNode"] and "image" not in stored
+    assert up("--milvus-version", "master-20250311-0698d04f", "--image-repository", "Bad Repo") == 2
+
+
+def test_a_values_file_is_layered_over_the_profile_in_the_base(standins, local_kind, fake_api, tmp_path):
+    happy(standins)
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("streamingNode:\n  resources:\n    limits:\n      memory: 3Gi\n")
+    assert up("--values", "laptop", "--values-file", str(mine)) == 0
+    data = fake_api.configmaps[("default", "milvus-harness-base-values")]["data"]
+    stored = yaml.safe_load(data["values.yaml"])
+    assert stored["streamingNode"]["resources"]["limits"] == {"cpu": "2", "memory": "3Gi"}
+    assert stored["streamingNode"]["replicas"] == 2 and data["source"] == f"laptop + {mine}"
+
+
+def test_pulsars_proxy_is_not_taken_for_milvus(standins, local_kind):
+    """Pulsar's proxy is `component: proxy`, `release: milvus` too: it must not make Milvus 'ready'."""
+    no_milvus_proxy = pod_list(
+        pulsar_pod("milvus-pulsarv3-proxy-0", "proxy"), make_pod("milvus-streamingnode-1", "streamingnode"),
+        etcd_pod("milvus-etcd-0"))
+    standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=no_milvus_proxy)
+    with pytest.raises(TargetError, match="was not ready within 0 s"):
+        pods.wait_ready(cluster.Kube(), cluster.ClusterSpec(poll_interval=0.01), timeout=0.2)
+    raw = json.loads(no_milvus_proxy)["items"]
+    assert [p["metadata"]["name"] for p in raw if pods.is_milvus_pod(p, "milvus")] == ["milvus-streamingnode-1"]
+    # Nor are Pulsar's pods streaming nodes of Milvus.
+    with pytest.raises(TargetError, match="1 of 2 streaming nodes"):
+        pods.check_streaming_nodes(raw + [pulsar_pod("milvus-pulsarv3-x", "streamingnode")],
+                                      cluster.ClusterSpec(), 2)
+
+
+def test_cluster_up_without_running_streaming_nodes_fails_naming_them(standins, local_kind, capsys):
+    """Every pod ready, but the values gave no streaming node (e.g. streaming off): not a usable cluster."""
+    happy(standins)
+    standins.rules[-1]["stdout"] = pod_list(make_pod("milvus-proxy-1", "proxy"), make_pod("milvus-mixcoord-1", "mixcoord"),
+                                            pulsar_pod("milvus-pulsarv3-broker-0", "broker"))
+    standins._save()
+    assert up() == 125
+    err = capsys.readouterr().err
+    assert "0 of 2 streaming nodes are Running and Ready (no streaming node pods)" in err

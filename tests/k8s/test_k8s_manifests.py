@@ -3,9 +3,9 @@
 Tools: kubernetes-validate (the Kubernetes OpenAPI schemas it ships) for the Locust
 manifests; a JSON schema written from kind's v1alpha4 types for kind-config.yaml;
 check-jsonschema's vendored GitHub-workflow schema for .github/workflows/oom-repro.yml.
-Helm values cannot be validated without the chart (no network here): their keys are
-checked against the list below, which was checked against the pinned charts' values.yaml;
-set MILVUS_CHART_VALUES to those files (os.pathsep-separated) to check them directly.
+Helm values cannot be rendered without helm and the chart: every key the values files and
+the code set is checked to exist in the pinned charts' own values.yaml, kept in
+tests/k8s/charts/ (see its README for tag and commit).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ KUBERNETES_VERSIONS = ("1.29", "1.31", "1.33")
 VERIFIED_KEYS = {
     "cluster.enabled", "streaming.enabled", "service.type", "service.nodePort",
     "streamingNode.replicas", "streamingNode.resources", "proxy.resources", "mixCoordinator.resources",
-    "dataNode.resources", "queryNode.resources", "etcd.replicaCount", "etcd.persistence.size",
+    "dataNode.resources", "queryNode.resources", "indexNode.resources", "etcd.replicaCount", "etcd.persistence.size",
     "minio.mode", "minio.persistence.size", "minio.resources.requests.memory",
     "pulsarv3.components.autorecovery",
     "pulsarv3.zookeeper.replicaCount", "pulsarv3.zookeeper.resources.requests.cpu",
@@ -49,10 +49,14 @@ VERIFIED_KEYS = {
     "pulsarv3.proxy.replicaCount", "pulsarv3.proxy.resources.requests.cpu",
     "pulsarv3.proxy.resources.requests.memory", "pulsarv3.proxy.configData.PULSAR_MEM",
 }
-#: Keys the code passes with --set (cluster.py, targets/kind.py).
-SET_KEYS = {"image.all.tag", "streaming.enabled", "streamingNode.resources", "extraConfigFiles.user.yaml"}
+#: Keys the code sets in the effective values (harness/kube/values.py).
+SET_KEYS = {"image.all.tag", "image.all.repository", "streaming.enabled", "streamingNode.resources",
+            "extraConfigFiles.user.yaml", "indexNode.enabled",
+            *(f"{section}.extraEnv" for section in ("proxy", "mixCoordinator", "dataNode", "queryNode", "indexNode"))}
+CHART_VALUES = sorted((Path(__file__).parent / "charts").glob("milvus-*-values.yaml"))
 #: `resources: {}` in the chart: any pod resources go below these.
-FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode")}
+FREE_FORM = {f"{c}.resources" for c in ("streamingNode", "proxy", "mixCoordinator", "dataNode", "queryNode",
+                                         "indexNode")}
 
 
 def key_paths(values: dict[str, Any], prefix: str = "") -> Iterator[str]:
@@ -129,23 +133,39 @@ def test_values_use_only_verified_chart_keys(name):
     assert values["cluster"]["enabled"] and values["streaming"]["enabled"]
 
 
-@pytest.mark.skipif(not os.environ.get("MILVUS_CHART_VALUES"), reason="set MILVUS_CHART_VALUES to the charts' values.yaml")
-def test_values_keys_exist_in_the_pinned_charts():
-    def exists(node: Any, parts: list[str]) -> bool:
-        if not parts:
-            return True
-        if isinstance(node, dict) and not node:
-            return True  # below a free-form `{}`
-        if not isinstance(node, dict):
-            return False
-        # A key may itself hold dots (extraConfigFiles."user.yaml"): try the longer names too.
-        return any(".".join(parts[:n]) in node and exists(node[".".join(parts[:n])], parts[n:])
-                   for n in range(1, len(parts) + 1))
+def _exists(node: Any, parts: list[str]) -> bool:
+    if not parts:
+        return True
+    if isinstance(node, dict) and not node:
+        return True  # below a free-form `{}`
+    if not isinstance(node, dict):
+        return False
+    # A key may itself hold dots (extraConfigFiles."user.yaml"): try the longer names too.
+    return any(".".join(parts[:n]) in node and _exists(node[".".join(parts[:n])], parts[n:])
+               for n in range(1, len(parts) + 1))
 
-    for chart in os.environ["MILVUS_CHART_VALUES"].split(os.pathsep):
-        tree = load(Path(chart))
-        missing = [k for k in sorted(VERIFIED_KEYS | SET_KEYS) if not exists(tree, k.split("."))]
-        assert missing == [], f"{chart}: {missing}"
+
+def test_the_pinned_charts_values_are_kept():
+    assert [p.name for p in CHART_VALUES] == [f"milvus-{cluster.CHART_2_5}-values.yaml",
+                                              f"milvus-{cluster.CHART_2_6}-values.yaml"]
+
+
+@pytest.mark.parametrize("chart", CHART_VALUES, ids=lambda p: p.name)
+def test_values_keys_exist_in_the_pinned_charts(chart):
+    tree = load(chart)
+    missing = [k for k in sorted(VERIFIED_KEYS | SET_KEYS) if not _exists(tree, k.split("."))]
+    assert missing == [], f"{chart.name}: {missing}"
+    assert not _exists(tree, "streamingNode.replicaz".split("."))  # the check can fail
+
+
+@pytest.mark.parametrize("tag", ["v2.5.16", "v2.6.15", "master-20250309-faae8ee5", "master-20250313-5735c3ef"])
+def test_effective_values_use_only_chart_keys(tag):
+    from harness.kube import values as chart_values
+
+    applied = chart_values.effective_values(load(K8S / "values-laptop.yaml"), tag, memory_limit=3 * 2**30,
+                                            overrides={"dataNode.memory.forceSyncWatermark": 0.1})
+    used = set(key_paths(applied))
+    assert used <= VERIFIED_KEYS | SET_KEYS, sorted(used - VERIFIED_KEYS - SET_KEYS)
 
 
 def test_seed_values_are_the_seed_topology():
@@ -158,14 +178,34 @@ def test_laptop_values_fit_a_16_gb_machine():
     values = load(K8S / "values-laptop.yaml")
     sn = values["streamingNode"]
     assert sn["replicas"] == 2 and parse_bytes(sn["resources"]["limits"]["memory"]) <= 4 * 2**30
+    others = ("proxy", "mixCoordinator", "dataNode", "queryNode", "indexNode")
     milvus_limits = sn["replicas"] * parse_bytes(sn["resources"]["limits"]["memory"]) + sum(
-        parse_bytes(values[c]["resources"]["limits"]["memory"]) for c in ("proxy", "mixCoordinator", "dataNode", "queryNode"))
+        parse_bytes(values[c]["resources"]["limits"]["memory"]) for c in others)
     heaps = 0
     for part in ("zookeeper", "bookkeeper", "broker", "proxy"):
         for flag in values["pulsarv3"][part]["configData"]["PULSAR_MEM"].split():
             if flag.startswith(("-Xmx", "-XX:MaxDirectMemorySize=")):
                 heaps += parse_bytes(flag.split("=")[-1].removeprefix("-Xmx").replace("m", "MiB").replace("g", "GiB"))
     assert milvus_limits + heaps <= 12 * 2**30, (milvus_limits, heaps)  # Docker given ~12 of 16 GB
+
+
+#: The paper calibration of docs/kind.md: figures from milvus-io/milvus#40592 and milvus.yaml.
+SEED_ROWS, SEED_LIMIT, SEED_NODES = 6_680_000, 16 * 2**30, 2
+FORCE_SYNC_WATERMARK = 0.5  # dataNode.memory.forceSyncWatermark, milvus.yaml default
+BASE_RSS = 0.6 * 2**30  # a streaming node's own footprint before buffers (assumed, not measured here)
+BATCH_BYTES = 36_854_305  # one seed batch of 50,000 rows, measured (docs/kind.md)
+
+
+def test_laptop_streaming_limit_separates_a_bad_build_from_a_fixed_one():
+    limit = parse_bytes(load(K8S / "values-laptop.yaml")["streamingNode"]["resources"]["limits"]["memory"])
+    # A fixed build: base + watermark x limit stays under 80 % of the limit (headroom for a sync in flight).
+    assert BASE_RSS + FORCE_SYNC_WATERMARK * limit <= 0.8 * limit
+    # A bad build held SEED_LIMIT per node at SEED_ROWS / SEED_NODES rows: it OOMs here within the scenario.
+    per_row = SEED_LIMIT / (SEED_ROWS / SEED_NODES)
+    rows_to_oom = SEED_NODES * limit / per_row
+    assert rows_to_oom <= 0.25 * SEED_ROWS, rows_to_oom
+    # Each node's share of the buffer watermark holds many batches' slices of its 8 pchannels.
+    assert FORCE_SYNC_WATERMARK * limit / 8 >= 20 * BATCH_BYTES / 16
 
 
 def test_metrics_server_values():
@@ -200,3 +240,72 @@ def test_workflow_does_what_the_issue_asks():
     assert upload["with"]["path"] == "reports/" and upload["if"] == "always()"
     # Inputs reach the shell through env, never pasted into the script (injection).
     assert "${{" not in runs
+
+
+def _steps() -> list[dict[str, Any]]:
+    return load(WORKFLOW)["jobs"]["oom-repro"]["steps"]
+
+
+def _step(words: str) -> dict[str, Any]:
+    return [s for s in _steps() if words in s.get("name", "") or words in s.get("uses", "")][0]
+
+
+def _bash(script: str, env: dict[str, str], cwd: Path) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+
+    return subprocess.run(["bash", "-e", "-c", script], env={"PATH": os.environ["PATH"], **env}, cwd=cwd,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_workflow_runs_the_seed_values_only_on_a_named_runner(tmp_path):
+    job = load(WORKFLOW)["jobs"]["oom-repro"]
+    assert job["runs-on"] == "${{ inputs.runner != '' && inputs.runner || 'ubuntu-latest' }}"
+    guard = _steps()[0]
+    assert guard["name"].startswith("The seed values need a runner")
+    assert _bash(guard["run"], {"VALUES": "seed", "RUNNER_LABEL": ""}, tmp_path).returncode == 2
+    assert _bash(guard["run"], {"VALUES": "seed", "RUNNER_LABEL": "big-64gb"}, tmp_path).returncode == 0
+    assert _bash(guard["run"], {"VALUES": "laptop", "RUNNER_LABEL": ""}, tmp_path).returncode == 0
+
+
+def test_workflow_caches_the_images_and_loads_them_into_kind(tmp_path):
+    steps = _steps()
+    listing, cache, pull, load_ = (_step("List the images"), _step("actions/cache@"), _step("Pull and save"),
+                                   _step("Kind cluster with the cached images"))
+    order = [steps.index(s) for s in (listing, cache, pull, load_, _step("Milvus ${{"))]
+    assert order == sorted(order)  # the images are in kind before Milvus is installed
+    assert cache["with"]["path"] == "/tmp/kind-images" and cache["with"]["key"] == "${{ steps.images.outputs.key }}"
+    assert pull["if"] == "steps.cache.outputs.cache-hit != 'true'" and "docker save" in pull["run"]
+    assert 'kind load image-archive "$IMAGES_TAR"' in load_["run"]
+    # The image list is read from `helm template` output: run its sed on rendered lines.
+    sed = [line for line in listing["run"].splitlines() if "sed -n" in line][0].strip().lstrip("|").strip()
+    sed = sed.split(" | sort")[0]
+    rendered = ('        image: "milvusdb/milvus:master-20250309-faae8ee5"\n'
+                '          image: "apachepulsar/pulsar:3.0.7"\n        image: docker.io/milvusdb/etcd:3.5.18-r1\n'
+                '        imagePullPolicy: IfNotPresent\n')
+    out = _bash(f"printf '%s' '{rendered}' | {sed}", {}, tmp_path)
+    assert out.stdout.split() == ["milvusdb/milvus:master-20250309-faae8ee5", "apachepulsar/pulsar:3.0.7",
+                                  "docker.io/milvusdb/etcd:3.5.18-r1"]
+
+
+def test_workflow_leaves_evidence_and_publishes_the_report(tmp_path):
+    evidence = _step("Save the evidence")
+    assert evidence["if"] == "always()"
+    for words in ('kind export logs "$EVIDENCE/kind-logs"', "--previous", "get pods --all-namespaces --output json",
+                  "/apis/metrics.k8s.io/v1beta1/pods", "--selector app.kubernetes.io/name=milvus"):
+        assert words in evidence["run"], words
+    assert load(WORKFLOW)["jobs"]["oom-repro"]["env"]["EVIDENCE"].startswith("reports/")  # uploaded with reports/
+    junit = _step("mikepenz/action-junit-report@")
+    assert junit["if"] == "always()" and junit["with"]["report_paths"] == "reports/**/junit.xml"
+    summary = _step("Report in the job summary")
+    assert summary["if"] == "always()"
+    # Run the summary script on a reports/ tree like a run leaves.
+    run_dir = tmp_path / "reports" / "20250311-seed"
+    run_dir.mkdir(parents=True)
+    (tmp_path / "reports" / "evidence").mkdir()
+    (run_dir / "report.md").write_text("# FAIL: streamingnode OOM-killed\n")
+    out = tmp_path / "summary.md"
+    assert _bash(summary["run"], {"GITHUB_STEP_SUMMARY": str(out)}, tmp_path).returncode == 0
+    assert out.read_text() == "# FAIL: streamingnode OOM-killed\n"
+    (run_dir / "report.md").unlink()
+    assert _bash(summary["run"], {"GITHUB_STEP_SUMMARY": str(out)}, tmp_path).returncode == 0
+    assert "No report was written" in out.read_text()

@@ -20,17 +20,24 @@ from harness.targets.protocol import Target, TargetOptions
 from harness.targets.external import ExternalTarget, parse_uri
 from harness.targets.kind import KindTarget
 from harness.watch import events
-from harness.watch.kubernetes import run_watch
+from harness.watch.watch_command import run_watch
 from k8s_fakes import container_status, make_pod
 
 CTX = "kind-milvus-harness"
 GiB = 2**30
-PREVIOUS_VALUES = {
+BASE_VALUES = {
     "cluster": {"enabled": True},
-    "image": {"all": {"tag": "v2.6.15"}},
     "service": {"type": "NodePort", "nodePort": 30530},
     "streamingNode": {"replicas": 2, "resources": {"limits": {"cpu": "4", "memory": "16Gi"}}},
 }
+
+
+def store_base(fake_api, values: dict, source: str = "seed") -> None:
+    """The ConfigMap `cluster up` leaves in the cluster."""
+    fake_api.configmaps[("default", "milvus-harness-base-values")] = {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "milvus-harness-base-values", "namespace": "default"},
+        "data": {"values.yaml": yaml.safe_dump(values), "source": source}}
 
 
 def _free_port() -> int:
@@ -54,9 +61,19 @@ def _pid_alive(pid: int) -> bool:
 @pytest.fixture
 def answering(monkeypatch):
     """Milvus 'answers' at any address (no Milvus runs in these tests); records the addresses."""
-    seen: list[str] = []
+    class Seen(list):
+        """Addresses asked; `version` is what GetVersion answers (None: the tag asked for)."""
+        version: str | None = None
+
+    seen = Seen()
     monkeypatch.setattr(milvus_client, "answers", lambda address, timeout=3.0: seen.append(address) or True)
     monkeypatch.setattr(milvus_client, "accepts_writes", lambda address, timeout=10.0: seen.append(address) or True)
+
+    def server_version(address, timeout=10.0):
+        seen.append(address)
+        return seen.version
+
+    monkeypatch.setattr(milvus_client, "server_version", server_version)
 
     class NoAdmin:
         def __init__(self, *a, **k):
@@ -71,9 +88,11 @@ def kind_cluster(standins, kubeconfig, fake_api, monkeypatch):
     """Stand-ins for a kind cluster whose release exists; the NodePort is not mapped."""
     monkeypatch.setattr(cluster, "MILVUS_HOST_PORT", _free_port())
     standins.on("kind", "get", "clusters", stdout="milvus-harness\n")
-    standins.on("helm", "get", "values", stdout=yaml.safe_dump(PREVIOUS_VALUES))
-    standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods",
-                stdout=json.dumps({"items": [make_pod("milvus-proxy-1", "proxy")]}))
+    standins.on("docker", "port", stdout=f"127.0.0.1:{cluster.MILVUS_HOST_PORT}\n")
+    store_base(fake_api, BASE_VALUES)
+    standins.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=json.dumps({"items": [
+        make_pod("milvus-proxy-1", "proxy"), make_pod("milvus-streamingnode-1", "streamingnode"),
+        make_pod("milvus-streamingnode-2", "streamingnode")]}))
     fake_api.pods = [make_pod("milvus-streamingnode-a", "streamingnode", uid="a"),
                      make_pod("milvus-proxy-1", "proxy", uid="p", containers=[("proxy", "1Gi")])]
     fake_api.set_usage("milvus-streamingnode-a", "streamingnode", "2Gi")
@@ -91,13 +110,13 @@ def test_kind_target_fresh_install_port_forward_watch_and_stop(kind_cluster, ans
     target = _kind_target(milvus_version="master-20250309-faae8ee5", memory_limit=4 * GiB,
                           milvus_config={"dataNode.memory.forceSyncWatermark": "0.1"})
     assert isinstance(target, Target)
+    answering.version = "v2.6.0-dev-faae8ee5"
     with target:
         endpoint = target.start(recorded.context)
         calls = standins.calls()
-        values, config = (Path(calls[5][i + 1]) for i, a in enumerate(calls[5]) if a == "--values")
-        assert calls[:5] == [
+        values = Path(calls[4][calls[4].index("--values") + 1])
+        assert calls[:4] == [
             ["kind", "get", "clusters"],
-            ["helm", "get", "values", "milvus", "--namespace", "default", "--output", "yaml", "--kube-context", CTX],
             ["helm", "uninstall", "milvus", "--namespace", "default", "--ignore-not-found", "--wait", "--timeout", "10m",
              "--kube-context", CTX],
             ["kubectl", "--context", CTX, "--namespace", "default", "delete", "pvc", "--selector",
@@ -105,24 +124,29 @@ def test_kind_target_fresh_install_port_forward_watch_and_stop(kind_cluster, ans
             ["kubectl", "--context", CTX, "--namespace", "default", "delete", "pvc", "--selector",
              "release=milvus", "--ignore-not-found", "--wait=true", "--timeout=5m"],
         ]
-        assert calls[5] == [
+        # One file of effective values, no --set: what run.json records is exactly what helm got.
+        assert calls[4] == [
             "helm", "upgrade", "--install", "milvus", "milvus", "--repo", "https://zilliztech.github.io/milvus-helm/",
             "--version", "5.0.19", "--namespace", "default", "--create-namespace",
-            "--values", str(values), "--values", str(config),
-            "--set", "image.all.tag=master-20250309-faae8ee5",
-            "--set", f"streamingNode.resources.limits.memory={4 * GiB}", "--timeout", "30m", "--kube-context", CTX]
-        assert calls[6] == ["kubectl", "--context", CTX, "--namespace", "default", "get", "pods", "--output", "json"]
+            "--values", str(values), "--timeout", "30m", "--kube-context", CTX]
+        assert calls[5] == ["kubectl", "--context", CTX, "--namespace", "default", "get", "pods", "--output", "json"]
+        assert calls[6] == ["docker", "port", "milvus-harness-control-plane", "30530/tcp"]
         assert calls[7] == ["kubectl", "--context", CTX, "--namespace", "default", "port-forward", "service/milvus",
                             f"{endpoint.port}:19530", "--address", "127.0.0.1"]
         assert len(calls) == 8
 
-        # The previous install's values carry over, without its image tag.
-        reused = yaml.safe_load(values.read_text())
-        assert "image" not in reused and reused["streamingNode"]["replicas"] == 2
-        user_yaml = yaml.safe_load(yaml.safe_load(config.read_text())["extraConfigFiles"]["user.yaml"])
+        # The stored base, the image's own values and this run's flags; never the last install's.
+        applied = yaml.safe_load(values.read_text())
+        assert applied["image"] == {"all": {"repository": "milvusdb/milvus", "tag": "master-20250309-faae8ee5"}}
+        assert applied["streamingNode"] == {"replicas": 2, "resources": {"limits": {"cpu": "4", "memory": str(4 * GiB)}}}
+        assert applied["indexNode"]["enabled"] is True  # built before milvus#40272 merged the IndexNode away
+        user_yaml = yaml.safe_load(applied["extraConfigFiles"]["user.yaml"])
         assert user_yaml == {"dataNode": {"memory": {"forceSyncWatermark": 0.1}}}
+        assert target.facts()["values_applied"] == applied and target.facts()["values_base"] == "seed"
+        assert target.facts()["server_version"] == "v2.6.0-dev-faae8ee5"
+        assert target.facts()["build_check"]["status"] == "match"
 
-        assert endpoint.host == "127.0.0.1" and answering[0] == f"127.0.0.1:{endpoint.port}"
+        assert endpoint.host == "127.0.0.1" and answering[:2] == [f"127.0.0.1:{endpoint.port}"] * 2
         with socket.create_connection(("127.0.0.1", endpoint.port), timeout=2):
             pass  # the forwarded port is open while the target runs
         ready = recorded.events[0]
@@ -159,37 +183,107 @@ def test_kind_target_fresh_install_port_forward_watch_and_stop(kind_cluster, ans
     target.stop()  # twice is fine
 
 
-def test_kind_target_uses_the_nodeport_when_it_is_mapped(kind_cluster, answering, recorded, monkeypatch):
+def _listener() -> socket.socket:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
-    monkeypatch.setattr(cluster, "MILVUS_HOST_PORT", listener.getsockname()[1])
+    return listener
+
+
+def test_kind_target_uses_the_nodeport_when_the_kind_node_publishes_it(kind_cluster, answering, recorded,
+                                                                       monkeypatch):
+    listener = _listener()
+    port = listener.getsockname()[1]
+    monkeypatch.setattr(cluster, "MILVUS_HOST_PORT", port)
+    kind_cluster.rules.insert(0, {"tool": "docker", "prefix": ["port"], "contains": [], "stdout": f"127.0.0.1:{port}\n",
+                                  "stderr": "", "exit": 0, "times": None, "serve": False})
+    kind_cluster._save()
+    answering.version = "v2.5.16"
     target = _kind_target(milvus_version="v2.5.16")
     try:
         endpoint = target.start(recorded.context)
-        assert endpoint.port == listener.getsockname()[1] and target.endpoint_mode == "nodeport"
+        assert endpoint.port == port and target.endpoint_mode == "nodeport"
         assert not any("port-forward" in c for c in kind_cluster.calls())
         install = [c for c in kind_cluster.calls() if c[:3] == ["helm", "upgrade", "--install"]][0]
-        assert install[install.index("--version") + 1] == "4.2.58" and "streaming.enabled=true" in install
-        assert target.facts()["memory_limit_bytes"] == 16 * GiB  # from the release's values
+        assert install[install.index("--version") + 1] == "4.2.58" and "--set" not in install
+        applied = target.facts()["values_applied"]
+        assert applied["streaming"] == {"enabled": True}  # the 4.2.x chart's default is off
+        assert target.facts()["memory_limit_bytes"] == 16 * GiB  # from the stored base
     finally:
         target.stop()
         listener.close()
 
 
-def test_kind_target_without_a_release_installs_the_laptop_values(kind_cluster, answering, recorded):
-    kind_cluster.rules[1] = {**kind_cluster.rules[1], "stdout": "", "stderr": "Error: release: not found\n", "exit": 1}
+def test_another_milvus_on_the_port_is_refused_before_loading(kind_cluster, answering, recorded, monkeypatch):
+    """127.0.0.1:19530 answers, but the kind node does not publish it: someone else's server."""
+    listener = _listener()
+    monkeypatch.setattr(cluster, "MILVUS_HOST_PORT", listener.getsockname()[1])
+    kind_cluster.rules.insert(0, {"tool": "docker", "prefix": ["port"], "contains": [], "stdout": "",
+                                  "stderr": "Error: No public port '30530/tcp' published for milvus-harness-control-plane\n",
+                                  "exit": 1, "times": None, "serve": False})
     kind_cluster._save()
-    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
     target = _kind_target()
     try:
-        target.start(recorded.context)
-        install = [c for c in kind_cluster.calls() if c[:3] == ["helm", "upgrade", "--install"]][0]
-        values = yaml.safe_load(Path(install[install.index("--values") + 1]).read_text())
-        assert values["streamingNode"]["resources"]["limits"]["memory"] == "2560Mi"
-        assert "image.all.tag=v2.6.15" in install
+        with pytest.raises(UsageError) as info:
+            target.start(recorded.context)
+        message = str(info.value)
+        assert "\n" not in message and info.value.exit_code == 2
+        assert f"127.0.0.1:{listener.getsockname()[1]} accepts connections but kind node " \
+               "milvus-harness-control-plane does not publish it" in message
+        assert "nothing" in message and list(answering) == []  # no Milvus call was made
+        assert target.watchers() == [] and target._tmp is None
     finally:
-        target.stop()
+        listener.close()
+
+
+def test_a_server_reporting_another_build_stops_the_run(kind_cluster, answering, recorded):
+    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
+    answering.version = "v2.6.0-dev-0698d04f"  # the other seed tag's build answers
+    target = _kind_target(milvus_version="master-20250309-faae8ee5")
+    with pytest.raises(TargetError) as info:
+        target.start(recorded.context)
+    message = str(info.value)
+    assert info.value.exit_code == 125 and "\n" not in message
+    assert "wrong Milvus at 127.0.0.1:" in message and "'v2.6.0-dev-0698d04f', not a build of commit faae8ee5" in message
+    assert target.watchers() == [] and recorded.events == []  # never reached loading
+
+
+def test_a_second_run_does_not_inherit_the_first_runs_flags(kind_cluster, answering, recorded):
+    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
+    answering.version = "v2.6.15"
+    first = _kind_target(memory_limit=3 * GiB, milvus_config={"dataNode.memory.forceSyncWatermark": "0.1"})
+    with first:
+        first.start(recorded.context)
+        assert first.facts()["values_applied"]["streamingNode"]["resources"]["limits"]["memory"] == str(3 * GiB)
+    second = _kind_target()
+    with second:
+        second.start(recorded.context)
+        applied = second.facts()["values_applied"]
+        assert applied["streamingNode"]["resources"]["limits"]["memory"] == "16Gi"  # the base's, not 3 GiB
+        assert "extraConfigFiles" not in applied
+        assert second.facts()["memory_limit_bytes"] == 16 * GiB
+    helm_reads = [c for c in kind_cluster.calls("helm") if c[1] == "get"]
+    assert helm_reads == []  # values come from the stored base, never from the last release
+
+
+def test_without_stored_base_values_the_run_is_refused(kind_cluster, fake_api, answering, recorded):
+    fake_api.configmaps.clear()
+    target = _kind_target()
+    with pytest.raises(UsageError, match=r"kind cluster milvus-harness has no base values \(ConfigMap "
+                                         r"default/milvus-harness-base-values\); store them with `milvus-harness "
+                                         r"cluster up --name milvus-harness"):
+        target.start(recorded.context)
+    assert not any(c[0] == "helm" for c in kind_cluster.calls())
+
+
+def test_streaming_nodes_not_running_stop_the_run(kind_cluster, answering, recorded):
+    kind_cluster.rules = [r for r in kind_cluster.rules if r["prefix"][-2:] != ["get", "pods"]]
+    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "get", "pods", stdout=json.dumps(
+        {"items": [make_pod("milvus-proxy-1", "proxy"), make_pod("milvus-streamingnode-1", "streamingnode")]}))
+    target = _kind_target()
+    with pytest.raises(TargetError, match=r"1 of 2 streaming nodes are Running and Ready \(milvus-streamingnode-1 "
+                                          r"\(Running, ready\)\)"):
+        target.start(recorded.context)
 
 
 def test_kind_target_port_forward_failure_is_125_and_cleans_up(kind_cluster, answering, recorded, capsys):
@@ -288,7 +382,9 @@ def test_watch_command_records_an_oom_kill(kubeconfig, fake_api, tmp_path):
     assert code == 0
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert len(samples) >= 5 and {s["component"] for s in samples} == {"streamingnode"}
+    # One sample per new PodMetrics figure (the stand-in stamps whole seconds), plus one carrying the restart.
+    assert len(samples) >= 2 and {s["component"] for s in samples} == {"streamingnode"}
+    assert all(s["t"] == int(s["t"]) for s in samples if s["memory_bytes"] is not None)
     assert samples[0]["memory_bytes"] == 12 * GiB and samples[0]["limit_bytes"] == 16 * GiB
     assert [e["type"] for e in events] == ["OOMKilled", "Restarted"] and events[0]["t"] == killed
     assert json.loads((out / "run.json").read_text())["kube_context"] == "kind-test"
@@ -304,3 +400,36 @@ def test_watch_cli(kubeconfig, fake_api, tmp_path, capsys):
     assert main(["watch", "--kube-context", "kind-test", "--interval", "0.01s", "--out", str(out)]) == 2
     assert main(["watch", "--target", "external", "--out", str(out)]) == 2
     assert "needs --kube-context" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_values_applied(kind_cluster, answering, recorded, tmp_path):
+    from harness.report.markdown import render_markdown
+    from harness.report.model import RunReport, facts
+
+    kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
+    answering.version = "v2.6.15"
+    with _kind_target(memory_limit=3 * GiB) as target:
+        target.start(recorded.context)
+        run = {"facts": target.facts(), "isolation": target.facts()["isolation"]}
+    report = RunReport(path=tmp_path, run=run, summary={})
+    rows = dict(facts(report))
+    assert rows["Image"] == "milvusdb/milvus:v2.6.15" and rows["Chart"] == "zilliztech/milvus-5.0.19"
+    assert rows["Server version"].startswith("v2.6.15 (match")
+    text = render_markdown(report, None)
+    block = text.split("## Helm values applied\n\n```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block) == target.facts()["values_applied"]
+    assert yaml.safe_load(block)["streamingNode"]["resources"]["limits"]["memory"] == str(3 * GiB)
+
+
+def test_another_image_repository_is_another_run_key():
+    """matrix and bisect reuse a run with the same key: the same tag from another registry is not the same image."""
+    from harness.run.lifecycle import run_key
+    from harness.scenario import model
+
+    seed = model.load("seed")
+    default = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15"), "v2.6.15", {})
+    same = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15", image_repository="milvusdb/milvus"),
+                   "v2.6.15", {})
+    other = run_key(seed, TargetOptions(target="kind", milvus_version="v2.6.15",
+                                        image_repository="localhost:5000/milvus"), "v2.6.15", {})
+    assert default == same and other != default

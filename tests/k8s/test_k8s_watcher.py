@@ -37,7 +37,7 @@ def test_oom_kill_between_two_polls_is_reported_with_kubelets_time(fake_api, mak
     assert watcher.poll_once(recorded.context)
     first = recorded.last("streamingnode")
     assert (first.memory_bytes, first.limit_bytes, first.restarts) == (15 * GiB, 16 * GiB, 0)
-    assert first.source == "k8s:milvus-streamingnode-a/streamingnode"
+    assert first.source == "metrics-server:milvus-streamingnode-a/streamingnode"
     assert recorded.events == []
 
     # Between the polls: OOM-killed at `killed`, restarted 3 s later, already running again.
@@ -88,7 +88,7 @@ def test_two_containers_in_a_pod_are_sampled_and_killed_separately(fake_api, mak
     main, side = recorded.last("datanode"), recorded.last("datanode/log-agent")
     assert (main.memory_bytes, main.limit_bytes) == (GiB, 4 * GiB)
     assert (side.memory_bytes, side.limit_bytes) == (100 * MiB, 256 * MiB)
-    assert side.source == "k8s:milvus-datanode-x/log-agent"
+    assert side.source == "metrics-server:milvus-datanode-x/log-agent"
 
     # Only the sidecar is OOM-killed: the event names it, the main container's series is clean.
     fake_api.pods = [make_pod("milvus-datanode-x", "datanode", uid=uid, containers=containers, statuses=[
@@ -113,8 +113,8 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     watcher = make_watcher()
     watcher.poll_once(recorded.context)
     # Two replicas of one component: two stable series.
-    assert recorded.last("streamingnode").source.startswith("k8s:milvus-streamingnode-aaa/")
-    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+    assert recorded.last("streamingnode").source.startswith("metrics-server:milvus-streamingnode-aaa/")
+    assert recorded.last("streamingnode-2").source.startswith("metrics-server:milvus-streamingnode-bbb/")
     assert recorded.last("proxy").memory_bytes == 200 * MiB
 
     # aaa is deleted: while terminating, its replacement ccc already exists (not ready yet).
@@ -128,8 +128,8 @@ def test_pod_deleted_and_recreated_under_a_new_name_continues_its_series(fake_ap
     assert (gone.component, gone.type, gone.data["pod"]) == ("streamingnode", events.EXITED, "milvus-streamingnode-aaa")
     assert "being deleted" in gone.detail
     latest = recorded.last("streamingnode")
-    assert latest.source == "k8s:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
-    assert recorded.last("streamingnode-2").source.startswith("k8s:milvus-streamingnode-bbb/")
+    assert latest.source == "metrics-server:milvus-streamingnode-ccc/streamingnode" and latest.memory_bytes == 100 * MiB
+    assert recorded.last("streamingnode-2").source.startswith("metrics-server:milvus-streamingnode-bbb/")
 
     # aaa is gone from the list, ccc becomes ready: READY says whom it replaced.
     fake_api.pods = [p for p in fake_api.pods if p["metadata"]["uid"] != "a"]
@@ -289,7 +289,7 @@ def test_selector_and_namespace_are_sent_and_honoured(fake_api, make_watcher, re
                      make_pod("other-ns", "proxy", uid="3", namespace="prod", containers=[("proxy", "1Gi")])]
     watcher = make_watcher(selector="app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus")
     watcher.poll_once(recorded.context)
-    assert {s.source for s in recorded.samples} == {"k8s:mine/proxy"}
+    assert {s.source for s in recorded.samples} == {"metrics-server:mine/proxy"}
     pod_requests = [r for r in fake_api.requests if r.startswith("/api/v1/namespaces/default/pods?")]
     assert parse_qs(urlsplit(pod_requests[0]).query)["labelSelector"] == [
         "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"]
@@ -324,3 +324,113 @@ def test_fake_pods_are_valid_kubernetes_pods():
         kubernetes_validate.validate(pod, "1.31", strict=True)
     assert iso(0) == "1970-01-01T00:00:00Z"
     assert datetime.fromtimestamp(0, tz=timezone.utc).year == 1970
+
+
+KIND_SELECTOR = "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"
+RSS_TEXT = ("# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}\n"
+            "# TYPE go_memstats_heap_inuse_bytes gauge\ngo_memstats_heap_inuse_bytes 1e+09\n")
+
+
+def test_pod_metrics_samples_carry_the_items_own_timestamp_once_per_figure(fake_api, make_watcher, recorded):
+    """metrics-server refreshes every 10-15 s: its figure is stamped when it was measured, not polled."""
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
+    fake_api.set_usage("sn", "streamingnode", "3Gi")
+    measured = int(time.time()) - 12
+    fake_api.metrics_stamp["sn"] = (measured, "15.004s")
+    watcher = make_watcher(scrape_components=())
+    for _ in range(3):  # three polls, one PodMetrics figure: one sample
+        watcher.poll_once(recorded.context)
+    with_memory = [s for s in recorded.samples if s.memory_bytes is not None]
+    assert [(s.t, s.memory_bytes, s.source) for s in with_memory] == [(measured, 3 * GiB, "metrics-server:sn/streamingnode")]
+    assert with_memory[0].metrics == {"window_seconds": 15.004}
+    fake_api.set_usage("sn", "streamingnode", "5Gi")
+    fake_api.metrics_stamp["sn"] = (measured + 15, "15s")
+    watcher.poll_once()
+    assert [(s.t, s.memory_bytes) for s in recorded.samples if s.memory_bytes is not None][-1] == (measured + 15, 5 * GiB)
+
+
+def test_pod_proxy_metrics_every_poll_for_the_roles_under_test(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn-a", "streamingnode", uid="a"), make_pod("sn-b", "streamingnode", uid="b"),
+                     make_pod("dn", "datanode", uid="d")]
+    for pod in ("sn-a", "sn-b", "dn"):
+        fake_api.set_usage(pod, pod.split("-")[0] if pod == "dn" else "streamingnode", "1Gi")
+        fake_api.pod_metrics_text[pod] = RSS_TEXT.format(rss="2e+09")
+    fake_api.set_usage("dn", "datanode", "1Gi")
+    watcher = make_watcher(scrape_components=("streamingnode",))  # the default of the kind target
+    for i in range(3):
+        fake_api.pod_metrics_text["sn-a"] = RSS_TEXT.format(rss=f"{2 + i}e+09")
+        watcher.poll_once(recorded.context)
+    from_pods = [s for s in recorded.samples if s.source.startswith("pod-metrics:")]
+    assert [(s.component, s.memory_bytes) for s in from_pods if s.component == "streamingnode"] == [
+        ("streamingnode", 2_000_000_000), ("streamingnode", 3_000_000_000), ("streamingnode", 4_000_000_000)]
+    assert {s.source for s in from_pods} == {"pod-metrics:sn-a/streamingnode", "pod-metrics:sn-b/streamingnode"}
+    assert all(s.rss_bytes == s.memory_bytes and s.metrics["go_memstats_heap_inuse_bytes"] == 1e9 for s in from_pods)
+    paths = [unquote(r) for r in fake_api.requests]
+    assert paths.count("/api/v1/namespaces/default/pods/sn-a:9091/proxy/metrics") == 3  # every poll
+    assert not any("/pods/dn:9091/proxy" in p for p in paths)  # datanode is not under test
+
+
+def test_peaks_use_the_finest_source(fake_api, make_watcher, recorded, tmp_path):
+    """A pre-OOM peak seen only by the 2 s /metrics read is the peak, not metrics-server's older figure."""
+    from harness.watch.sources import finest_sources
+    from harness.report.model import RunReport
+    from harness.watch.events import Sample
+
+    samples = [Sample(t=100.0 + 15 * i, component="streamingnode", memory_bytes=(4 + i) * GiB, limit_bytes=16 * GiB,
+                      restarts=0, source="metrics-server:sn/streamingnode") for i in range(3)]
+    samples += [Sample(t=100.0 + 2 * i, component="streamingnode", memory_bytes=(4 + i // 3) * GiB + (i == 20) * 9 * GiB,
+                       limit_bytes=16 * GiB, restarts=0, source="pod-metrics:sn/streamingnode") for i in range(22)]
+    samples += [Sample(t=100.0 + 15 * i, component="proxy", memory_bytes=GiB, limit_bytes=None, restarts=0,
+                       source="metrics-server:px/proxy") for i in range(3)]
+    rows = [s.to_json() for s in samples]
+    assert finest_sources(rows) == {"streamingnode": "pod-metrics", "proxy": "metrics-server"}
+    report = RunReport(path=tmp_path, run={}, summary={}, samples=sorted(samples, key=lambda s: s.t))
+    assert {s.source for s in report.samples_of("streamingnode")} == {"pod-metrics:sn/streamingnode"}
+    assert max(s.memory_bytes for s in report.samples_of("streamingnode")) == 4 * GiB + 6 * GiB + 9 * GiB
+
+
+def test_pulsar_etcd_and_minio_pods_are_not_watched(fake_api, make_watcher, recorded):
+    from k8s_fakes import etcd_pod, minio_pod, pulsar_pod
+
+    oom = [container_status("proxy", restarts=1, last_terminated={"reason": "OOMKilled", "finished": time.time() - 5})]
+    fake_api.pods = [make_pod("milvus-streamingnode-1", "streamingnode", uid="s"),
+                     pulsar_pod("milvus-pulsarv3-proxy-0", "proxy", uid="pp", containers=[("proxy", "1Gi")]),
+                     etcd_pod("milvus-etcd-0", uid="e"), minio_pod("milvus-minio-0", uid="m")]
+    for pod in fake_api.pods:
+        fake_api.set_usage(pod["metadata"]["name"], pod["spec"]["containers"][0]["name"], "100Mi")
+    from harness.watch.kubernetes import DEFAULT_SELECTOR
+
+    for selector in (KIND_SELECTOR, DEFAULT_SELECTOR):  # kind's, and external's default
+        watcher = make_watcher(selector=selector)
+        watcher.poll_once(recorded.context)
+        fake_api.pods[1] = pulsar_pod("milvus-pulsarv3-proxy-0", "proxy", uid="pp", containers=[("proxy", "1Gi")],
+                                      statuses=oom)
+        watcher.poll_once()
+        assert {s.component for s in recorded.samples} == {"streamingnode"}
+        assert recorded.events == []
+
+
+def test_summary_peaks_use_the_finest_source(tmp_path):
+    """summary.json's per-component peak comes from the 2 s /metrics read when a component has it (as the chart)."""
+    import json
+
+    from harness.judge.summary import compute
+    from harness.rundir import RunDir
+
+    run_dir = RunDir(tmp_path)
+    rows = [{"t": 100.0 + 15 * i, "component": "streamingnode", "memory_bytes": 12 * GiB, "limit_bytes": 16 * GiB,
+             "restarts": 0, "source": "metrics-server:sn/streamingnode"} for i in range(3)]
+    rows += [{"t": 100.0 + 2 * i, "component": "streamingnode", "memory_bytes": (9 if i == 7 else 4) * GiB,
+              "limit_bytes": 16 * GiB, "restarts": 0, "source": "pod-metrics:sn/streamingnode"} for i in range(20)]
+    rows += [{"t": 100.0, "component": "proxy", "memory_bytes": GiB, "limit_bytes": None, "restarts": 0,
+              "source": "metrics-server:px/proxy"}]
+    run_dir.samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run_dir.events.write_text("")
+    run_dir.acks.write_text("")
+    from harness.scenario import model
+
+    summary = compute(run_dir, run_id="r", facts={}, scenario=model.load("seed").to_json(), started=0.0, ended=1.0,
+                      verification={}, status="completed", time_to_verdict=None)
+    # The finest source's peak, not the 10-15 s working-set figure of metrics-server.
+    assert summary["components"]["streamingnode"]["peak_memory_bytes"] == 9 * GiB
+    assert summary["components"]["proxy"]["peak_memory_bytes"] == GiB

@@ -11,7 +11,8 @@ from harness.load.dispenser import WAIT, Dispenser, LoadPause
 from harness.rundir import RunDir
 from harness.scenario.model import Rules
 from harness.judge.summary import compute, lost_after_deaths, memory_growth
-from harness.targets.embedded import parse_config_overrides, render_config
+from harness.targets.embedded import render_config
+from harness.targets.milvus_config import parse_config_overrides
 from harness.judge.verdict import Verdict, judge
 from harness.watch.events import RunContext, Sample
 from harness.watch.stall import StallDetector
