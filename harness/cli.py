@@ -61,6 +61,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stall-after", metavar="SECONDS", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
     group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--allow-remote", action="store_true",
+                       help="external: allow a --uri that is not this machine (default: loopback only)")
     group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
     group.add_argument("--allow-context", metavar="NAME",
                        help="allow a kube context that is not a kind cluster (named exactly)")
@@ -94,6 +96,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         namespace=args.namespace,
         release=args.release,
         uri=args.uri,
+        allow_remote=args.allow_remote,
     )
 
 

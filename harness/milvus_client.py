@@ -75,13 +75,16 @@ def answers(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def accepts_writes(address: str, timeout: float = 10.0) -> bool:
-    """True when every collection can be flushed: after a restart the server answers reads
-    ~10 s before the old session expires, and until then flush fails with "node not match"."""
+def accepts_writes(address: str, collection: str | None, timeout: float = 10.0) -> bool:
+    """True when the scenario's collection can be flushed: after a restart the server answers
+    reads ~10 s before the old session expires, and until then flush fails with "node not
+    match". Only that collection is flushed, never the server's others; before it exists,
+    answering is enough."""
     try:
         with MilvusAdmin(address, timeout=timeout) as admin:
-            for name in admin.list_collections(timeout=timeout):
-                admin.flush(name, timeout=timeout)
+            names = admin.list_collections(timeout=timeout)
+            if collection is not None and collection in names:
+                admin.flush(collection, timeout=timeout)
         return True
     except Exception as exc:
         log.debug("%s does not accept writes yet: %s", address, exc)

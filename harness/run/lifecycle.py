@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -86,9 +86,13 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
         scenario = scenarios.Scenario(**{**scenario.__dict__, "users": options.users})
     if not 0 <= options.workers <= 64:
         raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
-    target = options.target
+    target = replace(options.target, collection=scenario.collection)
     for spec in options.inject:
         inject.parse(spec)
+    if target.target == "external":
+        from harness.targets.external import check_remote
+
+        check_remote(target)  # before any lookup or connection
     if options.inject and target.target != "embedded":
         raise UsageError(f"--inject needs the embedded target (got --target {target.target})")
     if target.target == "embedded" and target.memory_limit is None and scenario.embedded_memory_limit:

@@ -90,3 +90,6 @@ class TargetOptions:
     namespace: str = "default"
     release: str = "milvus"
     uri: str | None = None
+    allow_remote: bool = False  # external: a --uri that is not loopback
+    #: The scenario's collection: the only one the harness flushes (set by lifecycle.prepare).
+    collection: str | None = None

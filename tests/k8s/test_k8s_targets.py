@@ -56,7 +56,8 @@ def answering(monkeypatch):
     """Milvus 'answers' at any address (no Milvus runs in these tests); records the addresses."""
     seen: list[str] = []
     monkeypatch.setattr(milvus_client, "answers", lambda address, timeout=3.0: seen.append(address) or True)
-    monkeypatch.setattr(milvus_client, "accepts_writes", lambda address, timeout=10.0: seen.append(address) or True)
+    monkeypatch.setattr(milvus_client, "accepts_writes",
+                        lambda address, collection, timeout=10.0: seen.append(address) or True)
 
     class NoAdmin:
         def __init__(self, *a, **k):
