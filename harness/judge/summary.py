@@ -120,6 +120,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         c = components.setdefault(e["component"], _new_component())
         if e in ooms:
             c["oom_kills"] += 1
+            if c["oom_kills"] == 1:
+                c["rows_acked_before_first_oom"] = rows_acked_by(ok, e["t"])
         elif e["type"] == "Exited" and e.get("data", {}).get("injected"):
             c["injected_kills"] += 1
         elif e["type"] == "MemoryStall":
