@@ -141,6 +141,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue through OOM kills and restarts to the planned rows")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
+    p.add_argument("--verify", choices=["pk-ranges", "rows", "none"],
+                   help="how acked rows are checked after the load: pk-ranges (per batch; loads the collection "
+                        "into the query nodes), rows (persisted row count, no query node; a lower bound on loss) "
+                        "or none (default: pk-ranges when the collection fits the query nodes' memory, else rows)")
     add_target_options(p)
 
 
@@ -154,6 +158,7 @@ def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
+        verify=args.verify,
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )
 

@@ -56,6 +56,15 @@ class MilvusAdmin:
     def flush(self, name: str, timeout: float = 30.0) -> None:
         self.collection(name).flush(timeout=timeout)
 
+    def persisted_rows(self, name: str, timeout: float = 60.0) -> int:
+        """Rows in the collection's persisted (sealed or flushed) segments, as the data
+        coordinator counts them: needs no query node and no load. Call it after a flush."""
+        from pymilvus import connections
+
+        handler = connections._fetch_handler(self.alias)  # pymilvus has no public wrapper for this RPC
+        infos = handler.get_persistent_segment_infos(name, timeout=timeout)
+        return sum(int(info.num_rows) for info in infos)
+
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
         collection = self.collection(name)

@@ -111,6 +111,7 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
                                       f"{_during(s, summary)}: {s['detail']}"))
         else:
             checked.append(RuleResult("no memory stall", True, "memory never stalled at the limit"))
+    by_count = (rows.get("check") or {}).get("check") == "rows"
     if rules.fail_on_lost_rows:
         short_after_restart = [c for c in rows.get("checked_after_restarts", []) if c.get("missing")]
         if rows.get("verified") is None and short_after_restart:
@@ -123,6 +124,11 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         elif rows.get("verified") is None:
             checked.append(RuleResult("no acked row lost", True,
                                       f"acked rows could not be verified: {rows.get('verify_note', 'server not reachable')}"))
+        elif rows["lost"] and by_count:
+            checked.append(RuleResult("no acked row lost", False,
+                                      f"at least {rows['lost']:,} of {rows['acked']:,} acked rows missing: "
+                                      f"{rows.get('persisted', 0):,} rows persisted after the flush (rows check: "
+                                      "a lower bound, no batch named)"))
         elif rows["lost"]:
             lost_batches = rows.get("lost_batches", [])
             groups = rows.get("lost_after") or [{"death": None, "batches": lost_batches, "rows": rows["lost"]}]
@@ -132,6 +138,10 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
                         else " missing though nothing died after they were acked")
                      + f" ({_batch_list(g['batches'])})" for g in groups]
             checked.append(RuleResult("no acked row lost", False, "; ".join(parts)))
+        elif by_count:
+            checked.append(RuleResult("no acked row lost", True,
+                                      f"{rows.get('persisted', 0):,} rows persisted after the flush, "
+                                      f"{rows['acked']:,} acked (rows check)"))
         else:
             checked.append(RuleResult("no acked row lost", True, f"all {rows['acked']:,} acked rows present"))
     if rules.fail_on_unverified and rows.get("verified") is None:
@@ -167,7 +177,9 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
     if rows.get("verified") is None and summary.get("target") in CLUSTER_TARGETS:
         reason = f"the acked rows could not be checked: {rows.get('verify_note', 'no answer')}"
         return Verdict.INCONCLUSIVE, [reason], checked
-    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and verified with no rule broken"
+    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check) "
+                          "with no rule broken" if rows.get("verified") is not None and by_count else
+                          f"{rows['acked']:,} rows inserted and verified with no rule broken"
                           if rows.get("verified") is not None else
                           f"{rows['acked']:,} rows inserted with no rule broken"], checked
 
