@@ -52,8 +52,10 @@ def _wait(check: Any, what: str, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
-def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: str | None) -> RunResult:
-    """One run whose components are watched on the stand-in; `killed`: the pod OOM-killed mid-load."""
+def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: str | None,
+                while_verifying: bool = False) -> RunResult:
+    """One run whose components are watched on the stand-in; `killed`: the pod OOM-killed mid-load
+    (or, `while_verifying`, after the load, once verification has begun)."""
     scenario, target_options = lifecycle.prepare(options)
     version = target_options.milvus_version
     began = time.time()
@@ -79,12 +81,18 @@ def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: s
             acks.append({"t": t, "t_start": t - 0.5, "batch": k, "first_pk": k * ROWS,
                          "last_pk": (k + 1) * ROWS - 1, "rows": ROWS, "ok": True, "latency_ms": 500.0})
         run_dir.acks.write_text("".join(json.dumps(a) + "\n" for a in acks))
-        if killed is not None:
+        def kill() -> None:
             with fake_api.lock:
-                fake_api.pods = _cluster_pods(killed, at=time.time())
+                fake_api.pods = _cluster_pods(killed, at=time.time() + 1)  # whole seconds: after what came before
             _wait(lambda: any(e.type == events.OOM_KILLED for e in context.events), "the OOM kill")
+
+        if killed is not None and not while_verifying:
+            kill()
         verdict_at = time.time()
         context.fire_event(component="harness", type=events.LOAD_STOPPED, detail="scripted load ended")
+        context.fire_event(component="harness", type=events.VERIFY_STARTED, detail="scripted check")
+        if killed is not None and while_verifying:
+            kill()
     finally:
         watcher.stop()
         recorder.close()
@@ -128,6 +136,20 @@ def test_with_every_component_under_test_a_datanode_oom_fails(make_watcher, fake
 def test_a_healthy_run_passes(make_watcher, fake_api, tmp_path):
     result = watched_run(make_watcher, fake_api, _options(tmp_path), killed=None)
     assert result.verdict is Verdict.PASS, result.summary["reasons"]
+
+
+def test_a_query_node_oom_while_verifying_is_seen_and_said(make_watcher, fake_api, tmp_path):
+    result = watched_run(make_watcher, fake_api, _options(tmp_path), killed="milvus-querynode-0",
+                         while_verifying=True)
+    assert result.verdict is Verdict.INCONCLUSIVE and result.exit_code == 125
+    reason = result.summary["reasons"][0]
+    assert reason.startswith("querynode OOM-killed at ") and " during verification (not under test)" in reason
+    # under test, the same kill FAILs and says when it happened
+    result = watched_run(make_watcher, fake_api, _options(tmp_path, **{"rules.under_test": "querynode"}),
+                         killed="milvus-querynode-0", while_verifying=True)
+    assert result.verdict is Verdict.FAIL
+    assert result.summary["reasons"][0].startswith("querynode OOM-killed at ")
+    assert " during verification after 200,000 acked rows" in result.summary["reasons"][0]
 
 
 TAGS = ["master-20250301-aaaaaaa1", "master-20250302-aaaaaaa2", "master-20250303-aaaaaaa3",
