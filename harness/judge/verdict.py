@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ExitCode
-from harness.scenario.model import ALL_ROLES, Rules
+from harness.scenario.model import ALL_ROLES, MILVUS_ROLES, Rules
 from harness.judge.summary import describe_death
 from harness.units import format_bytes
 
@@ -174,6 +174,11 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         return Verdict.FAIL, failed + cluster, checked
     if cluster:
         return Verdict.INCONCLUSIVE, cluster, checked
+    watched = sorted(n for n in summary["components"] if role_of(n) in MILVUS_ROLES)
+    if watched and not any(rules.covers(role_of(n)) for n in watched):
+        reason = (f"no component under test ({', '.join(rules.under_test)}) was watched, so its health was "
+                  f"not checked; watched: {', '.join(watched)}")
+        return Verdict.INCONCLUSIVE, [reason], checked
     if rows.get("verified") is None and summary.get("target") in CLUSTER_TARGETS:
         reason = f"the acked rows could not be checked: {rows.get('verify_note', 'no answer')}"
         return Verdict.INCONCLUSIVE, [reason], checked

@@ -278,3 +278,13 @@ def test_an_event_during_verification_says_so():
     s["verify_started"] = 999.0
     reasons = judge(SEED_RULES, s, _killed(s, "datanode"))[1]
     assert "OOM-killed at" in reasons[0] and " during verification (not under test)" in reasons[0]
+
+
+def test_nothing_under_test_watched_is_inconclusive():
+    s = _cluster_summary()
+    verdict, reasons, _ = judge(Rules(under_test=("querynode",)), s, [])
+    assert verdict is Verdict.INCONCLUSIVE and reasons == [
+        "no component under test (querynode) was watched, so its health was not checked; "
+        "watched: datanode, proxy, streamingnode, streamingnode-2"]
+    s["components"] = {}  # nothing watched at all (external without a kube context): the rows decide
+    assert judge(Rules(under_test=("querynode",)), s, [])[0] is Verdict.PASS
