@@ -51,7 +51,7 @@ def _first_ack(report_dir: Path, proc: Any, timeout: float = 180.0) -> None:
     raise AssertionError("no batch was acked in time")
 
 
-def _run_with_a_kill(harness_cli: Any, fake_api: Any, address: str, report_dir: Path, killed: str,
+def _run_with_a_kill(harness_cli: Any, fake_api: Any, address: str, report_dir: Path, killed: str | None,
                      *extra: str) -> tuple[int, dict[str, Any], str]:
     with fake_api.lock:
         fake_api.pods = _pods()
@@ -62,9 +62,10 @@ def _run_with_a_kill(harness_cli: Any, fake_api: Any, address: str, report_dir: 
         "--scenario", "smoke", "--set", "rules.under_test=streamingnode", "--set", "total_rows=200000",
         "--set", "wait_s=1", "--watch-interval", "0.2s", "--report-dir", str(report_dir), *extra,
         env={**os.environ})
-    _first_ack(report_dir, proc)
-    with fake_api.lock:
-        fake_api.pods = _pods(killed)
+    if killed is not None:
+        _first_ack(report_dir, proc)
+        with fake_api.lock:
+            fake_api.pods = _pods(killed)
     out, err = proc.communicate(timeout=300)
     run_dir = next(report_dir.iterdir())
     return proc.returncode, json.loads((run_dir / "summary.json").read_text()), out + err
@@ -96,3 +97,10 @@ def test_external_run_on_real_milvus_is_judged_by_the_component_under_test(
         rows = summary["rows"]
         assert 0 < rows["acked"] and rows["verified"] == rows["acked"] and rows["persisted"] >= rows["acked"]
         assert rows["check"]["check"] == "rows" and rows["check"]["why"].startswith("asked for with --verify rows")
+
+        # Nothing died, but the acked rows were not checked: on a cluster that is no PASS.
+        code, summary, output = _run_with_a_kill(harness_cli, fake_api, address, tmp_path / "unchecked", None,
+                                                 "--verify", "none", "--set", "total_rows=20000")
+        assert code == 125, output
+        assert summary["rows"]["acked"] == 20_000 and summary["rows"]["verified"] is None
+        assert summary["reasons"] == ["the acked rows could not be checked: verification skipped (--verify none)"]
