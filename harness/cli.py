@@ -62,6 +62,8 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--stall-after", metavar="SECONDS", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
     group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--allow-remote", action="store_true",
+                       help="external: allow a --uri that is not this machine (default: loopback only)")
     group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
     group.add_argument("--allow-context", metavar="NAME",
                        help="allow a kube context that is not a kind cluster (named exactly)")
@@ -101,6 +103,7 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         release=args.release,
         image_repository=args.image_repository,
         uri=args.uri,
+        allow_remote=args.allow_remote,
     )
 
 
@@ -145,6 +148,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue through OOM kills and restarts to the planned rows")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
+    p.add_argument("--verify", choices=["pk-ranges", "rows", "none"],
+                   help="how acked rows are checked after the load: pk-ranges (per batch; loads the collection "
+                        "into the query nodes), rows (persisted row count, no query node; a lower bound on loss) "
+                        "or none (default: pk-ranges when the collection fits the query nodes' memory, else rows)")
     add_target_options(p)
 
 
@@ -158,6 +165,7 @@ def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
+        verify=args.verify,
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )
 

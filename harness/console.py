@@ -68,10 +68,15 @@ def print_scenarios(console: Console, name: str | None) -> None:
         for key, value in s.to_json().items():
             if key == "rules":
                 for rule, rv in value.items():
-                    table.add_row(f"rules.{rule}", str(rv))
+                    table.add_row(f"rules.{rule}", ",".join(rv) if isinstance(rv, (list, tuple)) else str(rv))
             else:
                 table.add_row(key, str(value))
         console.print(table)
+        console.print("rules.under_test: the Milvus roles whose OOM kill, restart or stall FAILs the run "
+                      f"({', '.join(scenarios.MILVUS_ROLES)}, or all); the same of any other Milvus component "
+                      "makes it INCONCLUSIVE. The embedded target's standalone server holds every role and is "
+                      "always under test. Change it with --set rules.under_test=all (or e.g. streamingnode,datanode).",
+                      markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title="built-in scenarios")
     table.add_column("name")

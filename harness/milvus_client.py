@@ -56,6 +56,15 @@ class MilvusAdmin:
     def flush(self, name: str, timeout: float = 30.0) -> None:
         self.collection(name).flush(timeout=timeout)
 
+    def persisted_rows(self, name: str, timeout: float = 60.0) -> int:
+        """Rows in the collection's persisted (sealed or flushed) segments, as the data
+        coordinator counts them: needs no query node and no load. Call it after a flush."""
+        from pymilvus import connections
+
+        handler = connections._fetch_handler(self.alias)  # pymilvus has no public wrapper for this RPC
+        infos = handler.get_persistent_segment_infos(name, timeout=timeout)
+        return sum(int(info.num_rows) for info in infos)
+
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
         collection = self.collection(name)
@@ -75,13 +84,16 @@ def answers(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def accepts_writes(address: str, timeout: float = 10.0) -> bool:
-    """True when every collection can be flushed: after a restart the server answers reads
-    ~10 s before the old session expires, and until then flush fails with "node not match"."""
+def accepts_writes(address: str, collection: str | None, timeout: float = 10.0) -> bool:
+    """True when the scenario's collection can be flushed: after a restart the server answers
+    reads ~10 s before the old session expires, and until then flush fails with "node not
+    match". Only that collection is flushed, never the server's others; before it exists,
+    answering is enough."""
     try:
         with MilvusAdmin(address, timeout=timeout) as admin:
-            for name in admin.list_collections(timeout=timeout):
-                admin.flush(name, timeout=timeout)
+            names = admin.list_collections(timeout=timeout)
+            if collection is not None and collection in names:
+                admin.flush(collection, timeout=timeout)
         return True
     except Exception as exc:
         log.debug("%s does not accept writes yet: %s", address, exc)

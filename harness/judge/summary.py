@@ -107,12 +107,17 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     outcomes = batch_outcomes(acks)
     ok = [a for a in outcomes.values() if a["ok"]]
     failed = [a for a in outcomes.values() if not a["ok"]]
+    # Peaks are the load's; what the check after it took is kept apart (the embedded
+    # server's limit is lifted for it).
+    verify_started = next((e["t"] for e in events if e["type"] == "VerifyStarted"), None)
     components: dict[str, dict[str, Any]] = {}
     finest = finest_sources(samples)
     for s in samples:
         c = components.setdefault(s["component"], _new_component())
         if s.get("memory_bytes") is not None and source_kind(s.get("source") or "") == finest.get(s["component"]):
-            c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
+            key = ("peak_memory_bytes" if verify_started is None or s["t"] < verify_started
+                   else "verify_peak_memory_bytes")
+            c[key] = max(c.get(key) or 0, s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
         c["restarts"] = max(c["restarts"], s.get("restarts") or 0)
     ooms = [e for e in events if e["type"] == "OOMKilled" and e.get("data", {}).get("source") != _INJECTED]
@@ -122,6 +127,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         c = components.setdefault(e["component"], _new_component())
         if e in ooms:
             c["oom_kills"] += 1
+            if c["oom_kills"] == 1:
+                c["rows_acked_before_first_oom"] = rows_acked_by(ok, e["t"])
         elif e["type"] == "Exited" and e.get("data", {}).get("injected"):
             c["injected_kills"] += 1
         elif e["type"] == "MemoryStall":
@@ -163,9 +170,12 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             "checked_after_restarts": [{"t": e["t"], **e.get("data", {})} for e in events
                                        if e["type"] == "RowsChecked"],
             **({"verify_note": verification["note"]} if verification.get("note") else {}),
+            **({"check": verification["check"]} if verification.get("check") else {}),
+            **({"persisted": verification["persisted"]} if "persisted" in verification else {}),
         },
         "components": components,
         "first_oom": first_oom,
+        "verify_started": verify_started,
         "inserts": {
             "count": attempts,
             "failures": sum(1 for a in acks if not a["ok"]),

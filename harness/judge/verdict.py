@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import enum
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from harness.errors import ExitCode
-from harness.scenario.model import Rules
+from harness.scenario.model import ALL_ROLES, MILVUS_ROLES, Rules
 from harness.judge.summary import describe_death
 from harness.units import format_bytes
+
+
+#: Targets that are a cluster: there a run whose acked rows were not checked is INCONCLUSIVE.
+CLUSTER_TARGETS = ("kind", "external")
 
 
 class Verdict(str, enum.Enum):
@@ -42,14 +47,26 @@ def _clock(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
+def role_of(component: str) -> str:
+    """The Milvus role of a watched series: 'streamingnode-2' and 'streamingnode/sidecar'
+    are streaming nodes (see harness.watch.kubernetes for how series are named)."""
+    return re.sub(r"-\d+$", "", component.split("/", 1)[0])
+
+
 def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -> tuple[Verdict, list[str], list[RuleResult]]:
     """Apply the scenario's rules to a run's summary figures and events.
 
     INCONCLUSIVE when no insert ever succeeded (nothing was tested); else FAIL when any rule
-    broke, each broken rule giving one reason; else PASS.
+    broke, each broken rule giving one reason; else INCONCLUSIVE when a Milvus component that
+    is not under test (rules.under_test) died or stalled, or when on a cluster (kind,
+    external) the acked rows could not be checked at all; else PASS.
     """
     rows = summary["rows"]
-    components: dict[str, dict[str, Any]] = summary["components"]
+    under = {n: c for n, c in summary["components"].items() if rules.covers(role_of(n))}
+    outside = [e for e in events if e["component"] not in under]
+    events = [e for e in events if e["component"] in under or e["component"] == "harness"]
+    components: dict[str, dict[str, Any]] = under
+    scope = "component" if ALL_ROLES in rules.under_test else "component under test"
     checked: list[RuleResult] = []
     if rows["acked"] == 0:
         reason = ("no insert was acknowledged, so nothing was tested"
@@ -62,14 +79,17 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         if ooms:
             first = ooms[0]
             comp = components.get(first["component"], {})
-            before = summary.get("first_oom", {}) or {}
-            message = (f"{first['component']} OOM-killed at {_clock(first['t'])} after "
-                       f"{before.get('rows_acked_before', 0):,} acked rows; peak "
+            overall = summary.get("first_oom") or {}
+            before = comp.get("rows_acked_before_first_oom",
+                              overall.get("rows_acked_before", 0)
+                              if overall.get("component", first["component"]) == first["component"] else 0)
+            message = (f"{first['component']} OOM-killed at {_clock(first['t'])}{_during(first, summary)} after "
+                       f"{before:,} acked rows; peak "
                        f"{format_bytes(comp.get('peak_memory_bytes'))} of {format_bytes(comp.get('limit_bytes'))}"
                        + (f" ({len(ooms)} OOM kills in all)" if len(ooms) > 1 else ""))
             checked.append(RuleResult("no OOM kill", False, message))
         else:
-            checked.append(RuleResult("no OOM kill", True, "no component was OOM-killed"))
+            checked.append(RuleResult("no OOM kill", True, f"no {scope} was OOM-killed"))
     if rules.fail_on_restart:
         # Restarts after an injected kill are the experiment, not a finding.
         restarted = {n: c["restarts"] - c.get("injected_kills", 0) for n, c in components.items()
@@ -77,18 +97,21 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         exits = [e for e in events if e["type"] == "Exited" and not e.get("data", {}).get("injected")]
         if restarted or exits:
             parts = [f"{n} restarted {r} time{'s' if r != 1 else ''}" for n, r in restarted.items()]
-            parts += [f"{e['component']} exited at {_clock(e['t'])} ({e['detail']})" for e in exits[:3]]
+            parts += [f"{e['component']} exited at {_clock(e['t'])}{_during(e, summary)} ({e['detail']})"
+                      for e in exits[:3]]
             checked.append(RuleResult("no restart", False, "; ".join(parts)))
         else:
-            checked.append(RuleResult("no restart", True, "no component restarted"))
+            checked.append(RuleResult("no restart", True, f"no {scope} restarted"))
     if rules.fail_on_stall:
         stalls = [e for e in events if e["type"] == "MemoryStall"]
         if stalls:
             s = stalls[0]
             checked.append(RuleResult("no memory stall", False,
-                                      f"{s['component']} stalled at its memory limit at {_clock(s['t'])}: {s['detail']}"))
+                                      f"{s['component']} stalled at its memory limit at {_clock(s['t'])}"
+                                      f"{_during(s, summary)}: {s['detail']}"))
         else:
             checked.append(RuleResult("no memory stall", True, "memory never stalled at the limit"))
+    by_count = (rows.get("check") or {}).get("check") == "rows"
     if rules.fail_on_lost_rows:
         short_after_restart = [c for c in rows.get("checked_after_restarts", []) if c.get("missing")]
         if rows.get("verified") is None and short_after_restart:
@@ -101,6 +124,11 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         elif rows.get("verified") is None:
             checked.append(RuleResult("no acked row lost", True,
                                       f"acked rows could not be verified: {rows.get('verify_note', 'server not reachable')}"))
+        elif rows["lost"] and by_count:
+            checked.append(RuleResult("no acked row lost", False,
+                                      f"at least {rows['lost']:,} of {rows['acked']:,} acked rows missing: "
+                                      f"{rows.get('persisted', 0):,} rows persisted after the flush (rows check: "
+                                      "a lower bound, no batch named)"))
         elif rows["lost"]:
             lost_batches = rows.get("lost_batches", [])
             groups = rows.get("lost_after") or [{"death": None, "batches": lost_batches, "rows": rows["lost"]}]
@@ -110,6 +138,10 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
                         else " missing though nothing died after they were acked")
                      + f" ({_batch_list(g['batches'])})" for g in groups]
             checked.append(RuleResult("no acked row lost", False, "; ".join(parts)))
+        elif by_count:
+            checked.append(RuleResult("no acked row lost", True,
+                                      f"{rows.get('persisted', 0):,} rows persisted after the flush, "
+                                      f"{rows['acked']:,} acked (rows check)"))
         else:
             checked.append(RuleResult("no acked row lost", True, f"all {rows['acked']:,} acked rows present"))
     if rules.fail_on_unverified and rows.get("verified") is None:
@@ -133,12 +165,66 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
         rate = summary["inserts"]["rows_per_s"]
         checked.append(RuleResult("insert throughput", rate >= rules.min_rows_per_s,
                                   f"insert throughput {rate:,.0f} rows/s (bound {rules.min_rows_per_s:,.0f} rows/s)"))
-    failed = [r.message for r in checked if not r.passed and not r.message.startswith("acked rows could not")]
+    cluster = _not_under_test(rules, summary, outside)
+    if cluster:
+        checked.append(RuleResult("components not under test held", False, "; ".join(cluster)))
+    failed = [r.message for r in checked if not r.passed and not r.message.startswith("acked rows could not")
+              and r.name != "components not under test held"]
     if failed:
-        return Verdict.FAIL, failed, checked
-    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and verified with no rule broken"
+        return Verdict.FAIL, failed + cluster, checked
+    if cluster:
+        return Verdict.INCONCLUSIVE, cluster, checked
+    watched = sorted(n for n in summary["components"] if role_of(n) in MILVUS_ROLES)
+    if watched and not any(rules.covers(role_of(n)) for n in watched):
+        reason = (f"no component under test ({', '.join(rules.under_test)}) was watched, so its health was "
+                  f"not checked; watched: {', '.join(watched)}")
+        return Verdict.INCONCLUSIVE, [reason], checked
+    if rows.get("verified") is None and summary.get("target") in CLUSTER_TARGETS:
+        reason = f"the acked rows could not be checked: {rows.get('verify_note', 'no answer')}"
+        return Verdict.INCONCLUSIVE, [reason], checked
+    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check) "
+                          "with no rule broken" if rows.get("verified") is not None and by_count else
+                          f"{rows['acked']:,} rows inserted and verified with no rule broken"
                           if rows.get("verified") is not None else
                           f"{rows['acked']:,} rows inserted with no rule broken"], checked
+
+
+def _not_under_test(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
+    """One reason per Milvus component outside rules.under_test that was OOM-killed, exited,
+    stalled or restarted (as far as the rules check each), naming its first such event."""
+    reasons = []
+    for name, comp in summary["components"].items():
+        if rules.covers(role_of(name)):
+            continue
+        own = [e for e in events if e["component"] == name]
+        first = None
+        for e in own:
+            if ((rules.fail_on_oom and e["type"] == "OOMKilled")
+                    or (rules.fail_on_stall and e["type"] == "MemoryStall")
+                    or (rules.fail_on_restart and e["type"] == "Exited" and not e.get("data", {}).get("injected"))):
+                first = e
+                break
+        restarts = comp.get("restarts", 0) - comp.get("injected_kills", 0)
+        if first is not None:
+            what = {"OOMKilled": "OOM-killed", "MemoryStall": "stalled at its memory limit",
+                    "Exited": "exited"}[first["type"]]
+            text = f"{name} {what} at {_clock(first['t'])}"
+            if first["type"] == "Exited":
+                text += f" ({first.get('detail', '')})"
+        elif rules.fail_on_restart and restarts > 0:
+            text = f"{name} restarted {restarts} time{'s' if restarts != 1 else ''}"
+        else:
+            continue
+        if first is not None:
+            text += _during(first, summary)
+        reasons.append(f"{text} (not under test): the cluster, not the component under test, failed")
+    return reasons
+
+
+def _during(event: dict[str, Any], summary: dict[str, Any]) -> str:
+    """' during verification' for an event after the load, while the acked rows were checked."""
+    started = summary.get("verify_started")
+    return " during verification" if started is not None and event["t"] >= started else ""
 
 
 def _batch_list(batches: list[int]) -> str:

@@ -77,8 +77,13 @@ def list_contexts() -> dict[str, dict[str, Any]]:
 
 def is_loopback_server(server: str) -> bool:
     """True when an API server URL points at this machine (127.0.0.0/8, ::1, localhost)."""
-    host = urlsplit(server if "//" in server else f"//{server}").hostname or ""
-    if host == "localhost":
+    return is_loopback_host(urlsplit(server if "//" in server else f"//{server}").hostname or "")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when a host name or address is this machine, decided without any lookup:
+    an address in 127.0.0.0/8 or ::1, or the name localhost."""
+    if host.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

@@ -528,7 +528,16 @@ def rows_table(report: RunReport) -> list[tuple[str, str]]:
         ("Verified", fmt_count(verified) if verified is not None else "not verified"),
         ("Lost", fmt_count(rows.get("lost"))),
         ("Lost batches", lost_batches_text(report)),
+        ("Check", check_text(rows)),
     ]
+
+
+def check_text(rows: Mapping[str, Any]) -> str:
+    """Which check of the acked rows ran and why (summary.json's rows.check)."""
+    check = rows.get("check")
+    if not isinstance(check, Mapping):
+        return "pk-ranges" if rows.get("verified") is not None else "none"
+    return f"{check.get('check')}: {check.get('why')}"
 
 
 def inserts_table(report: RunReport) -> list[tuple[str, str]]:

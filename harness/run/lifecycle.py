@@ -15,8 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +38,7 @@ from harness.judge.summary import acked_batches, compute
 from harness.targets.protocol import TargetOptions
 from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, judge
-from harness.judge.verify import verify
+from harness.judge.verify import verify_after_load
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext
 from harness.watch.stall import StallDetector
@@ -58,6 +59,8 @@ class RunOptions:
     users: int | None = None
     keep_going: bool = False
     inject: list[str] = field(default_factory=list)
+    #: --verify: pk-ranges, rows or none; None chooses by whether the collection fits the query nodes.
+    verify: str | None = None
     run_id: str | None = None
     command: str = ""
 
@@ -86,9 +89,13 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
         scenario = scenarios.Scenario(**{**scenario.__dict__, "users": options.users})
     if not 0 <= options.workers <= 64:
         raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
-    target = options.target
+    target = replace(options.target, collection=scenario.collection)
     for spec in options.inject:
         inject.parse(spec)
+    if target.target == "external":
+        from harness.targets.external import check_remote
+
+        check_remote(target)  # before any lookup or connection
     if options.inject and target.target != "embedded":
         raise UsageError(f"--inject needs the embedded target (got --target {target.target})")
     if target.target == "embedded" and target.memory_limit is None and scenario.embedded_memory_limit:
@@ -246,15 +253,6 @@ def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str |
     return None
 
 
-def verify_after_load(target: Any, address: str, scenario: scenarios.Scenario, run_dir: RunDir) -> dict[str, Any]:
-    """Check that every acked row is present, once the target is ready to answer queries."""
-    acks = list(read_jsonl(run_dir.acks))
-    ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
-    if not ready:
-        return {"verified": None, "note": "the server did not come back to answer queries"}
-    return verify(address, scenario.collection, acked_batches(acks))
-
-
 def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
                  began: float, verdict_at: float | None, verification: dict[str, Any], status: str = "FINISHED",
                  exit_code: int | None = None, inconclusive: str | None = None,
@@ -349,8 +347,9 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
     tail = _AckTail(run_dir.acks)
     pause = LoadPause.in_dir(run_dir.path)
+    verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
     StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds,
-                  paused=pause.requested)
+                  paused=lambda: pause.requested() or verifying.is_set())
 
     status, exit_code, verdict_at = "FINISHED", None, None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -414,11 +413,13 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             locust.stop()
             tail.poll()
             context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=stop_reason)
-            for watcher in target.watchers():
-                watcher.stop()
+            verifying.set()
             progress.phase = "verifying acked rows"
             view.update()
-            verification = verify_after_load(target, endpoint.address, scenario, run_dir)
+            # The watchers stay on: an OOM kill while the check loads the collection is seen.
+            verification = verify_after_load(target, endpoint.address, scenario, run_dir, options.verify, context)
+            for watcher in target.watchers():
+                watcher.stop()
     except HarnessError as exc:
         # Anything that kept the target from coming up (pip, the server, the cluster) means the
         # run could not test: INCONCLUSIVE with a report. Bad input stays exit 2.

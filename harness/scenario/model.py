@@ -30,6 +30,10 @@ MAX_SHARDS = 16
 MAX_PARTITIONS = 4096
 MAX_DIM = 32768
 INSERT_PATHS = ("numpy", "columns", "rows")
+#: Milvus roles, as the chart's `component` pod label and the embedded target name them.
+MILVUS_ROLES = ("standalone", "proxy", "mixcoord", "rootcoord", "querycoord", "datacoord", "indexcoord",
+                "querynode", "datanode", "indexnode", "streamingnode")
+ALL_ROLES = "all"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,15 @@ class Rules:
     max_insert_p50_ms: float | None = None
     max_insert_p95_ms: float | None = None
     min_rows_per_s: float | None = None
+    #: The Milvus roles whose OOM kill, restart or stall FAILs the run; the same of any other
+    #: Milvus component makes it INCONCLUSIVE (the cluster failed, not what is tested).
+    #: "all" covers every component. The standalone server (the embedded target) hosts every
+    #: role, so it is always under test.
+    under_test: tuple[str, ...] = (ALL_ROLES,)
+
+    def covers(self, role: str) -> bool:
+        """Is a component of this role under test?"""
+        return role == "standalone" or ALL_ROLES in self.under_test or role in self.under_test
 
 
 @dataclass(frozen=True)
@@ -159,11 +172,16 @@ def _convert(key: str, value: Any, types: dict[str, Any], what: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError
             return float(value)
+        if kind.startswith("tuple"):
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            return tuple(i.strip() for i in items)
         if not isinstance(value, str):
             raise ValueError
         return value
     except (ValueError, TypeError):
-        allowed = kind.replace(" | None", " or none")
+        allowed = kind.replace(" | None", " or none").replace("tuple[str, ...]", "list of names")
         if kind.startswith("bool"):
             allowed += " (true/false, yes/no, on/off, 1/0)"
         raise UsageError(f"{key}={value!r} is not a valid {allowed}") from None
@@ -211,6 +229,10 @@ def _validate(s: Scenario) -> None:
     r = s.rules
     if r.max_peak_memory_fraction is not None and not 0 < r.max_peak_memory_fraction <= 1:
         raise bad("rules.max_peak_memory_fraction", r.max_peak_memory_fraction, "above 0, at most 1")
+    unknown = [role for role in r.under_test if role not in MILVUS_ROLES and role != ALL_ROLES]
+    if unknown or not r.under_test or (ALL_ROLES in r.under_test and len(r.under_test) > 1):
+        raise UsageError(f"rules.under_test={','.join(r.under_test)!r} is not allowed: {ALL_ROLES}, or "
+                         f"Milvus roles separated by commas from {', '.join(MILVUS_ROLES)}")
     for name in ("max_insert_p50_ms", "max_insert_p95_ms", "min_rows_per_s"):
         value = getattr(r, name)
         if value is not None and value <= 0:

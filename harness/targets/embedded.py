@@ -281,7 +281,7 @@ class EmbeddedTarget:
             alive = current is not None and current.poll() is None
             if not alive and self.options.restart == "never":
                 return False  # nobody will bring it back
-            if alive and milvus_client.accepts_writes(server.address):
+            if alive and milvus_client.accepts_writes(server.address, self.options.collection):
                 return True
             time.sleep(0.5)
         return False

@@ -1,6 +1,7 @@
 """The external target: a Milvus the user already runs, optionally watched through a kube context.
 
-Nothing is installed or stopped. With --kube-context the release's pods are watched (the
+Nothing is installed or stopped. A URI whose host is not this machine needs --allow-remote
+(checked before any lookup or connection). With --kube-context the release's pods are watched (the
 context passes the same safety check as kind's: a kind cluster, or named by
 --allow-context); without it the run has no memory samples, only the load's view.
 """
@@ -38,16 +39,26 @@ def parse_uri(uri: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
+def check_remote(options: TargetOptions) -> tuple[str, int]:
+    """The URI's (host, port), refused when the host is not this machine and --allow-remote
+    was not given. Decided from the text alone: no lookup, no connection before it."""
+    if not options.uri:
+        raise UsageError("--target external needs --uri, e.g. --uri http://127.0.0.1:19530")
+    host, port = parse_uri(options.uri)
+    if not options.allow_remote and not contexts.is_loopback_host(host):
+        raise UsageError(f"--uri {options.uri!r} is not on this machine (allowed without --allow-remote: "
+                         "127.0.0.1, ::1, localhost); add --allow-remote to load a remote Milvus")
+    return host, port
+
+
 class ExternalTarget:
     """Target protocol over an existing Milvus: connect, optionally watch, never install."""
 
     kind = "external"
 
     def __init__(self, options: TargetOptions, answer_timeout: float = 30.0) -> None:
-        if not options.uri:
-            raise UsageError("--target external needs --uri, e.g. --uri http://127.0.0.1:19530")
         self.options = options
-        self.host, self.port = parse_uri(options.uri)
+        self.host, self.port = check_remote(options)
         # Refused here, before anything connects, when the context is not a local kind cluster.
         self.context_name = contexts.check_context(options)
         self._answer_timeout = answer_timeout
@@ -89,7 +100,7 @@ class ExternalTarget:
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        return milvus_client.wait_until(lambda: milvus_client.accepts_writes(self.address), deadline, interval=1.0)
+        return milvus_client.wait_until(lambda: milvus_client.accepts_writes(self.address, self.options.collection), deadline, interval=1.0)
 
     def facts(self) -> dict[str, Any]:
         return {

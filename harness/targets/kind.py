@@ -284,7 +284,7 @@ class KindTarget:
                     self._forward.ensure()
             except TargetError as exc:
                 log.info("%s", exc)
-            if milvus_client.accepts_writes(self.endpoint.address):
+            if milvus_client.accepts_writes(self.endpoint.address, self.options.collection):
                 return True
             time.sleep(1.0)
         return False

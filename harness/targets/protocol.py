@@ -91,3 +91,6 @@ class TargetOptions:
     release: str = "milvus"
     image_repository: str = "milvusdb/milvus"  # kind: where the image comes from
     uri: str | None = None
+    allow_remote: bool = False  # external: a --uri that is not loopback
+    #: The scenario's collection: the only one the harness flushes (set by lifecycle.prepare).
+    collection: str | None = None

@@ -28,6 +28,7 @@ LOAD_STARTED = "LoadStarted"
 LOAD_STOPPED = "LoadStopped"
 INJECTED = "Injected"
 WATCH_GAP = "WatchGap"
+VERIFY_STARTED = "VerifyStarted"  # the load is over; the acked rows are being checked
 ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.judge.restart_check)
 
 

@@ -570,7 +570,8 @@ class UiSession:
             verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
             if inconclusive is None and status == "FINISHED" and self.endpoint is not None:
                 self.phase = "verifying"
-                verification = verify_after_load(self.target, self.endpoint.address, run.scenario, run.run_dir)
+                verification = verify_after_load(self.target, self.endpoint.address, run.scenario, run.run_dir,
+                                                 self.options.verify, run.context)
             embedded = self.target_options.target == "embedded"
             if embedded:
                 self.phase = "stopping milvus"

@@ -67,7 +67,8 @@ def answering(monkeypatch):
 
     seen = Seen()
     monkeypatch.setattr(milvus_client, "answers", lambda address, timeout=3.0: seen.append(address) or True)
-    monkeypatch.setattr(milvus_client, "accepts_writes", lambda address, timeout=10.0: seen.append(address) or True)
+    monkeypatch.setattr(milvus_client, "accepts_writes",
+                        lambda address, collection, timeout=10.0: seen.append(address) or True)
 
     def server_version(address, timeout=10.0):
         seen.append(address)

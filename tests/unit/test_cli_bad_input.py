@@ -33,6 +33,9 @@ BAD = [
     (["run", "--users", "0"], "--users 0 is out of range: 1 to 256"),
     (["run", "--users", "many"], "argument --users: invalid int value: 'many'"),
     (["run", "--set", "check_after_restart=maybe"], "is not a valid bool (true/false"),
+    (["run", "--set", "rules.under_test=datanodes"], "rules.under_test='datanodes' is not allowed: all, or Milvus"),
+    (["run", "--verify", "some"], "argument --verify: invalid choice: 'some'"),
+    (["run", "--target", "external", "--uri", "http://10.1.2.3:19530"], "is not on this machine"),
     (["report", "/nonexistent"], "is not a finished run directory"),
     (["frobnicate"], "invalid choice"),
 ]

@@ -211,3 +211,81 @@ def test_an_interrupt_inside_a_deferred_block_arrives_after_it():
         assert signal.getsignal(signal.SIGTERM) is stop
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _cluster_summary(target="kind", verified=1000):
+    s = _summary(verified=verified)
+    s["target"] = target
+    s["components"] = {name: {"peak_memory_bytes": 900, "limit_bytes": 1000, "restarts": 0}
+                       for name in ("streamingnode", "streamingnode-2", "datanode", "proxy", "kube-apiserver")}
+    return s
+
+
+def _killed(s, component, t=1000.0):
+    s["components"][component].update(restarts=1, oom_kills=1, rows_acked_before_first_oom=700)
+    return [{"t": t, "component": component, "type": "OOMKilled", "detail": "exit code 137"},
+            {"t": t + 1, "component": component, "type": "Restarted", "detail": "", "data": {"restarts": 1}}]
+
+
+SEED_RULES = Rules(under_test=("streamingnode",))
+
+
+def test_a_component_not_under_test_dying_is_inconclusive_naming_it():
+    s = _cluster_summary()
+    verdict, reasons, rules = judge(SEED_RULES, s, _killed(s, "datanode"))
+    assert verdict is Verdict.INCONCLUSIVE and verdict.exit_code == 125
+    assert reasons == [f"datanode OOM-killed at {time.strftime('%H:%M:%S', time.localtime(1000.0))} (not under "
+                       "test): the cluster, not the component under test, failed"]
+    assert [r.passed for r in rules if r.name in ("no OOM kill", "no restart")] == [True, True]
+    # every component under test: the same kill FAILs
+    verdict, reasons, _ = judge(Rules(under_test=("all",)), s, _killed(s, "datanode"))
+    assert verdict is Verdict.FAIL and reasons[0].startswith("datanode OOM-killed at") and "after 700" in reasons[0]
+
+
+def test_a_component_under_test_dying_fails_even_beside_a_cluster_failure():
+    s = _cluster_summary()
+    events = _killed(s, "datanode") + _killed(s, "streamingnode-2", t=1005.0)
+    verdict, reasons, _ = judge(SEED_RULES, s, events)
+    assert verdict is Verdict.FAIL and reasons[0].startswith("streamingnode-2 OOM-killed at")
+    assert any(r.startswith("datanode OOM-killed") and "(not under test)" in r for r in reasons)
+
+
+def test_restarts_exits_and_stalls_outside_the_test_are_inconclusive():
+    s = _cluster_summary()
+    s["components"]["proxy"]["restarts"] = 2
+    verdict, reasons, _ = judge(SEED_RULES, s, [])
+    assert verdict is Verdict.INCONCLUSIVE and reasons[0].startswith("proxy restarted 2 times (not under test)")
+    s = _cluster_summary()
+    stall = {"t": 1000.0, "component": "datanode", "type": "MemoryStall", "detail": "held"}
+    assert judge(SEED_RULES, s, [stall])[0] is Verdict.INCONCLUSIVE
+    assert judge(Rules(under_test=("streamingnode",), fail_on_stall=False), s, [stall])[0] is Verdict.PASS
+    # a peak-memory bound applies to what is tested only
+    assert judge(Rules(under_test=("proxy",), max_peak_memory_fraction=0.95), _cluster_summary(), [])[0] is Verdict.PASS
+    assert judge(Rules(under_test=("datanode",), max_peak_memory_fraction=0.8), _cluster_summary(), [])[0] is Verdict.FAIL
+
+
+def test_unchecked_rows_are_inconclusive_on_a_cluster_only():
+    for target in ("kind", "external"):
+        s = _cluster_summary(target, verified=None)
+        s["rows"]["verify_note"] = "verification skipped (--verify none)"
+        verdict, reasons, _ = judge(SEED_RULES, s, [])
+        assert verdict is Verdict.INCONCLUSIVE and reasons == [
+            "the acked rows could not be checked: verification skipped (--verify none)"]
+    assert judge(Rules(), _cluster_summary("embedded", verified=None), [])[0] is Verdict.PASS
+
+
+def test_an_event_during_verification_says_so():
+    s = _cluster_summary()
+    s["verify_started"] = 999.0
+    reasons = judge(SEED_RULES, s, _killed(s, "datanode"))[1]
+    assert "OOM-killed at" in reasons[0] and " during verification (not under test)" in reasons[0]
+
+
+def test_nothing_under_test_watched_is_inconclusive():
+    s = _cluster_summary()
+    verdict, reasons, _ = judge(Rules(under_test=("querynode",)), s, [])
+    assert verdict is Verdict.INCONCLUSIVE and reasons == [
+        "no component under test (querynode) was watched, so its health was not checked; "
+        "watched: datanode, proxy, streamingnode, streamingnode-2"]
+    s["components"] = {}  # nothing watched at all (external without a kube context): the rows decide
+    assert judge(Rules(under_test=("querynode",)), s, [])[0] is Verdict.PASS

@@ -58,6 +58,7 @@ BAD_VALUE = {
     "rules.max_peak_memory_fraction": ("0", "above 0, at most 1"),
     "rules.max_insert_p50_ms": ("-1", "greater than 0"), "rules.max_insert_p95_ms": ("fast", "not a valid float"),
     "rules.min_rows_per_s": ("0", "greater than 0"),
+    "rules.under_test": ("datanode,querynodes", "all, or Milvus roles separated by commas from standalone"),
 }
 
 
@@ -74,6 +75,29 @@ def test_a_bad_value_of_any_field_is_one_line_naming_it(key):
         scenarios.load("seed").with_overrides({key: value})
     text = str(err.value)
     assert message in text and key.split(".")[-1] in text and "\n" not in text
+
+
+@pytest.mark.parametrize("value", ["", "all,datanode", "DataNode", "streamingnode,,datanode"])
+def test_bad_under_test_is_one_line_with_what_is_allowed(value):
+    with pytest.raises(UsageError) as err:
+        scenarios.load("seed").with_overrides({"rules.under_test": value})
+    assert str(err.value).startswith(f"rules.under_test={value.replace(' ', '')!r} is not allowed: all, or Milvus roles")
+
+
+def test_under_test_from_set_and_toml(tmp_path: Path):
+    seed = scenarios.load("seed")
+    assert seed.rules.under_test == ("streamingnode",) and scenarios.load("smoke").rules.under_test == ("all",)
+    both = seed.with_overrides({"rules.under_test": "streamingnode, datanode"})
+    assert both.rules.under_test == ("streamingnode", "datanode") and both.digest() != seed.digest()
+    assert seed.with_overrides({"rules.under_test": "all"}).rules.covers("datanode")
+    assert not seed.rules.covers("datanode") and seed.rules.covers("streamingnode")
+    assert seed.rules.covers("standalone")  # the embedded server holds every role
+    path = tmp_path / "t.toml"
+    path.write_text('[rules]\nunder_test = ["querynode"]\n')
+    assert scenarios.load(str(path)).rules.under_test == ("querynode",)
+    path.write_text('[rules]\nunder_test = [1]\n')
+    with pytest.raises(UsageError, match="under_test"):
+        scenarios.load(str(path))
 
 
 def test_unknown_scenario_names_builtins():
