@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -45,6 +47,14 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
+
+
+def new_run_id(report_dir: Path, scenario_name: str, version: str | None) -> str:
+    """<time>-<scenario>-<version>, with a random suffix when two runs start within one second."""
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario_name}-{version or 'unknown'}"
+    while (report_dir / run_id).exists():
+        run_id = f"{run_id}-{secrets.token_hex(2)}"
+    return run_id
 
 
 class JsonlWriter:
