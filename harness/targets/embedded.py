@@ -454,18 +454,3 @@ class EmbeddedTarget:
         else:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"server exited ({how})", data={"exit_code": code})
-
-
-def print_versions(installed_only: bool = False) -> int:
-    """`milvus-harness versions`: published versions, marking the cached ones."""
-    installed = set(installs.installed_versions())
-    versions = sorted(installed, key=installs._sort_key) if installed_only else installs.published_versions()
-    newest = versions[-1] if versions else None
-    for version in versions:
-        marks = []
-        if version in installed:
-            marks.append("installed")
-        if version == newest and not installed_only:
-            marks.append("default")
-        print(version + (f"  ({', '.join(marks)})" if marks else ""))
-    return 0

@@ -1,4 +1,4 @@
-"""`milvus-harness ui`: the harness side of Locust's web UI (UiSession), one run per Start.
+"""The harness side of `milvus-harness ui` (UiSession): one target, one run per Start in the browser.
 
 UiSession owns what `run` owns, through the same pieces: the target (run.lifecycle.make_target,
 run.guards), its watcher, the stop rules (run.lifecycle.stop_rule over run.guards' stop
@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 import tempfile
 import threading
 import time
@@ -36,11 +35,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rich.console import Console
 
-from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, sigterm_interrupts
+from harness.errors import HarnessError, Interrupted, TargetError
 from harness.load import collection
 from harness.run import inject
 from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
@@ -50,13 +49,12 @@ from harness.run.locust_procs import LOCUSTFILES, LocustProcesses, locust_argv, 
 from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
 from harness.scenario import model as scenarios
 from harness.targets.protocol import Endpoint
-from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
-from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TAB_KEY, TOKEN_ENV
+from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TOKEN_ENV
 from harness.webui.control import ControlChannel
-from harness.webui.options import WebOptions, bind_warning, check_port
+from harness.webui.options import WebOptions
 from harness.webui.run_view import RunView, report_links
 
 log = logging.getLogger(__name__)
@@ -92,7 +90,7 @@ class _Run:
 
 
 class UiSession:
-    """The harness side of `milvus-harness ui`; `serve()` drives it."""
+    """The harness side of `milvus-harness ui`; harness/commands/ui.py drives it."""
 
     def __init__(self, options: RunOptions, web: WebOptions, console: Console | None = None) -> None:
         self.options = options
@@ -472,54 +470,3 @@ class UiSession:
                 if self.control is not None:
                     self.control.close()
                 shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-# --- the command --------------------------------------------------------------------------
-
-
-def serve(options: RunOptions, web: WebOptions, console: Console | None = None,
-          on_ready: Callable[[UiSession], None] | None = None) -> int:
-    """`milvus-harness ui`: until Ctrl-C or SIGTERM; returns 0 after a clean shutdown.
-
-    A target that does not start is a TargetError (exit 125), as for `run`.
-    """
-    console = console or Console()
-    warning = bind_warning(web)
-    check_port(web)
-    session = UiSession(options, web, console)  # validates the scenario and options first
-    if warning:
-        print(f"milvus-harness: {warning}", file=sys.stderr, flush=True)
-    exit_code = 0
-    try:
-        with sigterm_interrupts():
-            try:
-                control_url = session.start_control()
-                console.print(f"starting milvus {session.target_options.milvus_version or ''} "
-                              f"({session.target_options.target}) ...".replace("  ", " "), highlight=False)
-                session.start_target()
-                facts = session.facts
-                console.print(f"milvus {facts.get('milvus_version') or ''} ({facts.get('target')}) at "
-                              f"{session.endpoint.address if session.endpoint else '?'}, memory limit "
-                              f"{format_bytes(facts.get('memory_limit_bytes'))} ({facts.get('isolation') or 'none'})",
-                              highlight=False)
-                session.start_locust(control_url)
-                session.wait_web_ui()
-                console.print(f"Locust web UI: {web.url}/  (memory tab: {web.url}/?tab={TAB_KEY}); "
-                              f"runs go to {options.report_dir}/; Ctrl-C to quit", highlight=False)
-                if on_ready:
-                    on_ready(session)
-                while True:
-                    if not session.locust_running():
-                        raise TargetError(f"Locust exited ({session.locust.returncode}):\n{session.locust_log_tail()}")
-                    time.sleep(0.5)
-            except KeyboardInterrupt:
-                exit_code = int(ExitCode.INTERRUPTED)
-            except Interrupted as exc:
-                exit_code = exc.exit_code
-    finally:
-        session.close(exit_code or int(ExitCode.INTERRUPTED))
-    console.print("milvus-harness ui: stopped; nothing left running", highlight=False)
-    return 0
-
-
-__all__ = ["UiSession", "serve"]
