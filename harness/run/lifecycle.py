@@ -33,7 +33,7 @@ from harness.run.locust_procs import LocustProcesses, start_headless
 from harness.compare.run_keys import RunKey
 from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
-from harness.targets.protocol import TargetOptions
+from harness.targets.protocol import Target, TargetOptions
 from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, judge
 from harness.judge.verify import verify
@@ -93,7 +93,7 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
     return scenario, target
 
 
-def make_target(options: TargetOptions, log_dir: Path | None) -> Any:
+def make_target(options: TargetOptions, log_dir: Path | None) -> Target:
     """The Target for --target (imports only what that target needs)."""
     if options.target == "embedded":
         from harness.targets.embedded import EmbeddedTarget
@@ -152,10 +152,10 @@ def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str |
     return None
 
 
-def verify_after_load(target: Any, address: str, scenario: scenarios.Scenario, run_dir: RunDir) -> dict[str, Any]:
+def verify_after_load(target: Target, address: str, scenario: scenarios.Scenario, run_dir: RunDir) -> dict[str, Any]:
     """Check that every acked row is present, once the target is ready to answer queries."""
     acks = list(read_jsonl(run_dir.acks))
-    ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
+    ready = target.prepare_verification()
     if not ready:
         return {"verified": None, "note": "the server did not come back to answer queries"}
     return verify(address, scenario.collection, acked_batches(acks))
@@ -227,11 +227,10 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
          target_options: TargetOptions, on_context: Callable[[RunContext], None] | None) -> RunResult:
     check_kube_context(target_options)
     target = make_target(target_options, log_dir=None)
-    version = getattr(target, "version", None) or target_options.milvus_version
+    version = target.version or target_options.milvus_version
     run_id = options.run_id or new_run_id(options.report_dir, scenario.name, version)
     run_dir = RunDir.create(options.report_dir, run_id)
-    if hasattr(target, "log_dir"):
-        target.log_dir = run_dir.logs  # the server's own logs belong to the run
+    target.log_dir = run_dir.logs  # the server's own logs belong to the run
     inputs = run_inputs(run_id, options, scenario, target_options, version, began)
     write_json(run_dir.run_json, inputs)
     context = RunContext(run_dir)

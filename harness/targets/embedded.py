@@ -28,7 +28,7 @@ from harness.targets.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
 from harness.errors import TargetError, UsageError
 from harness.procs import interrupts_deferred
 from harness.targets import install as installs
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.process import ProcessWatcher
 from harness.watch.events import RunContext
@@ -209,7 +209,7 @@ class EmbeddedServer:
             pass
 
 
-class EmbeddedTarget:
+class EmbeddedTarget(Target):
     """Target protocol over EmbeddedServer: install, limit, start, supervise, watch, stop."""
 
     kind = "embedded"

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from harness.kube import contexts
 from harness import milvus_client
 from harness.errors import TargetError, UsageError
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.kubernetes import DEFAULT_SELECTOR, KubernetesWatcher
 from harness.watch.events import RunContext
@@ -38,7 +38,7 @@ def parse_uri(uri: str) -> tuple[str, int]:
     return parts.hostname, port
 
 
-class ExternalTarget:
+class ExternalTarget(Target):
     """Target protocol over an existing Milvus: connect, optionally watch, never install."""
 
     kind = "external"

@@ -27,7 +27,7 @@ import yaml
 from harness.kube import cluster, contexts
 from harness import milvus_client
 from harness.errors import TargetError, UsageError
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.units import parse_bytes
 from harness.watch import events
 from harness.watch.kubernetes import KubernetesWatcher
@@ -139,7 +139,7 @@ class PortForward:
             self._log = None
 
 
-class KindTarget:
+class KindTarget(Target):
     """Target protocol over a kind cluster made by `milvus-harness cluster up`."""
 
     kind = "kind"

@@ -48,7 +48,7 @@ from harness.run.lifecycle import (RunOptions, RunResult, finalize_run, make_tar
 from harness.run.locust_procs import LOCUSTFILES, LocustProcesses, locust_argv, log_tail
 from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
 from harness.scenario import model as scenarios
-from harness.targets.protocol import Endpoint
+from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
@@ -108,8 +108,8 @@ class UiSession:
         self._run_lock = threading.Lock()
         self.phase = "starting milvus"
         self.message = ""
-        self.target: Any = None
-        self._starting_target: Any = None
+        self.target: Target | None = None
+        self._starting_target: Target | None = None
         self.endpoint: Endpoint | None = None
         self.facts: dict[str, Any] = {}
         self.version: str | None = None
@@ -149,7 +149,7 @@ class UiSession:
         target = make_target(self.target_options, log_dir=log_dir)
         self._starting_target = target
         try:
-            version = getattr(target, "version", None) or self.target_options.milvus_version
+            version = target.version or self.target_options.milvus_version
             check_milvus_version(self.target_options.target, self.scenario, version)
             endpoint = target.start(self.hub)
         finally:
