@@ -23,12 +23,18 @@ SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 100 * 2**20
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and os.replace, so readers never see half a file."""
-    data = {"schema_version": SCHEMA_VERSION, **data}
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and os.replace, so readers never see half a file
+    (the one atomic write of the harness: JSON, reports, pages, caches)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (write_text), with the schema version first."""
+    data = {"schema_version": SCHEMA_VERSION, **data}
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import html
 import math
-import os
 import re
 from dataclasses import dataclass
 from importlib import resources
@@ -30,7 +29,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 from harness.report import charts as run_charts
 from harness.report.charts import Chart
 from harness.report.model import RunReport, load_run
-from harness.rundir import read_json
+from harness.rundir import read_json, write_text
 from harness.units import format_bytes
 from harness.watch import events
 
@@ -110,7 +109,7 @@ def render_matrix(matrix_dir: Path, *, images: bool = True) -> list[Path]:
         (matrix_dir / "matrix.md", _markdown(summary, cells, axes, charts, pngs)),
     )
     for path, text in pages:
-        _write_text(path, text)
+        write_text(path, text)
     return [path for path, _ in pages]
 
 
@@ -131,12 +130,6 @@ def _axes(summary: Mapping[str, Any]) -> list[str]:
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text)
 
-
-def _write_text(path: Path, text: str) -> None:
-    """Through a temporary file and os.replace: a viewer never sees half a page."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # -- charts ---------------------------------------------------------------------------------

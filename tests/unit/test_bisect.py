@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.compare.bisect_command import run_bisect
 from harness.compare.bisect_search import (
     Outcome,
     RunOutcome,
@@ -24,7 +25,6 @@ from harness.compare.bisect_search import (
     compare_link,
     describe,
     read_versions_file,
-    run_bisect,
     verdict_of,
 )
 from harness.errors import ExitCode, Interrupted, TargetError, UsageError
