@@ -40,8 +40,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
 def run(options: RunOptions, vary: list[str], milvus_versions: str | None = None,
         matrix_id: str | None = None) -> int:
     """Run the matrix, print its table; returns the matrix's exit code."""
-    from harness.compare.matrix import parse_axes, print_matrix, resolve_versions, run_matrix
-    from harness.console import make_console
+    from harness.compare.matrix import parse_axes, resolve_versions, run_matrix
+    from harness.console import make_console, print_matrix
 
     axes = parse_axes(vary)
     target = options.target
