@@ -1,4 +1,4 @@
-"""`milvus-harness run`: one run from target start to verdict, report and exit code.
+"""One run from target start to verdict, report and exit code (`milvus-harness run`; `ui` shares its parts).
 
 The harness process owns the target, the watcher and the stop rules; Locust runs as its own
 processes (gevent stays out of this one) and reports every insert into acks.jsonl, which
