@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Collection, Sequence
 
 from harness.report import model
-from harness.report.charts import Chart
+from harness.report.chart_kit import Chart
 from harness.report.model import RunReport
 from harness.units import format_bytes
 

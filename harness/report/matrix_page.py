@@ -26,8 +26,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator
 
-from harness.report import charts as run_charts
-from harness.report.charts import Chart
+from harness.report import chart_kit
+from harness.report.chart_kit import Chart
 from harness.report.model import RunReport, load_run
 from harness.rundir import read_json, write_text
 from harness.units import format_bytes
@@ -87,7 +87,7 @@ def render_matrix(matrix_dir: Path, *, images: bool = True) -> list[Path]:
     cells = [_Cell(i, c, _load(matrix_dir, c)) for i, c in enumerate(summary.get("cells") or [])]
     axes = _axes(summary)
     charts: list[Chart] = []
-    with matplotlib.rc_context(run_charts._STYLE):
+    with matplotlib.rc_context(chart_kit.STYLE):
         figure = memory_chart(cells)
         if figure is not None:
             charts.append(Chart("memory-vs-rows", "Memory against rows acked, every cell", figure))
@@ -160,7 +160,7 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
     drawn = [c for c in cells if c.run is not None and c.run.acks and _main_component(c.run)]
     if not drawn:
         return None
-    figure, ax = run_charts._figure(10, 4.4)
+    figure, ax = chart_kit.new_figure(10, 4.4)
     colours = _colours(len(cells))
     top = 0.0
     limits: set[int] = set()
@@ -180,7 +180,7 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
             continue
         rows = run.rows_acked_at(s.t for s in samples)
         colour = colours[cell.index]
-        for n, segment in enumerate(run_charts._segments(samples, rows)):
+        for n, segment in enumerate(chart_kit.segments(samples, rows)):
             xs = [float(r) for r, _ in segment]
             ys = [float(s.memory_bytes or 0) for _, s in segment]
             ax.plot(xs, ys, color=colour, lw=1.6, alpha=1.0 if n == 0 else 0.4,
@@ -204,7 +204,7 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
             ax.axhline(limit, color="#94a3b8", ls=(0, (2, 3)), lw=0.9)
         top = max([top, *map(float, limits)])
     unit_name = _byte_axis(ax, top)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: run_charts._count(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: chart_kit.count(v)))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=8))
     ax.set_ylim(0, (top or 1) * 1.1)
     ax.set_xlim(left=0)
@@ -218,12 +218,12 @@ def memory_chart(cells: Sequence[_Cell]) -> Figure | None:
 
 def _byte_axis(ax: Any, top: float) -> str:
     """Y ticks at round binary steps (256 MiB, 512 MiB, 1 GiB, ...), at most six; returns the unit name."""
-    unit, unit_name = (run_charts.GIB, "GiB") if top >= run_charts.GIB else (run_charts.MIB, "MiB")
+    unit, unit_name = chart_kit.unit_for(top)
     step = float(2**20)
     while top / step > 6:
         step *= 2
     ax.yaxis.set_major_locator(MultipleLocator(step))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: run_charts._trim(v / unit)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: chart_kit.trim(v / unit)))
     return unit_name
 
 
@@ -246,7 +246,7 @@ def growth_chart(cells: Sequence[_Cell], axis: str) -> Figure | None:
     for cell in points:
         key = " ".join(f"{a}={cell.coordinate(a)}" if a != "version" else cell.coordinate(a) for a in others)
         series.setdefault(key, []).append(cell)
-    figure, ax = run_charts._figure(6.4, 3.4)
+    figure, ax = chart_kit.new_figure(6.4, 3.4)
     colours = _colours(len(series))
     top = 0.0
     failed_x: list[float] = []
