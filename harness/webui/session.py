@@ -2,7 +2,7 @@
 
 UiSession owns what `run` owns, through the same pieces: the target (run.lifecycle.make_target,
 run.guards), its watcher, the stop rules (run.lifecycle.stop_rule over run.guards' stop
-events), Locust's processes (run.locust_procs) and every run directory (finalized by
+events), Locust's processes (webui/web_locust.py over run.locust_procs) and every run directory (finalized by
 run.lifecycle.finalize_run). Locust runs as its own process with its web UI (gevent stays out
 of this one; harness/webui/extension.py is its side). The two talk over a loopback HTTP
 channel (webui/control.py) that only this process serves, guarded by a random token:
@@ -24,15 +24,12 @@ stops the target.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import signal
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,24 +42,19 @@ from harness.run import inject
 from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
 from harness.run.lifecycle import (RunOptions, RunResult, finalize_run, make_target, prepare, run_inputs,
                                    stop_rule, verify_after_load)
-from harness.run.locust_procs import LOCUSTFILES, LocustProcesses, locust_argv, log_tail
 from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
 from harness.scenario import model as scenarios
 from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
-from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TOKEN_ENV
+from harness.webui import FORM_FIELDS
 from harness.webui.control import ControlChannel
 from harness.webui.options import WebOptions
 from harness.webui.run_view import RunView, report_links
+from harness.webui.web_locust import WebLocust
 
 log = logging.getLogger(__name__)
-
-#: --stop-timeout with --workers: what an insert in flight gets to finish when a test stops.
-WORKER_STOP_TIMEOUT_S = 15
-#: Loopback calls never go through an http_proxy from the environment.
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # --- the session: target, runs, control channel --------------------------------------------
@@ -98,7 +90,6 @@ class UiSession:
         self.console = console or Console()
         self.scenario, self.target_options = prepare(options)
         self.tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-ui-"))
-        self.locust_log = self.tmp / "locust.log"
         self.token = secrets.token_urlsafe(24)
         self.hub = RunContext()  # the watchers fire here for the whole session
         self._recording: RunContext | None = None  # ... and this run's context records it
@@ -121,7 +112,7 @@ class UiSession:
         self._finisher: threading.Thread | None = None
         self._closing = False
         self.control: ControlChannel | None = None
-        self.locust = LocustProcesses()
+        self.locust = WebLocust(self.tmp / "locust.log")
 
     # -- recording ----------------------------------------------------------------------
 
@@ -226,7 +217,7 @@ class UiSession:
         context = RunContext(run_dir)
         recorder = Recorder(context, run_dir)
         view = RunView(run_dir.path)
-        offset = self.locust_log.stat().st_size if self.locust_log.exists() else 0
+        offset = self.locust.log_size()
         run = _Run(run_id, run_dir, scenario, began, context, recorder, view, offset, collect_stop_events(context))
         StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
         with self._lock:
@@ -308,7 +299,7 @@ class UiSession:
                 self._target_ready.clear()
                 self._stop_target()
                 self._take_logs(run)
-            self._take_locust_log(run)
+            self.locust.copy_log(since=run.locust_log_offset, dest=run.run_dir.logs / "locust.log")
             run.recorder.close()
             self.phase = "reporting"
             run.result = finalize_run(run.run_dir, run_id=run.run_id, scenario=run.scenario, facts=self.facts,
@@ -342,14 +333,6 @@ class UiSession:
                 shutil.move(str(item), str(run.run_dir.logs / item.name))
             except OSError as exc:
                 log.warning("could not move %s: %s", item, exc)
-
-    def _take_locust_log(self, run: _Run) -> None:
-        """The part of Locust's log written during this run, as logs/locust.log."""
-        if not self.locust_log.exists():
-            return
-        with self.locust_log.open("rb") as source, (run.run_dir.logs / "locust.log").open("ab") as dest:
-            source.seek(run.locust_log_offset)
-            shutil.copyfileobj(source, dest)
 
     # -- what the control channel answers ---------------------------------------------------
 
@@ -395,53 +378,22 @@ class UiSession:
 
     def start_locust(self, control_url: str) -> None:
         """Locust with its web UI (and workers with --workers), logging to the session's locust.log."""
-        s = self.scenario
-        common = locust_argv(LOCUSTFILES / "ui.py", "--harness-control", control_url,
-                             "--harness-report-dir", str(self.options.report_dir.resolve()))
-        # Users finish the insert in flight when stopped; with workers keep that short, as a
-        # Locust worker rejoins for the next test only once the stop timeout has passed.
-        stop_timeout = WORKER_STOP_TIMEOUT_S if self.options.workers else 120
-        master = ["--web-host", self.web.host, "--web-port", str(self.web.port),
-                  "-u", str(s.users), "-r", str(s.users), "--stop-timeout", str(stop_timeout),
-                  "--total-rows", str(s.total_rows), "--batch-rows", str(s.batch_rows),
-                  "--shards", str(s.shards), "--partitions", str(s.partitions)]
-        if self.options.run_time:
-            master += ["--run-time", f"{int(self.options.run_time)}s"]
-        if self.web.login:
-            master.append("--web-login")
-        env = {**os.environ, TOKEN_ENV: self.token}
-        if self.web.guarded:
-            env[CREDENTIALS_ENV] = ("login:" if self.web.login else "basic:") + (self.web.login or self.web.auth or "")
-        env.pop("LOCUST_HEADLESS", None)
-        self.locust.start(common, master, self.options.workers, self.locust_log, env)
+        self.locust.start(control_url, self.token, self.web, self.scenario, self.options)
 
     def wait_web_ui(self, timeout: float = 60.0) -> None:
         """Until the web UI answers; a Locust that exits instead is a TargetError with its log's tail."""
-        url = self.web.url + "/"
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.locust.running():
-                raise TargetError(f"Locust's web UI did not start on {self.web.host}:{self.web.port} "
-                                  f"(exit {self.locust.returncode}):\n{self.locust_log_tail()}")
-            try:
-                _NO_PROXY.open(url, timeout=2).close()
-                return
-            except urllib.error.HTTPError:
-                return  # 401/302 with auth: it answers
-            except OSError:
-                time.sleep(0.25)
-        raise TargetError(f"Locust's web UI did not answer on {url} within {timeout:.0f} s:\n{self.locust_log_tail()}")
+        self.locust.wait_ready(self.web, timeout)
 
     def locust_log_tail(self) -> str:
         """The end of Locust's log, for an error message."""
-        return log_tail(self.locust_log)
+        return self.locust.log_tail()
 
     def locust_running(self) -> bool:
         return self.locust.running()
 
     def stop_locust(self, timeout: float = 60.0) -> None:
         """SIGTERM the web UI process (it stops a test in progress and its workers), then make sure."""
-        self.locust.stop(timeout, sig=signal.SIGTERM, every=True)
+        self.locust.stop(timeout)
 
     # -- the end -------------------------------------------------------------------------
 
