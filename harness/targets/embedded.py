@@ -239,16 +239,8 @@ class EmbeddedTarget(Target):
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         self.context = context
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self) -> Endpoint:
-        assert self.context is not None
         install = installs.ensure_installed(self.version)
         with interrupts_deferred():  # made and recorded as one step, so stop() removes it
             self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
@@ -357,12 +349,6 @@ class EmbeddedTarget(Target):
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> "EmbeddedTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- supervision -----------------------------------------------------------------------
 

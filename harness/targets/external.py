@@ -58,14 +58,7 @@ class ExternalTarget(Target):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, context: RunContext) -> Endpoint:
-        try:
-            return self._start(context)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         began = time.monotonic()
         if not milvus_client.wait_until(lambda: milvus_client.answers(self.address), began + self._answer_timeout, interval=1.0):
             raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")
@@ -108,9 +101,3 @@ class ExternalTarget(Target):
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
-
-    def __enter__(self) -> "ExternalTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -177,14 +177,7 @@ class KindTarget(Target):
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def start(self, context: RunContext) -> Endpoint:
-        try:
-            return self._start(context)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         contexts.check_context(self.options)
         cluster.require_tools(["kind", "helm", "kubectl"])
         if self.spec.name not in self.kube.clusters():
@@ -294,12 +287,6 @@ class KindTarget(Target):
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
-
-    def __enter__(self) -> "KindTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def _nested_yaml(overrides: dict[str, Any]) -> str:

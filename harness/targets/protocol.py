@@ -2,10 +2,10 @@
 Watcher protocol, the Endpoint and the TargetOptions every target is made from.
 
 `make_target` (harness/run/lifecycle.py) returns a Target and its callers use only what is
-declared here. The targets subclass Target explicitly, so the defaults below (no version
-known, no server logs kept, nothing to prepare before verification) are theirs unless they
-say otherwise. A target that fails half-way through start() cleans up what it made before
-the error leaves it (as pypa/build's isolated environments do).
+declared here. The targets subclass Target explicitly, so what is written below once is theirs
+unless they say otherwise: no version known, no server logs kept, nothing to prepare before
+verification, and start() = bring_up() that cleans up what it made before an error leaves it
+(as pypa/build's isolated environments do), also when used as a context manager.
 """
 
 from __future__ import annotations
@@ -57,7 +57,18 @@ class Target(Protocol):
     log_dir: Path | None = None
 
     def start(self, context: RunContext) -> Endpoint:
-        """Bring Milvus up (install if needed), wait until it answers, return its endpoint."""
+        """Bring Milvus up (install if needed), wait until it answers, return its endpoint.
+
+        A failure half-way stops what bring_up made before the error leaves start().
+        """
+        try:
+            return self.bring_up(context)
+        except BaseException:
+            self.stop()
+            raise
+
+    def bring_up(self, context: RunContext) -> Endpoint:
+        """What start() does, target by target."""
         ...
 
     def watchers(self) -> list[Watcher]:
@@ -81,9 +92,11 @@ class Target(Protocol):
         """Stop everything start() made; safe to call twice and after a failed start."""
         ...
 
-    def __enter__(self) -> "Target": ...
+    def __enter__(self) -> "Target":
+        return self
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass

@@ -27,3 +27,32 @@ def test_an_external_target_has_the_protocols_defaults():
 def test_an_unknown_target_is_bad_input():
     with pytest.raises(UsageError, match="allowed are embedded, kind, external"):
         make_target(TargetOptions(target="docker"), log_dir=None)
+
+
+class _HalfStarts(Target):
+    """Makes something, then fails, like a server that never answers."""
+
+    kind = "test"
+
+    def __init__(self) -> None:
+        self.made = False
+
+    def bring_up(self, context):
+        self.made = True
+        raise TimeoutError("did not answer")
+
+    def stop(self) -> None:
+        self.made = False
+
+
+def test_a_failed_start_stops_what_it_made_and_raises():
+    target = _HalfStarts()
+    with pytest.raises(TimeoutError):
+        target.start(context=None)
+    assert target.made is False
+
+
+def test_leaving_the_with_block_stops_the_target():
+    with _HalfStarts() as target:
+        target.made = True
+    assert target.made is False
