@@ -8,7 +8,6 @@ and an idle session's answer; and, with real embedded Milvus, /harness/memory th
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -22,8 +21,8 @@ from harness.webui.control import ControlChannel
 from harness.webui.options import WebOptions
 from harness.webui.run_view import RunView
 from harness.webui.session import UiSession
+from run_dirs import FIXTURES, copy_fixture, write_run_dir
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 RUN_KEYS = {"run_id", "run_dir", "scenario", "target", "started", "load_started", "load_stopped", "stop_reason",
             "rows", "acked", "components", "events", "verdict", "report"}
 COMPONENT_KEYS = {"samples", "count", "latest", "peak_memory_bytes", "limit_bytes", "restarts", "oom_kills"}
@@ -78,8 +77,7 @@ def test_since_serves_only_newer_samples():
 
 
 def test_a_live_run_grows_line_by_line_and_is_judged_so_far(tmp_path):
-    run_dir = tmp_path / "live"
-    shutil.copytree(FIXTURES / "oom-kill", run_dir)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     (run_dir / "summary.json").unlink()  # not judged yet: the rules on the figures so far
     lines = (run_dir / "samples.jsonl").read_text().splitlines(keepends=True)
     (run_dir / "samples.jsonl").write_text("".join(lines[:5]))
@@ -97,9 +95,7 @@ def test_a_live_run_grows_line_by_line_and_is_judged_so_far(tmp_path):
 
 
 def test_a_run_without_an_acked_insert_has_no_verdict_yet(tmp_path):
-    run_dir = tmp_path / "fresh"
-    run_dir.mkdir()
-    (run_dir / "run.json").write_text((FIXTURES / "pass" / "run.json").read_text())
+    run_dir = write_run_dir(tmp_path / "fresh", run=json.loads((FIXTURES / "pass" / "run.json").read_text()))
     snapshot = RunView(run_dir).snapshot()
     assert snapshot["verdict"]["value"] is None and snapshot["components"] == {}
     assert snapshot["rows"]["acked"] == 0 and snapshot["scenario"]["name"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ from harness.cli import build_parser
 from harness.commands import report, versions
 from harness.errors import UsageError
 from harness.targets.install import Install
-
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
+from run_dirs import copy_fixture
 
 
 def test_the_parser_offers_every_command_in_order():
@@ -24,8 +22,7 @@ def test_the_parser_offers_every_command_in_order():
 
 
 def test_report_renders_a_finished_run_dir(tmp_path, capsys):
-    run_dir = tmp_path / "pass"
-    shutil.copytree(FIXTURES / "pass", run_dir, ignore=shutil.ignore_patterns("report.*", "junit.xml"))
+    run_dir = copy_fixture("pass", tmp_path)
     assert report.run(run_dir) == 0
     written = [Path(line) for line in capsys.readouterr().out.splitlines()]
     assert {p.name for p in written} >= {"report.md", "report.html", "junit.xml"}
