@@ -19,6 +19,10 @@ rows and writes summary.json and the reports exactly as `run` does.
 The embedded server is then started afresh, so every run starts from a new server under its
 limit (verification lifts it). Ctrl-C ends Locust, finalizes a run in progress as ABORTED and
 stops the target.
+
+Over 400 lines on purpose: the control channel's threads, the rules watcher and the finisher
+share one lock, phase and current run; the target and run halves stay together so that lock
+is not spread over modules.
 """
 
 from __future__ import annotations
