@@ -36,7 +36,6 @@ __all__ = [
     "compare_link",
     "describe",
     "read_versions_file",
-    "run_bisect",
     "verdict_of",
 ]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import json
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping

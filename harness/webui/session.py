@@ -61,6 +61,10 @@ from harness.webui.web_locust import WebLocust
 log = logging.getLogger(__name__)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 # --- the session: target, runs, control channel --------------------------------------------
 
 
