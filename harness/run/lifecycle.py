@@ -41,6 +41,7 @@ from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext
 from harness.watch.stall import StallDetector
 
+
 @dataclass
 class RunOptions:
     """Inputs of one run, as the CLI (or a test, or matrix/bisect) gives them."""

@@ -64,7 +64,11 @@ class LocustProcesses:
 
     def stop(self, timeout: float = 60.0, sig: int = signal.SIGINT, every: bool = False) -> None:
         """Send `sig` to the master (with `every`, to every process), wait up to `timeout`
-        for all of them, then kill what is left."""
+        for all of them, then kill what is left.
+
+        Headless runs stop with SIGINT to the master: it quits its workers and writes its stats
+        and HTML report (on SIGTERM Locust skips the HTML). The web UI takes SIGTERM everywhere.
+        """
         for proc in self.procs if every else self.procs[:1]:
             if proc.poll() is None:
                 proc.send_signal(sig)
