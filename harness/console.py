@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from rich.console import Console
 from rich.table import Table
@@ -11,6 +11,7 @@ from rich.table import Table
 from harness.units import format_bytes
 
 if TYPE_CHECKING:
+    from harness.compare.matrix import MatrixResult
     from harness.run.lifecycle import RunResult
 
 _VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "ABORTED": "bold"}
@@ -83,4 +84,47 @@ def print_scenarios(console: Console, name: str | None) -> None:
     table.add_column("description")
     for n in scenarios.builtin_names():
         table.add_row(n, scenarios.load(n).description)
+    console.print(table)
+
+
+def print_matrix(console: Console, result: "MatrixResult", axes: Sequence[str] = ()) -> None:
+    """The cells as a table, then the page (what CI logs and users look for)."""
+    from harness.compare.run_keys import peak_memory_bytes
+    from harness.judge.verdict import Verdict
+
+    table = Table(title=f"milvus-harness matrix {result.path.name.removeprefix('matrix-')}")
+    for name in ("version", *axes, "verdict", "rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms"):
+        numeric = name in ("rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("verdict", "peak"))
+    for cell in result.cells:
+        s = cell.summary
+        values = dict(cell.cell.values)
+        first_oom = s.get("first_oom") if isinstance(s.get("first_oom"), Mapping) else None
+        growth = s.get("memory_growth_mb_per_100k_rows")
+        inserts = s.get("inserts") if isinstance(s.get("inserts"), Mapping) else {}
+        p50 = (inserts.get("latency_ms") or {}).get("p50") if isinstance(inserts, Mapping) else None
+        table.add_row(
+            cell.cell.version, *(values.get(a, "") for a in axes),
+            f"[{_VERDICT_STYLE.get(cell.verdict.value, '')}]{cell.verdict.value}[/]" + (" (reused)" if cell.reused else ""),
+            f"{first_oom['rows_acked_before']:,}" if first_oom and first_oom.get("rows_acked_before") is not None
+            else "-",
+            format_bytes(peak_memory_bytes(s)),
+            f"{growth:,.0f}" if isinstance(growth, (int, float)) else "-",
+            f"{inserts.get('rows_per_s'):,.0f}" if isinstance(inserts.get("rows_per_s"), (int, float)) else "-",
+            f"{p50:,.0f}" if isinstance(p50, (int, float)) else "-",
+        )
+    console.print(table)
+    counts = ", ".join(f"{result.count(v)} {v.value}" for v in Verdict if result.count(v))
+    console.print(f"matrix: {len(result.cells)} cells: {counts or 'none'}")
+    console.print(f"report: {result.path / 'index.html'}", soft_wrap=True)
+
+
+def print_pods(console: Console, title: str, pods: Sequence[Mapping[str, Any]]) -> None:
+    """`cluster status`: one row per pod (kube.cluster.pod_summary's fields), by name."""
+    table = Table(title=title)
+    for column in ("pod", "component", "phase", "ready", "restarts", "waiting"):
+        table.add_column(column)
+    for p in sorted(pods, key=lambda p: p["name"]):
+        table.add_row(p["name"], p["component"], p["phase"], "yes" if p["ready"] else "no",
+                      str(p["restarts"]), p["waiting"] or "")
     console.print(table)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import enum
+import signal
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 
 class ExitCode(enum.IntEnum):
@@ -48,8 +51,20 @@ class Interrupted(BaseException):
     """
 
     def __init__(self, signum: int) -> None:
-        import signal
-
         self.signum = int(signum)
         self.exit_code = 128 + self.signum
         super().__init__(f"stopped by {signal.Signals(self.signum).name}")
+
+
+def _raise_interrupted(signum: int, _frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within: SIGTERM raises Interrupted, so every phase unwinds like Ctrl-C, cleans up and reports."""
+    old = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,12 +23,18 @@ SCHEMA_VERSION = 1
 MIN_FREE_BYTES = 100 * 2**20
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON through a temporary file and os.replace, so readers never see half a file."""
-    data = {"schema_version": SCHEMA_VERSION, **data}
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and os.replace, so readers never see half a file
+    (the one atomic write of the harness: JSON, reports, pages, caches)."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (write_text), with the schema version first."""
+    data = {"schema_version": SCHEMA_VERSION, **data}
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -45,6 +53,14 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except json.JSONDecodeError:
                 continue
+
+
+def new_run_id(report_dir: Path, scenario_name: str, version: str | None) -> str:
+    """<time>-<scenario>-<version>, with a random suffix when two runs start within one second."""
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario_name}-{version or 'unknown'}"
+    while (report_dir / run_id).exists():
+        run_id = f"{run_id}-{secrets.token_hex(2)}"
+    return run_id
 
 
 class JsonlWriter:

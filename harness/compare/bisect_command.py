@@ -1,7 +1,9 @@
-"""`milvus-harness bisect`: harness.compare.bisect_search's search driven by real runs of one scenario.
+"""`milvus-harness bisect`'s core: harness.compare.bisect_search's search driven by real runs of one scenario.
 
-harness.compare.bisect_search holds the search and its report; this module gives it what a real bisect
-needs: the ordered version list of the target, one `lifecycle.run` per version with the run key
+harness.compare.bisect_search holds the search alone and harness/report/bisect_page.py its
+report; this module gives the search what a real bisect needs: `run_bisect` reuses finished
+runs, records every tested version and writes reports/bisect-<id>/, and `run_bisect_command`
+adds the ordered version list of the target, one `lifecycle.run` per version with the run key
 that lets a repeated bisect reuse every run, and, on the embedded target, a background
 thread that installs the next candidates while the current one runs (an install takes about a
 minute; a run several).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -18,16 +21,93 @@ from typing import Any, Callable, Mapping, Sequence
 from rich.console import Console
 
 from harness.run import lifecycle
-from harness.compare.bisect_search import BisectResult, Step, check_range, read_versions_file, run_bisect
+from harness.compare.bisect_search import BisectResult, RunOutcome, Step, bisect, check_range, read_versions_file
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
-from harness.compare.run_keys import RunKey, peak_memory_bytes
+from harness.compare.run_keys import RunKey, find_finished_run, finished_summary, peak_memory_bytes
+from harness.report.bisect_page import BisectPage
 from harness.run.lifecycle import RunOptions
+from harness.rundir import new_numbered_dir
 from harness.units import format_bytes
 from harness.judge.verdict import Verdict
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Prefetcher", "bisect_versions", "run_bisect_command"]
+__all__ = ["Prefetcher", "RunVersion", "bisect_versions", "run_bisect", "run_bisect_command"]
+
+
+# --- the command's core: real runs, reuse, and the report ------------------------------------
+
+#: run_version(version) -> (verdict, run dir, summary.json contents)
+RunVersion = Callable[[str], tuple[Verdict | str, Path | None, Mapping[str, Any]]]
+
+
+def _new_bisect_dir(report_dir: Path, bisect_id: str | None) -> Path:
+    return new_numbered_dir(report_dir, "bisect-", bisect_id or time.strftime("%Y%m%d-%H%M%S"))
+
+
+def run_bisect(
+    versions: Sequence[str],
+    good: str,
+    bad: str,
+    run_version: RunVersion,
+    report_dir: Path,
+    *,
+    find_fix: bool = False,
+    key_for: Callable[[str], RunKey] | None = None,
+    bisect_id: str | None = None,
+    context: Mapping[str, Any] | None = None,
+    on_step: Callable[[Step], None] | None = None,
+    on_candidates: Callable[[list[str]], None] | None = None,
+) -> BisectResult:
+    """Bisect with real runs and write reports/bisect-<id>/; returns the result (see .exit_code).
+
+    `run_version(version)` runs the scenario on one version and returns (verdict, run dir,
+    summary). With `key_for(version)`, a finished run with that key under `report_dir` is
+    reused instead of running again (find_finished_run), so repeating a bisect runs nothing.
+    A TargetError from run_version (the version could not be started) counts as INCONCLUSIVE;
+    any other error stops the bisect after writing the report with status ABORTED.
+    `context` (target, scenario, memory limit, ...) is shown at the top of the report.
+    """
+    check_range(versions, good, bad, find_fix=find_fix)  # bad input fails before any directory exists
+    out = _new_bisect_dir(report_dir, bisect_id)
+    page = BisectPage(out, tuple(versions), good, bad, find_fix, dict(context or {}))
+
+    def evaluate(version: str) -> RunOutcome:
+        if key_for is not None:
+            reused = find_finished_run(report_dir, key_for(version))
+            summary = finished_summary(reused) if reused is not None else None
+            if reused is not None and summary is not None:
+                log.info("bisect: reusing %s for %s", reused, version)
+                return RunOutcome(Verdict(summary["verdict"]), reused, summary, reused=True)
+        try:
+            verdict, run_dir, summary = run_version(version)
+        except TargetError as exc:
+            # A version that cannot start (too old for the scenario, install failed) is a skip.
+            return RunOutcome(Verdict.INCONCLUSIVE, None, {"reasons": [str(exc)]})
+        return RunOutcome(Verdict(verdict), None if run_dir is None else Path(run_dir), summary or {})
+
+    def announce(candidates: list[str]) -> None:
+        # Nothing to install in the background for a version whose run will be reused.
+        if key_for is not None:
+            candidates = [v for v in candidates if find_finished_run(report_dir, key_for(v)) is None]
+        if on_candidates is not None:
+            on_candidates(candidates)
+
+    def step_done(step: Step) -> None:
+        page.steps.append(step)
+        page.write(status="RUNNING")
+        if on_step is not None:
+            on_step(step)
+
+    try:
+        result = bisect(versions, good, bad, evaluate, find_fix=find_fix,
+                        on_step=step_done, on_candidates=announce)
+    except BaseException as exc:
+        page.write(status="ABORTED", reason=f"stopped: {exc}" if str(exc) else f"stopped: {type(exc).__name__}")
+        raise
+    result = replace(result, report_dir=out)
+    page.write(status="FINISHED", result=result)
+    return result
 
 
 class Prefetcher:

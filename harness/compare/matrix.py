@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rich.console import Console
-from rich.table import Table
 
 from harness.run import lifecycle
 from harness.scenario import model as scenarios
@@ -34,7 +33,7 @@ from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 from harness.compare.run_keys import component_total, find_finished_run, finished_summary, memory_limit_bytes, peak_memory_bytes
 from harness.rundir import new_numbered_dir, read_json, write_json
 from harness.run.lifecycle import RunOptions
-from harness.units import format_bytes, parse_bytes
+from harness.units import parse_bytes
 from harness.judge.verdict import Verdict
 
 log = logging.getLogger(__name__)
@@ -46,7 +45,6 @@ __all__ = [
     "cells_of",
     "parse_axes",
     "plan",
-    "print_matrix",
     "resolve_versions",
     "run_cell",
     "run_matrix",
@@ -367,37 +365,3 @@ def run_matrix(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base:
     finally:
         _write(matrix_dir, {**info, "ended": time.time()}, cells, results, status, console)
     return MatrixResult(matrix_dir, [results[c] for c in cells])
-
-
-# --- console ----------------------------------------------------------------------------------
-
-_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow"}
-
-
-def print_matrix(console: Console, result: MatrixResult, axes: Sequence[str] = ()) -> None:
-    """The cells as a table, then the page (what CI logs and users look for)."""
-    table = Table(title=f"milvus-harness matrix {result.path.name.removeprefix('matrix-')}")
-    for name in ("version", *axes, "verdict", "rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms"):
-        numeric = name in ("rows at OOM", "peak", "MB/100k rows", "rows/s", "p50 ms")
-        table.add_column(name, justify="right" if numeric else "left", no_wrap=name in ("verdict", "peak"))
-    for cell in result.cells:
-        s = cell.summary
-        values = dict(cell.cell.values)
-        first_oom = s.get("first_oom") if isinstance(s.get("first_oom"), Mapping) else None
-        growth = s.get("memory_growth_mb_per_100k_rows")
-        inserts = s.get("inserts") if isinstance(s.get("inserts"), Mapping) else {}
-        p50 = (inserts.get("latency_ms") or {}).get("p50") if isinstance(inserts, Mapping) else None
-        table.add_row(
-            cell.cell.version, *(values.get(a, "") for a in axes),
-            f"[{_STYLE.get(cell.verdict.value, '')}]{cell.verdict.value}[/]" + (" (reused)" if cell.reused else ""),
-            f"{first_oom['rows_acked_before']:,}" if first_oom and first_oom.get("rows_acked_before") is not None
-            else "-",
-            format_bytes(peak_memory_bytes(s)),
-            f"{growth:,.0f}" if isinstance(growth, (int, float)) else "-",
-            f"{inserts.get('rows_per_s'):,.0f}" if isinstance(inserts.get("rows_per_s"), (int, float)) else "-",
-            f"{p50:,.0f}" if isinstance(p50, (int, float)) else "-",
-        )
-    console.print(table)
-    counts = ", ".join(f"{result.count(v)} {v.value}" for v in Verdict if result.count(v))
-    console.print(f"matrix: {len(result.cells)} cells: {counts or 'none'}")
-    console.print(f"report: {result.path / 'index.html'}", soft_wrap=True)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import psutil
 
@@ -29,6 +29,9 @@ from harness.scenario.model import Scenario
 from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import RunContext, Sample
+
+if TYPE_CHECKING:
+    from harness.targets.protocol import Target
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +177,14 @@ def _count_ranges(admin: MilvusAdmin, collection: str, acked: list[dict[str, Any
     return counts
 
 
-def verify_after_load(target: Any, address: str, scenario: Scenario, run_dir: RunDir,
+def verify_after_load(target: "Target", address: str, scenario: Scenario, run_dir: RunDir,
                       requested: str | None = None, context: RunContext | None = None) -> dict[str, Any]:
     """Check the acked rows once the target is ready to answer, with the check `plan`
     chooses (or `requested`); the result says which check ran and why. With `context`, a
     VerifyStarted event marks where verification begins (the watchers stay on through it)."""
     acked = acked_batches(list(read_jsonl(run_dir.acks)))
     acked_rows = sum(a["rows"] for a in acked)
-    if getattr(target, "kind", None) == "embedded":
+    if target.kind == "embedded":
         capacity: int | None = psutil.virtual_memory().available
         source = f"the machine has {format_bytes(capacity)} available (the server's limit is lifted for the check)"
     else:
@@ -192,7 +195,7 @@ def verify_after_load(target: Any, address: str, scenario: Scenario, run_dir: Ru
                            detail=f"{chosen.check} check: {chosen.why}", data=chosen.to_json())
     if chosen.check == NONE:
         return {**verify(address, scenario.collection, acked, NONE), "check": chosen.to_json()}
-    ready = target.prepare_verification() if hasattr(target, "prepare_verification") else True
+    ready = target.prepare_verification()
     if not ready:
         return {"verified": None, "note": "the server did not come back to answer queries", "check": chosen.to_json()}
     result = verify(address, scenario.collection, acked, chosen.check)

@@ -320,15 +320,9 @@ def cluster_status(spec: ClusterSpec, console: "Console | None" = None) -> int:
     check_kube_context(spec.context)
     pods = [pod_summary(p) for p in release_pods(kube, spec)]
     if console is not None:
-        from rich.table import Table
+        from harness.console import print_pods
 
-        table = Table(title=f"kind-{spec.name} / {spec.namespace} / release {spec.release}")
-        for column in ("pod", "component", "phase", "ready", "restarts", "waiting"):
-            table.add_column(column)
-        for p in sorted(pods, key=lambda p: p["name"]):
-            table.add_row(p["name"], p["component"], p["phase"], "yes" if p["ready"] else "no",
-                          str(p["restarts"]), p["waiting"] or "")
-        console.print(table)
+        print_pods(console, f"kind-{spec.name} / {spec.namespace} / release {spec.release}", pods)
     if not pods:
         _say(console, f"release {spec.release} has no pods in namespace {spec.namespace}")
         return 1

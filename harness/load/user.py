@@ -1,4 +1,4 @@
-"""The Locust side of a run: the User that inserts batches, and the batch dispenser.
+"""The Locust side of a run: the User that inserts batches, and how it gets batch numbers from the dispenser.
 
 Imported only inside Locust processes (gevent is patched before this module loads). The
 harness process writes load.json into the run directory; Locust is told its path with

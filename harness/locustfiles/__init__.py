@@ -1,0 +1,1 @@
+"""The files Locust's own processes load (`locust -f`): insert.py for `run`, ui.py for `ui`."""

@@ -7,7 +7,6 @@ half-written run again, on any machine.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from harness.report.charts import build_charts
@@ -15,6 +14,7 @@ from harness.report.model import RunReport, load_run
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.markdown import render_markdown
+from harness.rundir import write_text
 
 __all__ = ["RunReport", "load_run", "render_report"]
 
@@ -44,12 +44,6 @@ def render_report(run_dir: Path, with_charts: bool = True) -> list[Path]:
         (run_dir / "junit.xml", render_junit(report)),
     )
     for path, text in outputs:
-        _write_text(path, text)
+        write_text(path, text)
     return [path for path, _ in outputs]
 
-
-def _write_text(path: Path, text: str) -> None:
-    """Through a temporary file and os.replace: a viewer never sees half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

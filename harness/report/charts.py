@@ -1,4 +1,5 @@
-"""The report's charts, drawn with matplotlib (Agg canvas, no pyplot state) from a RunReport.
+"""The run report's four charts, drawn with matplotlib (Agg canvas, no pyplot state) from a RunReport;
+the drawing kit they share with the matrix page is chart_kit.py.
 
 Every figure is built on its own `Figure`, never through pyplot, so rendering a report from a
 thread of a running harness touches no global figure registry. Artists that tests and users
@@ -8,28 +9,20 @@ look for carry stable gids, which become SVG element ids: `memory-<component>`,
 
 from __future__ import annotations
 
-import io
 import math
-import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import matplotlib
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from harness.report.chart_kit import (COMPONENT_COLORS, STYLE, Chart, count, legend_above, new_figure, segments,
+                                      thin, trim, unit_for)
 from harness.report.model import MARKER_TYPES, RunReport
 from harness.units import format_bytes
 from harness.watch import events
 
-GIB = 2**30
-MIB = 2**20
-
-#: One colour per component; red, orange, purple and grey are kept for event markers.
-COMPONENT_COLORS = ("#2563eb", "#0d9488", "#ca8a04", "#4f46e5", "#0891b2", "#be185d", "#65a30d", "#1e3a8a")
 MARKER_STYLE: dict[str, dict[str, Any]] = {
     events.OOM_KILLED: {"color": "#dc2626", "label": "OOM kill", "gid": "oom-marker", "ls": "-", "lw": 1.8},
     events.RESTARTED: {"color": "#ea580c", "label": "restart", "gid": "restart-marker", "ls": "-", "lw": 1.4},
@@ -41,64 +34,6 @@ LOAD_SHADE = "#eef2f7"
 #: Figure size in inches of the half-width charts (the memory chart is 10 x 3.9).
 SMALL = (5.6, 3.5)
 
-_STYLE = {
-    "font.size": 9.5,
-    "axes.titlesize": 11,
-    "axes.titleweight": "bold",
-    "axes.titlelocation": "left",
-    "axes.titlepad": 10,
-    "axes.labelsize": 9.5,
-    "axes.labelcolor": "#374151",
-    "axes.edgecolor": "#cbd5e1",
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "axes.grid.axis": "y",
-    "grid.color": "#e5e7eb",
-    "grid.linewidth": 0.8,
-    "xtick.color": "#4b5563",
-    "ytick.color": "#4b5563",
-    "legend.fontsize": 8.5,
-    "legend.frameon": False,
-    # Text stays text in the SVG: smaller, selectable, searchable; the page's font renders it.
-    "svg.fonttype": "none",
-    # Clip-path ids are hashes salted with this: same input, same SVG.
-    "svg.hashsalt": "milvus-harness",
-}
-
-
-@dataclass(frozen=True)
-class Chart:
-    """One rendered chart: its stable name (file stem and SVG id prefix), title and figure."""
-
-    name: str
-    title: str
-    figure: Figure
-
-    @property
-    def gids(self) -> set[str]:
-        """The gids set on this chart's artists (kept verbatim as SVG ids)."""
-        return {a.get_gid() for a in self.figure.findobj(lambda a: a.get_gid() is not None)}
-
-    def svg(self) -> str:
-        """The chart as an inline <svg> element for an HTML page."""
-        return to_svg(self.figure, prefix=self.name, keep=self.gids, title=self.title)
-
-    def save_png(self, path: Path, title: str = "", dpi: int = 110) -> Path:
-        """Write the chart as a PNG (Markdown viewers do not all show inline SVG).
-
-        `title` is drawn on the PNG only: the PNG travels alone (pasted into an issue), the
-        SVG sits under a heading of its page.
-        """
-        with matplotlib.rc_context(_STYLE):
-            heading = self.figure.suptitle(title, x=0.01, ha="left", fontweight="bold") if title else None
-            try:
-                self.figure.savefig(path, format="png", dpi=dpi, facecolor="white")
-            finally:
-                if heading is not None:
-                    heading.remove()
-        return path
-
 
 def build_charts(report: RunReport) -> list[Chart]:
     """Every chart the run has data for, in page order: memory, rows, latency, memory vs rows."""
@@ -109,7 +44,7 @@ def build_charts(report: RunReport) -> list[Chart]:
         ("latency", "Insert latency per batch", latency_chart),
         ("memory-vs-rows", "Memory against rows acked", memory_vs_rows_chart),
     ):
-        with matplotlib.rc_context(_STYLE):
+        with matplotlib.rc_context(STYLE):
             figure = draw(report)
         if figure is not None:
             charts.append(Chart(name, title, figure))
@@ -127,27 +62,27 @@ def memory_chart(report: RunReport) -> Figure | None:
     peak = max(float(s.memory_bytes or 0) for s in report.samples)
     top = max([peak] + [float(report.limit_of(c) or 0) for c in components])
     # plot in the unit shown, so the tick locator picks round GiB / MiB steps
-    unit, unit_name = _unit(top)
-    figure, ax = _figure(10, 3.9)
+    unit, unit_name = unit_for(top)
+    figure, ax = new_figure(10, 3.9)
     for component in components:
         color = _color(report, component)
         samples = report.samples_of(component)
         xs = [report.elapsed(s.t) for s in samples]
         ys = [math.nan if s.memory_bytes is None else s.memory_bytes / unit for s in samples]
-        xs, ys = _thin(xs, ys)
+        xs, ys = thin(xs, ys)
         ax.plot(xs, ys, color=color, lw=1.8, label=component, gid=f"memory-{component}",
                 solid_joinstyle="round", zorder=5)
         ax.fill_between(xs, ys, color=color, alpha=0.07, lw=0)
     _limit_lines(ax, report, components, unit, with_gids=True)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _trim(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: trim(v)))
     ax.set_ylabel(f"memory ({unit_name})")
     ax.set_ylim(0, top / unit * 1.16 if top else 1)
     _shade_load(ax, report)
     _markers(ax, report, with_gids=True)
     _annotate_first_oom(ax, report)
     _finish(ax, report)
-    _legend_above(ax, max_cols=4)
+    legend_above(ax, max_cols=4)
     return figure
 
 
@@ -157,7 +92,7 @@ def rows_chart(report: RunReport) -> Figure | None:
     failed = [a for a in report.acks if not a.ok]
     if not times and not failed:
         return None
-    figure, ax = _figure(*SMALL)
+    figure, ax = new_figure(*SMALL)
     start = min([a.t_start for a in report.acks])
     xs = [report.elapsed(start)] + [report.elapsed(t) for t in times]
     ys = [0] + totals
@@ -174,12 +109,12 @@ def rows_chart(report: RunReport) -> Figure | None:
         ax.axhline(planned, color="#64748b", ls=(0, (6, 3)), lw=1.2, label=f"planned {planned:,}")
         top = max(top, planned)
     ax.set_ylim(0, (top or 1) * 1.12)
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: count(v)))
     ax.set_ylabel("rows acked")
     _shade_load(ax, report)
     _markers(ax, report, with_gids=False)
     _finish(ax, report)
-    _legend_above(ax)
+    legend_above(ax)
     return figure
 
 
@@ -188,7 +123,7 @@ def latency_chart(report: RunReport) -> Figure | None:
     acks = [a for a in report.acks if not math.isnan(a.latency_ms)]
     if not acks:
         return None
-    figure, ax = _figure(*SMALL)
+    figure, ax = new_figure(*SMALL)
     ok = [a for a in acks if a.ok]
     failed = [a for a in acks if not a.ok]
     if ok:
@@ -209,7 +144,7 @@ def latency_chart(report: RunReport) -> Figure | None:
     _shade_load(ax, report)
     _markers(ax, report, with_gids=False)
     _finish(ax, report)
-    _legend_above(ax, max_cols=4)
+    legend_above(ax, max_cols=4)
     return figure
 
 
@@ -228,18 +163,18 @@ def memory_vs_rows_chart(report: RunReport) -> Figure | None:
         return None
     peak = max(float(s.memory_bytes or 0) for _, samples in series for s in samples)
     top = max([peak] + [float(report.limit_of(c) or 0) for c, _ in series])
-    unit, unit_name = _unit(top)
-    figure, ax = _figure(*SMALL)
+    unit, unit_name = unit_for(top)
+    figure, ax = new_figure(*SMALL)
     first_segment: tuple[list[float], list[float]] | None = None
     for component, samples in series:
         color = _color(report, component)
         rows = report.rows_acked_at(s.t for s in samples)
-        for n, segment in enumerate(_segments(samples, rows)):
+        for n, segment in enumerate(segments(samples, rows)):
             xs = [float(r) for r, _ in segment]
             ys = [(s.memory_bytes or 0) / unit for _, s in segment]
             if n and len(set(xs)) < 2:
                 continue  # a restarted process that got no rows says nothing about growth
-            xs, ys = _thin(xs, ys, max_points=800)
+            xs, ys = thin(xs, ys, max_points=800)
             ax.plot(xs, ys, color=color, lw=1.4, marker="o" if len(xs) <= 200 else None, ms=3,
                     alpha=1.0 if n == 0 else 0.45,
                     label=component if n == 0 else f"{component} after restart {n}",
@@ -250,42 +185,15 @@ def memory_vs_rows_chart(report: RunReport) -> Figure | None:
     if first_segment is not None:
         _growth_line(ax, report, *first_segment, unit=unit)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: _trim(v)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _count(v)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: trim(v)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: count(v)))
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
     ax.set_ylim(0, (top / unit or 1) * 1.16)
     ax.set_xlim(left=0)
     ax.set_ylabel(f"memory ({unit_name})")
     ax.set_xlabel("rows acked")
-    _legend_above(ax)
+    legend_above(ax)
     return figure
-
-
-# -- SVG output ---------------------------------------------------------------------------
-
-_ID_REF = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
-
-
-def to_svg(figure: Figure, prefix: str, keep: set[str] | None = None, title: str = "") -> str:
-    """An inline <svg> element: no XML prolog or metadata, ids unique within the page.
-
-    matplotlib numbers its ids per figure (axes_1, line2d_1, ...), so several charts on one
-    page would repeat them; every id but the gids in `keep` is prefixed with `prefix`.
-    """
-    buffer = io.StringIO()
-    with matplotlib.rc_context(_STYLE):
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None}, facecolor="white")
-    svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]
-    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
-    keep = keep or set()
-    svg = _ID_REF.sub(lambda m: m.group(1) + (m.group(2) if m.group(2) in keep else f"{prefix}-{m.group(2)}"),
-                      svg)
-    # size from the page's CSS; the viewBox keeps the aspect ratio
-    svg = re.sub(r'<svg ([^>]*?)width="[^"]*" height="[^"]*"',
-                 lambda m: f'<svg {m.group(1)}class="chart" role="img" aria-label="{_attr(title)}"',
-                 svg, count=1)
-    return svg.strip()
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -294,24 +202,6 @@ def _color(report: RunReport, component: str) -> str:
     """The component's colour, the same on every chart."""
     names = report.component_names
     return COMPONENT_COLORS[names.index(component) % len(COMPONENT_COLORS) if component in names else 0]
-
-
-def _unit(top: float) -> tuple[float, str]:
-    """GiB for gigabyte-scale charts, MiB below."""
-    return (GIB, "GiB") if top >= GIB else (MIB, "MiB")
-
-
-def _legend_above(ax: Axes, max_cols: int = 3) -> None:
-    """The legend in rows above the plot, where it hides no data, read left to right."""
-    handles, labels = ax.get_legend_handles_labels()
-    if not handles:
-        return
-    ncols = min(len(handles), max_cols)
-    # matplotlib fills a legend column by column; reorder so that rows read in plot order
-    order = [i for c in range(ncols) for i in range(c, len(handles), ncols)]
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
-              bbox_to_anchor=(0, 1.01), ncols=ncols, borderaxespad=0, handlelength=2.2,
-              columnspacing=1.4)
 
 
 def _limit_lines(ax: Axes, report: RunReport, components: Sequence[str], unit: float,
@@ -333,12 +223,6 @@ def _limit_lines(ax: Axes, report: RunReport, components: Sequence[str], unit: f
             label = f"{component} limit {format_bytes(limit)}" if with_gids else f"limit {format_bytes(limit)}"
         ax.axhline(limit / unit, color=color, ls=(0, (6, 3)), lw=1.3, label=label,
                    gid=f"limit-{component}" if with_gids else None)
-
-
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
-    figure = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(figure)  # PNG through Agg; SVG switches canvas by format
-    return figure, figure.add_subplot()
 
 
 def _finish(ax: Axes, report: RunReport) -> None:
@@ -408,18 +292,6 @@ def _alive(report: RunReport, component: str, t: float) -> bool:
     return alive
 
 
-def _segments(samples: Sequence[Any], rows: Sequence[int]) -> Iterator[list[tuple[int, Any]]]:
-    """Split a component's samples where its restart count changes (a new process)."""
-    segment: list[tuple[int, Any]] = []
-    for sample, acked in zip(samples, rows):
-        if segment and sample.restarts != segment[-1][1].restarts:
-            yield segment
-            segment = []
-        segment.append((acked, sample))
-    if segment:
-        yield segment
-
-
 def _growth_line(ax: Axes, report: RunReport, xs: list[float], ys: list[float], unit: float) -> None:
     """The growth slope as a dashed line: summary's figure when there is one, else a fit."""
     points = [(x, y) for x, y in zip(xs, ys) if x > 0]
@@ -442,40 +314,3 @@ def _growth_line(ax: Axes, report: RunReport, xs: list[float], ys: list[float], 
             ls=(0, (4, 3)), gid="growth-fit", label=label, zorder=4)
 
 
-def _thin(xs: list[float], ys: list[float], max_points: int = 1500) -> tuple[list[float], list[float]]:
-    """At most about max_points points, keeping each bucket's min and max (peaks matter)."""
-    if len(xs) <= max_points:
-        return xs, ys
-    size = math.ceil(len(xs) / (max_points / 2))
-    out_x: list[float] = []
-    out_y: list[float] = []
-    for start in range(0, len(xs), size):
-        bucket = [(x, y) for x, y in zip(xs[start:start + size], ys[start:start + size]) if not math.isnan(y)]
-        if not bucket:
-            out_x.append(xs[start])
-            out_y.append(math.nan)  # keep a gap a gap
-            continue
-        low = min(bucket, key=lambda p: p[1])
-        high = max(bucket, key=lambda p: p[1])
-        for x, y in sorted({low, high}):
-            out_x.append(x)
-            out_y.append(y)
-    return out_x, out_y
-
-
-def _trim(value: float) -> str:
-    """1.0 -> '1', 2.5 -> '2.5': axis labels without trailing zeros."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def _count(value: float) -> str:
-    """650000 -> '650k', 6680000 -> '6.68M'."""
-    if abs(value) >= 1e6:
-        return _trim(value / 1e6) + "M"
-    if abs(value) >= 1e3:
-        return _trim(value / 1e3) + "k"
-    return _trim(value)
-
-
-def _attr(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")

@@ -10,8 +10,8 @@ import html
 from importlib import resources
 from typing import Collection, Sequence
 
-from harness.report import model
-from harness.report.charts import Chart
+from harness.report import tables
+from harness.report.chart_kit import Chart
 from harness.report.model import RunReport
 from harness.units import format_bytes
 
@@ -39,13 +39,13 @@ def render_html(report: RunReport, charts: Sequence[Chart]) -> str:
         _card("Insert latency", _chart(by_name, "latency")),
         _card("Memory against rows acked", _chart(by_name, "memory-vs-rows"),
               hint="while the server was alive"),
-        _card("Inserts", _kv(model.inserts_table(report))),
+        _card("Inserts", _kv(tables.inserts_table(report))),
         "</div>",
         _card("Components", _components(report)),
         '<div class="grid2">',
-        _card("Rows", _kv(model.rows_table(report))),
+        _card("Rows", _kv(tables.rows_table(report))),
         _card("Rules", _rules(report)) if report.rules else "",
-        _card("Run", _kv(model.facts(report), code={"Command", "Run id"})),
+        _card("Run", _kv(tables.facts(report), code={"Command", "Run id"})),
         _card("Scenario parameters", _params(report)),
         "</div>",
         _card("Events", _events(report)),
@@ -79,7 +79,7 @@ def _header(report: RunReport) -> str:
         f"<h1>{_e(report.scenario_name)} on Milvus {_e(report.milvus_version or '?')}"
         + (f' <span class="sub">({_e(sub)})</span>' if sub else "")
         + f'</h1></div><div class="runid">run <code>{_e(report.run_id)}</code>'
-        f" · started {_e(model.fmt_clock(report.started))}</div></header>"
+        f" · started {_e(tables.fmt_clock(report.started))}</div></header>"
     )
 
 
@@ -90,9 +90,9 @@ def _banner(report: RunReport) -> str:
         status.append(f"verdict {report.verdict}")
     ttv = report.summary.get("time_to_verdict_s")
     if isinstance(ttv, (int, float)):
-        status.append(f"verdict after {model.fmt_seconds(ttv)}")
+        status.append(f"verdict after {tables.fmt_seconds(ttv)}")
     if report.duration_s is not None:
-        status.append(f"ran {model.fmt_seconds(report.duration_s)}")
+        status.append(f"ran {tables.fmt_seconds(report.duration_s)}")
     reasons = "".join(f"<li>{_e(r)}</li>" for r in report.reasons)
     return (
         f'<section class="banner v-{banner.lower()}" id="verdict" data-verdict="{_e(banner)}">'
@@ -113,11 +113,11 @@ def _cards(report: RunReport) -> str:
     components = report.components
     cards = []
     planned = rows.get("planned")
-    note = f"of {model.fmt_count(planned)} planned" if planned else ""
+    note = f"of {tables.fmt_count(planned)} planned" if planned else ""
     if rows.get("verified") is not None:
-        note += f" · {model.fmt_count(rows['verified'])} verified"
+        note += f" · {tables.fmt_count(rows['verified'])} verified"
     lost = rows.get("lost") or 0
-    cards.append(_stat("Rows acked", model.fmt_count(rows.get("acked")), note.strip(" ·"),
+    cards.append(_stat("Rows acked", tables.fmt_count(rows.get("acked")), note.strip(" ·"),
                        "bad" if lost else ""))
     peaks = [c for c in components if c.peak_memory_bytes is not None]
     if peaks:
@@ -138,14 +138,14 @@ def _cards(report: RunReport) -> str:
     if isinstance(inserts.get("rows_per_s"), (int, float)):
         p95 = (inserts.get("latency_ms") or {}).get("p95")
         cards.append(_stat("Rows per second", f"{inserts['rows_per_s']:,.0f}",
-                           f"inserted; p95 batch {model.fmt_ms(p95)}" if p95 is not None else "inserted"))
+                           f"inserted; p95 batch {tables.fmt_ms(p95)}" if p95 is not None else "inserted"))
     growth = report.summary.get("memory_growth_mb_per_100k_rows")
     if isinstance(growth, (int, float)):
         cards.append(_stat("Memory growth", f"{growth:,.0f} MB", "per 100k rows acked"))
     ttv = report.summary.get("time_to_verdict_s")
     if isinstance(ttv, (int, float)):
-        cards.append(_stat("Time to verdict", model.fmt_seconds(ttv),
-                           f"run took {model.fmt_seconds(report.duration_s)}"))
+        cards.append(_stat("Time to verdict", tables.fmt_seconds(ttv),
+                           f"run took {tables.fmt_seconds(report.duration_s)}"))
     return f'<section class="cards">{"".join(cards)}</section>'
 
 
@@ -153,7 +153,7 @@ def _rows_hint(report: RunReport) -> str:
     rows = report.rows
     if rows.get("planned") is None:
         return ""
-    return f"{model.fmt_count(rows.get('acked') or 0)} of {model.fmt_count(rows['planned'])} planned"
+    return f"{tables.fmt_count(rows.get('acked') or 0)} of {tables.fmt_count(rows['planned'])} planned"
 
 
 def _card(title: str, content: str, hint: str = "") -> str:
@@ -176,7 +176,7 @@ def _kv(rows: Sequence[tuple[str, str]], code: Collection[str] = ()) -> str:
 
 
 def _components(report: RunReport) -> str:
-    header, rows = model.component_table(report)
+    header, rows = tables.component_table(report)
     if not rows:
         return '<p class="empty">No components were watched.</p>'
     head = "".join(f'<th{" class=num" if i else ""}>{_e(h)}</th>' for i, h in enumerate(header))
@@ -199,7 +199,7 @@ def _rules(report: RunReport) -> str:
 
 
 def _params(report: RunReport) -> str:
-    parameters = model.scenario_parameters(report)
+    parameters = tables.scenario_parameters(report)
     if not parameters:
         return '<p class="empty">run.json does not list the scenario\'s parameters.</p>'
     description = report.scenario_fields.get("description")
@@ -212,7 +212,7 @@ def _events(report: RunReport) -> str:
     if not report.events:
         return '<p class="empty">No events were recorded.</p>'
     rows = "".join(
-        f'<tr><td class="t">+{report.elapsed(e.t):.1f} s</td><td class="t">{_e(model.fmt_clock(e.t)[11:19])}</td>'
+        f'<tr><td class="t">+{report.elapsed(e.t):.1f} s</td><td class="t">{_e(tables.fmt_clock(e.t)[11:19])}</td>'
         f'<td>{_e(e.component)}</td><td><span class="badge {_e(e.type)}">{_e(e.type)}</span></td>'
         f"<td>{_e(e.detail)}</td></tr>"
         for e in report.events)
@@ -224,5 +224,5 @@ def _files(report: RunReport) -> str:
     links = "".join(
         f'<a href="{_e(name)}{"/" if name == "logs" else ""}"><b>{_e(name)}{"/" if name == "logs" else ""}</b>'
         f"<span>{_e(what)}</span></a>"
-        for name, what in model.run_files(report, exclude="report.html"))
+        for name, what in tables.run_files(report, exclude="report.html"))
     return f'<div class="files">{links}</div>'

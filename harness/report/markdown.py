@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.report import model
+from harness.report import tables
 from harness.report.model import RunReport
 
 BANNER_ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "ABORTED": "⏹️"}
@@ -30,37 +30,37 @@ def render_markdown(report: RunReport, memory_png: str | None = "memory.png") ->
         lines += [f"[![Memory over time per component]({memory_png})]({memory_png})", ""]
     else:
         lines += ["No memory samples were recorded.", ""]
-    header, rows = model.component_table(report)
+    header, rows = tables.component_table(report)
     lines += _table(header, rows) if rows else ["No components were watched."]
     lines.append("")
 
-    lines += ["## Rows", ""] + _pairs(model.rows_table(report)) + [""]
-    lines += ["## Inserts", ""] + _pairs(model.inserts_table(report)) + [""]
+    lines += ["## Rows", ""] + _pairs(tables.rows_table(report)) + [""]
+    lines += ["## Inserts", ""] + _pairs(tables.inserts_table(report)) + [""]
     rules = report.rules
     if rules:
         lines += ["## Rules", ""]
         lines += _table(["Rule", "Result", "Detail"],
                         [[r.name, "passed" if r.passed else "**failed**", _inline(r.message)] for r in rules])
         lines.append("")
-    lines += ["## Run", ""] + _pairs(model.facts(report)) + [""]
-    applied = model.values_applied(report)
+    lines += ["## Run", ""] + _pairs(tables.facts(report)) + [""]
+    applied = tables.values_applied(report)
     if applied:
         lines += ["## Helm values applied", "", "```yaml", applied.rstrip(), "```", ""]
-    parameters = model.scenario_parameters(report)
+    parameters = tables.scenario_parameters(report)
     if parameters:
         lines += ["## Scenario parameters", ""] + _table(["Parameter", "Value"], parameters) + [""]
 
     lines += ["## Events", ""]
     if report.events:
         lines += _table(["Elapsed", "Time (UTC)", "Component", "Event", "Detail"],
-                        [[f"+{report.elapsed(e.t):.1f} s", model.fmt_clock(e.t)[11:19], e.component,
+                        [[f"+{report.elapsed(e.t):.1f} s", tables.fmt_clock(e.t)[11:19], e.component,
                           e.type, _inline(e.detail)] for e in report.events])
     else:
         lines.append("No events were recorded.")
     lines.append("")
 
     lines += ["## Files", ""] + [f"- [{name}]({name}{'/' if name == 'logs' else ''}): {what}"
-                                  for name, what in model.run_files(report, exclude="report.md")] + [""]
+                                  for name, what in tables.run_files(report, exclude="report.md")] + [""]
     return "\n".join(lines)
 
 

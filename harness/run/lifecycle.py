@@ -1,4 +1,4 @@
-"""`milvus-harness run`: one run from target start to verdict, report and exit code.
+"""One run from target start to verdict, report and exit code (`milvus-harness run`; `ui` shares its parts).
 
 The harness process owns the target, the watcher and the stop rules; Locust runs as its own
 processes (gevent stays out of this one) and reports every insert into acks.jsonl, which
@@ -8,13 +8,9 @@ target and writes a summary (status ABORTED when interrupted).
 
 from __future__ import annotations
 
-import json
 import os
 import platform
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -30,20 +26,21 @@ from harness.run import inject
 from harness.scenario import model as scenarios
 from harness.judge.restart_check import RestartCheck
 from harness.load.dispenser import LoadPause
-from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
+from harness.errors import ExitCode, HarnessError, Interrupted, UsageError, sigterm_interrupts
+from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
+from harness.run.jsonl_tail import AckTally
 from harness.run.live_view import LiveView, Progress
+from harness.run.locust_procs import LocustProcesses, start_headless
 from harness.compare.run_keys import RunKey
-from harness.rundir import RunDir, read_jsonl, write_json
+from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
-from harness.targets.protocol import TargetOptions
+from harness.targets.protocol import Target, TargetOptions
 from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, judge
 from harness.judge.verify import verify_after_load
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext
 from harness.watch.stall import StallDetector
-
-LOCUSTFILE = Path(__file__).parent.parent / "locustfiles" / "insert.py"
 
 
 @dataclass
@@ -104,7 +101,7 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
     return scenario, target
 
 
-def make_target(options: TargetOptions, log_dir: Path | None) -> Any:
+def make_target(options: TargetOptions, log_dir: Path | None) -> Target:
     """The Target for --target (imports only what that target needs)."""
     if options.target == "embedded":
         from harness.targets.embedded import EmbeddedTarget
@@ -137,95 +134,8 @@ def _host_facts() -> dict[str, Any]:
             "python": platform.python_version()}
 
 
-class _AckTail:
-    """Reads acks.jsonl as Locust appends to it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._offset = 0
-        self.acked_rows = 0
-        self.failed = 0
-
-    def poll(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb") as handle:
-            handle.seek(self._offset)
-            chunk = handle.read()
-        end = chunk.rfind(b"\n") + 1
-        self._offset += end
-        for line in chunk[:end].splitlines():
-            ack = json.loads(line)
-            if ack["ok"]:
-                self.acked_rows += ack["rows"]
-            else:
-                self.failed += 1
-
-
-class _Locust:
-    """Locust as processes: one local runner, or a master and N workers on loopback."""
-
-    def __init__(self, run_dir: RunDir, config: Path, users: int, workers: int,
-                 run_time: float | None) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
-        common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--harness-config", str(config),
-                  "--loglevel", "INFO", "--skip-log-setup"]
-        log = open(run_dir.logs / "locust.log", "ab")
-        master = [*common, "--headless", "-u", str(users), "-r", str(users),
-                  "--csv", str(run_dir.locust_prefix), "--csv-full-history", "--html", str(run_dir.locust_html),
-                  "--exit-code-on-error", "0", "--stop-timeout", "120"]
-        if run_time:
-            master += ["--run-time", f"{int(run_time)}s"]
-        try:
-            if workers:
-                from harness.targets.net import free_ports
-
-                port = free_ports(1)[0]
-                master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                           "--expect-workers", str(workers)]
-                self.procs.append(self._spawn(master, log))
-                for _ in range(workers):
-                    self.procs.append(self._spawn([*common, "--worker", "--master-host", "127.0.0.1",
-                                                   "--master-port", str(port)], log))
-            else:
-                self.procs.append(self._spawn(master, log))
-        finally:
-            log.close()
-
-    @staticmethod
-    def _spawn(argv: list[str], log: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-
-    def running(self) -> bool:
-        return self.procs[0].poll() is None
-
-    def stop(self, timeout: float = 60.0) -> None:
-        """SIGINT the master (it quits its workers and writes its stats and HTML report; on
-        SIGTERM Locust skips the HTML), then make sure."""
-        master = self.procs[0]
-        if master.poll() is None:
-            master.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def _acked_rows(run_dir: RunDir) -> int:
     return sum(a["rows"] for a in acked_batches(list(read_jsonl(run_dir.acks))))
-
-
-def _new_run_id(scenario: scenarios.Scenario, version: str | None) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{scenario.name}-{version or 'unknown'}"
-
-
-def _raise_on_sigterm(signum: int, _frame: Any) -> None:
-    raise Interrupted(signum)
 
 
 def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, target_options: TargetOptions,
@@ -311,26 +221,18 @@ def run(options: RunOptions, console: Console | None = None,
     console = console or Console(stderr=False)
     began = time.time()
     scenario, target_options = prepare(options)
-    # From here on SIGTERM unwinds like Ctrl-C, so every phase cleans up and reports.
-    old_term = signal.signal(signal.SIGTERM, _raise_on_sigterm)
-    try:
+    with sigterm_interrupts():
         return _run(options, console, began, scenario, target_options, on_context)
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
 
 
 def _run(options: RunOptions, console: Console, began: float, scenario: scenarios.Scenario,
          target_options: TargetOptions, on_context: Callable[[RunContext], None] | None) -> RunResult:
-    if target_options.target != "embedded":
-        from harness.kube.contexts import check_context  # refuse a production context before anything starts
-
-        check_context(target_options)
+    check_kube_context(target_options)
     target = make_target(target_options, log_dir=None)
-    version = getattr(target, "version", None) or target_options.milvus_version
-    run_id = options.run_id or _new_run_id(scenario, version)
+    version = target.version or target_options.milvus_version
+    run_id = options.run_id or new_run_id(options.report_dir, scenario.name, version)
     run_dir = RunDir.create(options.report_dir, run_id)
-    if hasattr(target, "log_dir"):
-        target.log_dir = run_dir.logs  # the server's own logs belong to the run
+    target.log_dir = run_dir.logs  # the server's own logs belong to the run
     inputs = run_inputs(run_id, options, scenario, target_options, version, began)
     write_json(run_dir.run_json, inputs)
     context = RunContext(run_dir)
@@ -339,16 +241,14 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
         on_context(context)
     progress = Progress(planned=scenario.total_rows, started=began)
     view = LiveView(console, progress)
-    stop_events: list[Event] = []
     context.on_event(lambda e: progress.events.append(e))
     context.on_event(view.event)
-    context.on_event(lambda e: stop_events.append(e) if e.type in (events.OOM_KILLED, events.MEMORY_STALL,
-                                                                  events.EXITED) else None)
+    stop_events = collect_stop_events(context)
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
-    tail = _AckTail(run_dir.acks)
+    tail = AckTally(run_dir.acks)
     pause = LoadPause.in_dir(run_dir.path)
     verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
-    StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds,
+    StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
                   paused=lambda: pause.requested() or verifying.is_set())
 
     status, exit_code, verdict_at = "FINISHED", None, None
@@ -356,17 +256,11 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                              "memory_limit_bytes": target_options.memory_limit}
     verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
     inconclusive: str | None = None
-    locust: _Locust | None = None
+    locust: LocustProcesses | None = None
     injector: inject.Injector | None = None
     restart_check: RestartCheck | None = None
     try:
-        needed = scenario.oldest_milvus()
-        if target_options.target == "embedded" and version:
-            from packaging.version import Version
-
-            if Version(version) < Version(needed):
-                raise TargetError(f"milvus {version} cannot run scenario {scenario.name!r}: "
-                                  f"it needs {needed} or newer (ARRAY fields need 2.3.0, partition keys 2.2.9)")
+        check_milvus_version(target_options.target, scenario, version)
         with view:
             progress.phase = f"starting milvus {version or ''}".strip()
             view.update()
@@ -386,7 +280,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                                detail=f"{scenario.users} users, {options.workers} workers")
             progress.load_started = time.time()
             progress.phase = "loading"
-            locust = _Locust(run_dir, config, scenario.users, options.workers, options.run_time)
+            locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time)
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
                                        lambda: tail.acked_rows)
             injector.start()

@@ -29,7 +29,7 @@ from harness.procs import interrupts_deferred
 from harness.targets import install as installs
 from harness.targets.milvus_config import parse_config_overrides
 from harness.targets.net import free_ports
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.process import ProcessWatcher
 from harness.watch.events import RunContext
@@ -185,7 +185,7 @@ class EmbeddedServer:
             pass
 
 
-class EmbeddedTarget:
+class EmbeddedTarget(Target):
     """Target protocol over EmbeddedServer: install, limit, start, supervise, watch, stop."""
 
     kind = "embedded"
@@ -215,16 +215,8 @@ class EmbeddedTarget:
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         self.context = context
-        try:
-            return self._start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self) -> Endpoint:
-        assert self.context is not None
         install = installs.ensure_installed(self.version)
         with interrupts_deferred():  # made and recorded as one step, so stop() removes it
             self._tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-data-"))
@@ -334,12 +326,6 @@ class EmbeddedTarget:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def __enter__(self) -> "EmbeddedTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- supervision -----------------------------------------------------------------------
 
     def pid(self) -> int | None:
@@ -430,18 +416,3 @@ class EmbeddedTarget:
         else:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"server exited ({how})", data={"exit_code": code})
-
-
-def print_versions(installed_only: bool = False) -> int:
-    """`milvus-harness versions`: published versions, marking the cached ones."""
-    installed = set(installs.installed_versions())
-    versions = sorted(installed, key=installs._sort_key) if installed_only else installs.published_versions()
-    newest = versions[-1] if versions else None
-    for version in versions:
-        marks = []
-        if version in installed:
-            marks.append("installed")
-        if version == newest and not installed_only:
-            marks.append("default")
-        print(version + (f"  ({', '.join(marks)})" if marks else ""))
-    return 0

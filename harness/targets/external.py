@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from harness.kube import contexts
 from harness import milvus_client
 from harness.errors import TargetError, UsageError
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.kubernetes import DEFAULT_SELECTOR, KubernetesWatcher
 from harness.watch.events import RunContext
@@ -51,7 +51,7 @@ def check_remote(options: TargetOptions) -> tuple[str, int]:
     return host, port
 
 
-class ExternalTarget:
+class ExternalTarget(Target):
     """Target protocol over an existing Milvus: connect, optionally watch, never install."""
 
     kind = "external"
@@ -69,14 +69,7 @@ class ExternalTarget:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self, context: RunContext) -> Endpoint:
-        try:
-            return self._start(context)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         began = time.monotonic()
         if not milvus_client.wait_until(lambda: milvus_client.answers(self.address), began + self._answer_timeout, interval=1.0):
             raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")
@@ -119,9 +112,3 @@ class ExternalTarget:
     def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.stop()
-
-    def __enter__(self) -> "ExternalTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 
 from harness.errors import TargetError, UsageError
 from harness.procs import run_command
+from harness.rundir import write_text
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,7 @@ def published_versions(refresh: bool = False) -> list[str]:
         raise TargetError("the package index lists no milvus server versions")
     keep.sort(key=_sort_key)
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"versions": keep}))
-    os.replace(tmp, cached)
+    write_text(cached, json.dumps({"versions": keep}))
     return keep
 
 

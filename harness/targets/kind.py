@@ -31,7 +31,7 @@ from harness import milvus_client
 from harness.errors import TargetError, UsageError
 from harness.targets.milvus_config import parse_config_overrides
 from harness.targets.net import free_ports, port_open
-from harness.targets.protocol import Endpoint, TargetOptions, Watcher
+from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.units import parse_bytes
 from harness.watch import events
 from harness.watch.kubernetes import KubernetesWatcher
@@ -133,7 +133,7 @@ class PortForward:
             self._log = None
 
 
-class KindTarget:
+class KindTarget(Target):
     """Target protocol over a kind cluster made by `milvus-harness cluster up`.
 
     `under_test`: the Milvus roles whose pods the watcher also reads through their own
@@ -176,14 +176,7 @@ class KindTarget:
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def start(self, context: RunContext) -> Endpoint:
-        try:
-            return self._start(context)
-        except BaseException:
-            self.stop()
-            raise
-
-    def _start(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunContext) -> Endpoint:
         contexts.check_context(self.options)
         cluster.require_tools(["kind", "helm", "kubectl", "docker"])
         if self.spec.name not in self.kube.clusters():
@@ -334,8 +327,3 @@ class KindTarget:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
 
-    def __enter__(self) -> "KindTarget":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -1,12 +1,17 @@
-"""The Target protocol: start / endpoint / watchers / stop, used as a context manager.
+"""The Target protocol (start / endpoint / watchers / stop, used as a context manager), the
+Watcher protocol, the Endpoint and the TargetOptions every target is made from.
 
-A target that fails half-way through start() cleans up what it made before the error
-leaves it (as pypa/build's isolated environments do).
+`make_target` (harness/run/lifecycle.py) returns a Target and its callers use only what is
+declared here. The targets subclass Target explicitly, so what is written below once is theirs
+unless they say otherwise: no version known, no server logs kept, nothing to prepare before
+verification, and start() = bring_up() that cleans up what it made before an error leaves it
+(as pypa/build's isolated environments do), also when used as a context manager.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from harness.watch.events import RunContext
@@ -44,9 +49,26 @@ class Target(Protocol):
 
     #: 'embedded', 'kind' or 'external'
     kind: str
+    #: The Milvus under test as run keys and reports name it (embedded: the version; kind: the
+    #: image tag); None when the target cannot tell before it starts.
+    version: str | None = None
+    #: Where the server's own logs go, for targets that keep them (embedded); a run points it
+    #: at its logs/ directory before start().
+    log_dir: Path | None = None
 
     def start(self, context: RunContext) -> Endpoint:
-        """Bring Milvus up (install if needed), wait until it answers, return its endpoint."""
+        """Bring Milvus up (install if needed), wait until it answers, return its endpoint.
+
+        A failure half-way stops what bring_up made before the error leaves start().
+        """
+        try:
+            return self.bring_up(context)
+        except BaseException:
+            self.stop()
+            raise
+
+    def bring_up(self, context: RunContext) -> Endpoint:
+        """What start() does, target by target."""
         ...
 
     def watchers(self) -> list[Watcher]:
@@ -57,6 +79,11 @@ class Target(Protocol):
         """After a restart: block until the server accepts writes again (flush works)."""
         ...
 
+    def prepare_verification(self) -> bool:
+        """After the load, before the acked rows are counted: make the server able to answer
+        (embedded: lift the limit, restart a dead server); False when it cannot."""
+        return True
+
     def facts(self) -> dict[str, Any]:
         """What run.json records: version or image, memory limit, how the limit is enforced."""
         ...
@@ -65,9 +92,11 @@ class Target(Protocol):
         """Stop everything start() made; safe to call twice and after a failed start."""
         ...
 
-    def __enter__(self) -> "Target": ...
+    def __enter__(self) -> "Target":
+        return self
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 @dataclass

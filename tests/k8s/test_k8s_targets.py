@@ -20,7 +20,7 @@ from harness.targets.protocol import Target, TargetOptions
 from harness.targets.external import ExternalTarget, parse_uri
 from harness.targets.kind import KindTarget
 from harness.watch import events
-from harness.watch.watch_command import run_watch
+from harness.commands.watch import run as run_watch
 from k8s_fakes import container_status, make_pod
 
 CTX = "kind-milvus-harness"

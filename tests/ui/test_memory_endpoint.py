@@ -1,16 +1,14 @@
 """The memory tab's JSON on its own: its shape, and numbers equal to the run directory's files.
 
-RunView (what /memory serves) over checked-in run directories; the harness's control channel
-over HTTP; and, with real embedded Milvus, /harness/memory through Locust's web app (behind
+RunView (what /memory serves) over checked-in run directories; the control channel over HTTP
+and an idle session's answer; and, with real embedded Milvus, /harness/memory through Locust's web app (behind
 --web-auth) while a run loads, then its report link once it is stopped.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import types
 from pathlib import Path
 
 import pytest
@@ -18,9 +16,13 @@ import requests
 
 from harness.rundir import read_jsonl
 from harness.run.lifecycle import RunOptions
-from harness.webui.session import RunView, UiSession, WebOptions
+from harness.errors import UsageError
+from harness.webui.control import ControlChannel
+from harness.webui.options import WebOptions
+from harness.webui.run_view import RunView
+from harness.webui.session import UiSession
+from run_dirs import FIXTURES, copy_fixture, write_run_dir
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 RUN_KEYS = {"run_id", "run_dir", "scenario", "target", "started", "load_started", "load_stopped", "stop_reason",
             "rows", "acked", "components", "events", "verdict", "report"}
 COMPONENT_KEYS = {"samples", "count", "latest", "peak_memory_bytes", "limit_bytes", "restarts", "oom_kills"}
@@ -75,8 +77,7 @@ def test_since_serves_only_newer_samples():
 
 
 def test_a_live_run_grows_line_by_line_and_is_judged_so_far(tmp_path):
-    run_dir = tmp_path / "live"
-    shutil.copytree(FIXTURES / "oom-kill", run_dir)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     (run_dir / "summary.json").unlink()  # not judged yet: the rules on the figures so far
     lines = (run_dir / "samples.jsonl").read_text().splitlines(keepends=True)
     (run_dir / "samples.jsonl").write_text("".join(lines[:5]))
@@ -94,36 +95,72 @@ def test_a_live_run_grows_line_by_line_and_is_judged_so_far(tmp_path):
 
 
 def test_a_run_without_an_acked_insert_has_no_verdict_yet(tmp_path):
-    run_dir = tmp_path / "fresh"
-    run_dir.mkdir()
-    (run_dir / "run.json").write_text((FIXTURES / "pass" / "run.json").read_text())
+    run_dir = write_run_dir(tmp_path / "fresh", run=json.loads((FIXTURES / "pass" / "run.json").read_text()))
     snapshot = RunView(run_dir).snapshot()
     assert snapshot["verdict"]["value"] is None and snapshot["components"] == {}
     assert snapshot["rows"]["acked"] == 0 and snapshot["scenario"]["name"]
 
 
-def test_the_control_channel_serves_it_with_its_token(tmp_path):
-    session = UiSession(RunOptions(scenario="smoke", report_dir=tmp_path), WebOptions(), console=None)
-    url = session.start_control()
+class _OneRunApi:
+    """A ControlApi that serves one run directory, as a UI session does once its run is stopped."""
+
+    token = "s3cret-token"
+
+    def __init__(self, run_dir: Path) -> None:
+        self.view = RunView(run_dir)
+
+    def state(self) -> dict:
+        return {"phase": "ready", "run_id": self.view.run_id, "active": False, "stop_request": None}
+
+    def memory(self, since=None) -> dict:
+        return {"run": self.view.snapshot(since)}
+
+    def start_run(self, fields, users) -> dict:
+        raise UsageError(f"no runs here ({fields})")
+
+    def stop_run(self, run_id, reason) -> dict:
+        return {"phase": "ready", "stopped": run_id, "reason": reason}
+
+
+def test_the_control_channel_serves_it_with_its_token():
+    channel = ControlChannel(_OneRunApi(FIXTURES / "oom-kill"))
+    url, token = channel.url, {"X-Harness-Token": _OneRunApi.token}
     try:
-        session.run = types.SimpleNamespace(run_id="oom-kill", active=False, stop_request=None,
-                                            view=RunView(FIXTURES / "oom-kill"))
         assert requests.get(url + "/memory").status_code == 403
         assert requests.get(url + "/memory", headers={"X-Harness-Token": "guess"}).status_code == 403
-        answer = requests.get(url + "/memory", headers={"X-Harness-Token": session.token})
+        assert requests.post(url + "/runs/oom-kill/stop", json={}).status_code == 403
+        answer = requests.get(url + "/memory", headers=token)
         assert answer.status_code == 200
-        body = answer.json()
-        assert {"schema_version", "now", "phase", "message", "target", "scenario", "latest", "run", "runs"} <= set(body)
-        assert body["scenario"]["name"] == "smoke" and body["run"]["run_id"] == "oom-kill"
-        assert body["run"]["components"]["standalone"]["samples"] == _file_samples(FIXTURES / "oom-kill", "standalone")
-        state = requests.get(url + "/state", headers={"X-Harness-Token": session.token}).json()
-        assert state == {**state, "run_id": "oom-kill", "active": False, "stop_request": None}
-        bad = requests.get(url + "/memory?since=soon", headers={"X-Harness-Token": session.token})
-        assert bad.status_code == 400
+        run = answer.json()["run"]
+        assert run["run_id"] == "oom-kill"
+        assert run["components"]["standalone"]["samples"] == _file_samples(FIXTURES / "oom-kill", "standalone")
+        cut = run["components"]["standalone"]["samples"][3]["t"]
+        newer = requests.get(url + f"/memory?since={cut!r}", headers=token).json()["run"]
+        assert all(s["t"] > cut for s in newer["components"]["standalone"]["samples"])
+        assert requests.get(url + "/state", headers=token).json()["run_id"] == "oom-kill"
+        assert requests.get(url + "/memory?since=soon", headers=token).status_code == 400
+        assert requests.get(url + "/nowhere", headers=token).status_code == 404
+        refused = requests.post(url + "/runs", json={"fields": {"shards": "x"}}, headers=token)
+        assert refused.status_code == 400 and "no runs here" in refused.json()["error"]
+        stopped = requests.post(url + "/runs/oom-kill/stop", json={"reason": "the Stop button"}, headers=token)
+        assert stopped.status_code == 202 and stopped.json()["stopped"] == "oom-kill"
+        assert stopped.json()["reason"] == "the Stop button"
     finally:
-        session.control.shutdown()
-        session.control.server_close()
-        shutil.rmtree(session.tmp, ignore_errors=True)
+        channel.close()
+
+
+def test_an_idle_session_serves_its_scenario_and_target(tmp_path):
+    session = UiSession(RunOptions(scenario="smoke", report_dir=tmp_path), WebOptions(), console=None)
+    try:
+        body = session.memory()
+        json.dumps(body)
+        assert {"schema_version", "now", "phase", "message", "target", "scenario", "latest", "run", "runs"} <= set(body)
+        assert body["scenario"]["name"] == "smoke" and body["run"] is None and body["runs"] == []
+        assert session.state() == {"phase": "starting milvus", "message": "", "run_id": None, "active": False,
+                                   "stop_request": None}
+    finally:
+        session.close(0)
+    assert not list(tmp_path.iterdir())  # an idle session made no run directory
 
 
 # --- live, through Locust's web app -------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from harness.errors import UsageError
-from harness.webui.session import WebOptions, bind_warning, is_loopback
+from harness.webui.options import WebOptions, bind_warning, is_loopback
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])

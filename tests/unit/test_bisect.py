@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.compare.bisect_command import run_bisect
 from harness.compare.bisect_search import (
     Outcome,
     RunOutcome,
@@ -24,13 +25,13 @@ from harness.compare.bisect_search import (
     compare_link,
     describe,
     read_versions_file,
-    run_bisect,
     verdict_of,
 )
 from harness.errors import ExitCode, Interrupted, TargetError, UsageError
 from harness.compare.run_keys import RunKey
-from harness.rundir import read_json, write_json
+from harness.rundir import read_json
 from harness.judge.verdict import Verdict
+from run_dirs import write_run_dir
 
 P, F, I = Verdict.PASS, Verdict.FAIL, Verdict.INCONCLUSIVE
 
@@ -374,9 +375,6 @@ class FakeRuns:
         verdict = self.verdicts[version]
         if verdict is I and version.endswith("-broken"):
             raise TargetError(f"milvus {version} did not start")
-        run_dir = self.report_dir / f"run-{version}-{next(_RUN_NUMBERS)}"
-        run_dir.mkdir(parents=True)
-        write_json(run_dir / "run.json", {"key": self.key_for(version).to_json()})
         peak = int((2.6 if verdict is F else 1.8) * GIB)
         summary = {
             "status": "FINISHED",
@@ -386,8 +384,9 @@ class FakeRuns:
             "components": {"standalone": {"peak_memory_bytes": peak, "limit_bytes": int(2.5 * GIB),
                                           "restarts": int(verdict is F), "oom_kills": int(verdict is F)}},
         }
-        write_json(run_dir / "summary.json", summary)
-        (run_dir / "report.html").write_text("<html></html>")
+        run_dir = write_run_dir(self.report_dir / f"run-{version}-{next(_RUN_NUMBERS)}",
+                                run={"key": self.key_for(version).to_json()}, summary=summary,
+                                files={"report.html": "<html></html>"})
         return verdict, run_dir, read_json(run_dir / "summary.json")
 
 

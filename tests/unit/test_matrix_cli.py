@@ -9,7 +9,6 @@ benchmark values. The published version list is fixed so no test asks the packag
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
@@ -24,9 +23,10 @@ from harness.compare import matrix
 from harness.run import lifecycle
 from harness.compare.bisect_command import Prefetcher
 from harness.errors import HarnessError
-from harness.rundir import RunDir, read_json, write_json
+from harness.rundir import RunDir, read_json
 from harness.run.lifecycle import RunOptions, RunResult
 from harness.judge.verdict import Verdict
+from run_dirs import write_run_dir
 
 PUBLISHED = ["2.2.16", "2.3.0", "2.3.1", "2.3.2", "2.3.3", "2.3.4", "2.3.5"]
 GIB = 2**30
@@ -62,8 +62,6 @@ def write_run(options: RunOptions, verdict: str, *, oom_at: int | None = None, g
     run_id = options.run_id or f"scripted-{scenario.name}-{version}-{len(list(options.report_dir.glob('*')))}"
     rd = RunDir.create(options.report_dir, run_id)
     key = lifecycle.run_key(scenario, target, version, options.overrides)
-    write_json(rd.run_json, {"run_id": run_id, "key": key.to_json(), "scenario": {"name": scenario.name},
-                             "target": target.target, "milvus_version": version, "started": 1000.0})
     t0, batch, rows_total = 1000.0, 50_000, scenario.total_rows
     acks, samples = [], []
     acked = 0
@@ -77,11 +75,6 @@ def write_run(options: RunOptions, verdict: str, *, oom_at: int | None = None, g
         rows_then = sum(a["rows"] for a in acks if a["t"] <= t0 + i)
         samples.append({"t": t0 + i, "component": "standalone", "memory_bytes": int(100e6 + growth * 10 * rows_then),
                         "limit_bytes": target.memory_limit, "restarts": 0, "source": "scripted"})
-    with rd.acks.open("w") as f:
-        f.writelines(json.dumps(a) + "\n" for a in acks)
-    with rd.samples.open("w") as f:
-        f.writelines(json.dumps(s) + "\n" for s in samples)
-    rd.events.write_text("")
     summary: dict[str, Any] = {
         "run_id": run_id, "status": status, "verdict": verdict if status == "FINISHED" else "ABORTED",
         "reasons": [f"scripted {verdict}"], "target": target.target, "milvus_version": version,
@@ -98,8 +91,9 @@ def write_run(options: RunOptions, verdict: str, *, oom_at: int | None = None, g
     }
     if exit_code is not None:
         summary["exit_code"] = exit_code
-    write_json(rd.summary, summary)
-    return rd.path
+    return write_run_dir(rd.path, run={"run_id": run_id, "key": key.to_json(), "scenario": {"name": scenario.name},
+                                       "target": target.target, "milvus_version": version, "started": 1000.0},
+                         summary=summary, acks=acks, samples=samples, events=[])
 
 
 Script = Callable[[str, dict[str, str]], dict[str, Any]]

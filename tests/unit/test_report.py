@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -18,19 +17,10 @@ import pytest
 
 from harness.report import load_run, render_report
 from harness.units import format_bytes
+from run_dirs import FIXTURES, copy_fixture
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 RUN_DIRS = sorted(p for p in FIXTURES.iterdir() if p.is_dir() and (p / "run.json").exists())
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def copy_run(source: Path, tmp_path: Path) -> Path:
-    """A scratch copy of a fixture run dir, without reports rendered into it earlier."""
-    target = tmp_path / source.name
-    shutil.copytree(source, target)
-    for name in ("report.md", "report.html", "junit.xml", "memory.png"):
-        (target / name).unlink(missing_ok=True)
-    return target
 
 
 def edit_summary(run_dir: Path, **changes: Any) -> dict[str, Any]:
@@ -56,7 +46,7 @@ def banner_of(page: str) -> str:
 
 @pytest.fixture(params=RUN_DIRS, ids=[p.name for p in RUN_DIRS])
 def rendered(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
-    run_dir = copy_run(request.param, tmp_path)
+    run_dir = copy_fixture(request.param.name, tmp_path)
     written = render_report(run_dir)
     assert written == [run_dir / "report.md", run_dir / "report.html", run_dir / "junit.xml"]
     assert all(p.stat().st_size > 0 for p in written)
@@ -162,7 +152,7 @@ def test_junit_counts(rendered: tuple[Path, dict[str, Any]]) -> None:
 
 def test_oom_fixture_tells_the_story(tmp_path: Path) -> None:
     """The seed's local reproduction: the numbers a user reads first."""
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     render_report(run_dir)
     page = (run_dir / "report.html").read_text()
     text = (run_dir / "report.md").read_text()
@@ -177,7 +167,7 @@ def test_oom_fixture_tells_the_story(tmp_path: Path) -> None:
 
 
 def test_pass_fixture_links_locust_report(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "pass", tmp_path)
+    run_dir = copy_fixture("pass", tmp_path)
     render_report(run_dir)
     page = (run_dir / "report.html").read_text()
     for name in ("locust.html", "samples.jsonl", "events.jsonl", "logs/"):
@@ -188,7 +178,7 @@ def test_pass_fixture_links_locust_report(tmp_path: Path) -> None:
 
 
 def test_torn_last_line_still_renders(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     complete = len(load_run(run_dir).samples)
     for name in ("samples.jsonl", "events.jsonl", "acks.jsonl"):
         with (run_dir / name).open("a") as handle:
@@ -199,7 +189,7 @@ def test_torn_last_line_still_renders(tmp_path: Path) -> None:
 
 
 def test_aborted_run_has_grey_banner(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     edit_summary(run_dir, status="ABORTED", verdict="INCONCLUSIVE",
                  reasons=["interrupted (Ctrl-C) after 650,000 acked rows"], rules=None)
     render_report(run_dir)
@@ -212,7 +202,7 @@ def test_aborted_run_has_grey_banner(tmp_path: Path) -> None:
 
 
 def test_inconclusive_is_skipped_per_rule(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     edit_summary(run_dir, verdict="INCONCLUSIVE", reasons=["the target never became ready"])
     render_report(run_dir)
     assert banner_of((run_dir / "report.html").read_text()) == "INCONCLUSIVE"
@@ -222,7 +212,7 @@ def test_inconclusive_is_skipped_per_rule(tmp_path: Path) -> None:
 
 
 def test_fail_without_failed_rule_still_fails_in_junit(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     edit_summary(run_dir, rules=[dict(r, passed=True) for r in summary["rules"]])
     render_report(run_dir)
@@ -231,7 +221,7 @@ def test_fail_without_failed_rule_still_fails_in_junit(tmp_path: Path) -> None:
 
 
 def test_missing_samples_and_acks(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     (run_dir / "samples.jsonl").unlink()
     (run_dir / "acks.jsonl").write_text("")
     written = render_report(run_dir)
@@ -244,7 +234,7 @@ def test_missing_samples_and_acks(tmp_path: Path) -> None:
 
 
 def test_stale_memory_png_is_removed(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     render_report(run_dir)
     (run_dir / "samples.jsonl").unlink()
     render_report(run_dir)
@@ -266,7 +256,7 @@ def test_no_components_no_summary(tmp_path: Path) -> None:
 
 
 def test_empty_components_in_summary(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "pass", tmp_path)
+    run_dir = copy_fixture("pass", tmp_path)
     edit_summary(run_dir, components={})
     (run_dir / "samples.jsonl").write_text("")
     render_report(run_dir)
@@ -275,7 +265,7 @@ def test_empty_components_in_summary(tmp_path: Path) -> None:
 
 def test_multiple_components_get_their_own_lines(tmp_path: Path) -> None:
     """Two streaming nodes, as in the seed's cluster: one memory and one limit line each."""
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     lines = (run_dir / "samples.jsonl").read_text().splitlines()
     doubled = []
     for line in lines:
@@ -293,7 +283,7 @@ def test_multiple_components_get_their_own_lines(tmp_path: Path) -> None:
 
 
 def test_rendering_is_deterministic(tmp_path: Path) -> None:
-    run_dir = copy_run(FIXTURES / "oom-kill", tmp_path)
+    run_dir = copy_fixture("oom-kill", tmp_path)
     render_report(run_dir)
     first = [(run_dir / n).read_text() for n in ("report.md", "report.html", "junit.xml")]
     render_report(run_dir)

@@ -1,113 +1,14 @@
-"""Pieces of the run that need no server: config rendering, stall detection, the dispenser,
-the verdict rules, the summary figures."""
+"""Judging a run without a server: the verdict rules and the summary's figures."""
 
-import json
 import time
 
 import pytest
 
-from harness.errors import UsageError
-from harness.load.dispenser import WAIT, Dispenser, LoadPause
+from harness.judge.summary import compute, lost_after_deaths, memory_growth
+from harness.judge.verdict import Verdict, judge
 from harness.rundir import RunDir
 from harness.scenario.model import Rules
-from harness.judge.summary import compute, lost_after_deaths, memory_growth
-from harness.targets.embedded import render_config
-from harness.targets.milvus_config import parse_config_overrides
-from harness.judge.verdict import Verdict, judge
-from harness.watch.events import RunContext, Sample
-from harness.watch.stall import StallDetector
-
-TEMPLATE = """
-etcd:
-  endpoints: localhost:{{ etcd_port(int): 2379 }}
-  data:
-    dir: {{ etcd_data_dir }}
-dataNode:
-  memory:
-    forceSyncEnable: true
-proxy:
-  port: {{ proxy_port(int): 19530 }}
-"""
-
-
-def test_render_config_fills_ports_and_applies_overrides():
-    import yaml
-
-    text = render_config(TEMPLATE, {"etcd_port": 1234, "etcd_data_dir": "/x"},
-                         parse_config_overrides({"dataNode.memory.forceSyncWatermark": "0.1"}),
-                         internal={"etcd.config.path": "/e.yaml"})
-    config = yaml.safe_load(text)
-    assert config["etcd"]["endpoints"] == "localhost:1234"
-    assert config["proxy"]["port"] == 19530  # default kept
-    assert config["dataNode"]["memory"]["forceSyncWatermark"] == 0.1
-    assert config["etcd"]["config"]["path"] == "/e.yaml"
-
-
-def test_render_config_refuses_an_unknown_section():
-    with pytest.raises(UsageError, match="dataNod"):
-        render_config(TEMPLATE, {}, parse_config_overrides({"dataNod.memory.x": "1"}))
-    with pytest.raises(UsageError, match="dotted"):
-        parse_config_overrides({"a..b": "1"})
-
-
-def _sample(t, memory, limit=1000):
-    return Sample(t=t, component="standalone", memory_bytes=memory, limit_bytes=limit, restarts=0, source="test")
-
-
-def test_stall_needs_the_limit_and_no_progress():
-    ctx = RunContext()
-    rows = [0]
-    StallDetector(ctx, lambda: rows[0], seconds=5)
-    for t in range(10):  # at the limit but rows keep arriving: no stall
-        rows[0] += 1
-        ctx.fire_sample(_sample(t, 990))
-    assert not ctx.events
-    for t in range(10, 20):  # below the limit, no progress: no stall
-        ctx.fire_sample(_sample(t, 500))
-    assert not ctx.events
-    for t in range(20, 30):  # at the limit and stuck: one stall
-        ctx.fire_sample(_sample(t, 995))
-    assert [e.type for e in ctx.events] == ["MemoryStall"]
-    assert ctx.events[0].t == 25
-
-
-def test_no_stall_while_the_harness_holds_the_load():
-    ctx = RunContext()
-    paused = [True]
-    StallDetector(ctx, lambda: 0, seconds=5, paused=lambda: paused[0])
-    for t in range(10):  # at the limit with no progress, but paused for a row check
-        ctx.fire_sample(_sample(t, 995))
-    assert not ctx.events
-    paused[0] = False
-    for t in range(10, 20):
-        ctx.fire_sample(_sample(t, 995))
-    assert [e.t for e in ctx.events] == [15]
-
-
-def test_dispenser_hands_out_each_batch_once_and_retries_unreached():
-    drained = []
-    d = Dispenser(4, lambda: drained.append(True))
-    got = [d.lease(), d.lease()]
-    d.settle(got[0])
-    d.settle(got[1], retry=True)  # never reached the server: goes back to the front
-    assert d.lease() == got[1]
-    rest = [d.lease(), d.lease()]
-    assert d.lease() is None
-    for k in [got[1], *rest]:
-        d.settle(k)
-    assert sorted([got[0], got[1], *rest]) == [0, 1, 2, 3] and drained == [True]
-
-
-def test_a_paused_dispenser_hands_out_nothing_and_reports_idle_once_nothing_is_in_flight(tmp_path):
-    pause = LoadPause.in_dir(tmp_path)
-    d = Dispenser(4, lambda: None, pause=pause)
-    first = d.lease()
-    pause.request()
-    assert d.lease() == WAIT and not pause.wait_idle(0.2)  # batch `first` is still in flight
-    d.settle(first)
-    assert d.lease() == WAIT and pause.wait_idle(0.2)
-    pause.release()
-    assert d.lease() == 1 and not pause.idle_path.exists()
+from run_dirs import write_run_dir
 
 
 def _summary(acked=1000, lost=0, verified=1000, restarts=0, peak=500, limit=1000, p50=100.0):
@@ -134,15 +35,14 @@ def test_judge():
 
 
 def test_summary_counts_retried_batches_once(tmp_path):
-    run_dir = RunDir.create(tmp_path, "r")
     acks = [
         {"t": 10, "t_start": 9, "batch": 0, "first_pk": 0, "last_pk": 9, "rows": 10, "ok": True, "latency_ms": 5},
         {"t": 11, "t_start": 10, "batch": 1, "first_pk": 10, "last_pk": 19, "rows": 10, "ok": False,
          "latency_ms": 1, "error": "UNAVAILABLE", "retry": True},
         {"t": 13, "t_start": 12, "batch": 1, "first_pk": 10, "last_pk": 19, "rows": 10, "ok": True, "latency_ms": 7},
     ]
-    run_dir.acks.write_text("".join(json.dumps(a) + "\n" for a in acks))
-    run_dir.events.write_text(json.dumps({"t": 8, "component": "harness", "type": "LoadStarted", "detail": ""}) + "\n")
+    run_dir = RunDir(write_run_dir(tmp_path / "r", acks=acks,
+                                   events=[{"t": 8, "component": "harness", "type": "LoadStarted", "detail": ""}]))
     s = compute(run_dir, run_id="r", facts={}, scenario={"name": "x", "total_rows": 20}, started=0, ended=20,
                 verification={"verified": 20, "lost": 0}, status="FINISHED", time_to_verdict=14)
     assert s["rows"]["acked"] == 20 and s["rows"]["failed"] == 0
@@ -185,32 +85,6 @@ def test_a_short_count_after_a_restart_fails_the_run_when_the_end_check_cannot_r
         "at least 50,000 of 400,000 acked rows missing after the standalone OOM kill at ")
     summary["rows"]["checked_after_restarts"][0].update(present=400_000, missing=0)
     assert judge(Rules(fail_on_oom=False, fail_on_restart=False), summary, [])[0] is Verdict.PASS
-
-
-def test_an_interrupt_inside_a_deferred_block_arrives_after_it():
-    import os
-    import signal
-
-    from harness.procs import interrupts_deferred
-
-    class Stop(Exception):
-        pass
-
-    def stop(signum, frame):
-        raise Stop(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    recorded = []
-    try:
-        with pytest.raises(Stop):
-            with interrupts_deferred():
-                os.kill(os.getpid(), signal.SIGTERM)
-                time.sleep(0.05)  # the signal is handled here, outside a deferral
-                recorded.append("resource")  # made and recorded before the interrupt lands
-        assert recorded == ["resource"]
-        assert signal.getsignal(signal.SIGTERM) is stop
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _cluster_summary(target="kind", verified=1000):

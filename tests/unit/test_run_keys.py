@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from harness.compare.run_keys import (
     peak_memory_bytes,
     run_key_of,
 )
-from harness.rundir import write_json
+from run_dirs import write_run_dir
 
 GIB = 2**30
 
@@ -37,17 +36,10 @@ def seed_key(**changes: Any) -> RunKey:
 
 def make_run(report_dir: Path, name: str, key: RunKey | dict[str, Any] | None, summary: dict[str, Any] | None,
              mtime: int | None = None) -> Path:
-    run_dir = report_dir / name
-    run_dir.mkdir(parents=True)
     run: dict[str, Any] = {"harness_version": "0.1.0", "target": "embedded"}
     if key is not None:
         run["key"] = key.to_json() if isinstance(key, RunKey) else key
-    write_json(run_dir / "run.json", run)
-    if summary is not None:
-        write_json(run_dir / "summary.json", summary)
-        if mtime is not None:
-            os.utime(run_dir / "summary.json", ns=(mtime, mtime))
-    return run_dir
+    return write_run_dir(report_dir / name, run=run, summary=summary, summary_mtime_ns=mtime)
 
 
 def finished(verdict: str = "FAIL", status: str = "FINISHED") -> dict[str, Any]:
@@ -159,9 +151,7 @@ def test_every_verdict_of_a_finished_run_is_reused(tmp_path: Path, verdict: str)
     ],
 )
 def test_unfinished_runs_are_not_reused(tmp_path: Path, summary: dict[str, Any] | None) -> None:
-    run = make_run(tmp_path, "r", seed_key(), None)
-    if summary is not None:
-        write_json(run / "summary.json", summary)
+    run = make_run(tmp_path, "r", seed_key(), summary)
     assert find_finished_run(tmp_path, seed_key()) is None
     assert finished_summary(run) is None
 

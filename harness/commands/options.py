@@ -1,0 +1,115 @@
+"""The option groups that several commands share: the target (run, ui, matrix, bisect) and the run (run, ui, matrix, bisect).
+
+Parsing only: flags in, validated TargetOptions / RunOptions out, before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from harness.errors import UsageError
+from harness.targets.protocol import TargetOptions
+from harness.units import parse_bytes, parse_duration
+
+if TYPE_CHECKING:  # the run's modules (pymilvus among them) load only when a command runs
+    from harness.run.lifecycle import RunOptions
+
+
+def key_value(text: str) -> tuple[str, str]:
+    if "=" not in text or text.startswith("="):
+        raise argparse.ArgumentTypeError(f"{text!r} is not key=value")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def add_target_options(parser: argparse.ArgumentParser) -> None:
+    """Options that choose and shape the Milvus under test; shared by run, ui, matrix, bisect."""
+    group = parser.add_argument_group("target")
+    group.add_argument("--target", choices=["embedded", "kind", "external"], default="embedded",
+                       help="where Milvus comes from (default: embedded, the PyPI milvus server)")
+    group.add_argument("--milvus-version", metavar="V",
+                       help="embedded: a published `milvus` version (default: newest); kind: an image tag")
+    group.add_argument("--memory-limit", metavar="SIZE",
+                       help="memory limit of the server, e.g. 2.5GiB (embedded: a memory cgroup)")
+    group.add_argument("--milvus-config", metavar="KEY=VALUE", action="append", default=[],
+                       type=key_value, help="override a milvus.yaml key (dotted), repeatable")
+    group.add_argument("--restart", choices=["always", "never"], default="always",
+                       help="restart the server when it dies, as kubelet would (default: always)")
+    group.add_argument("--no-oom-kill", dest="oom_kill", action="store_false",
+                       help="embedded: at the limit the kernel pauses the server instead of killing it "
+                            "(cgroup v1 oom_kill_disable), so the run shows a memory stall")
+    group.add_argument("--restart-backoff", metavar="SECONDS", default="10s",
+                       help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
+    group.add_argument("--restart-backoff-max", metavar="SECONDS", default="5m",
+                       help="cap of the doubling restart back-off (default 5m, as kubelet)")
+    group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
+                       help="how often the watcher samples (default 1s, at least 0.1s)")
+    group.add_argument("--stall-after", metavar="SECONDS", default="20s",
+                       help="memory held at the limit with no progress this long is a MemoryStall")
+    group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
+    group.add_argument("--allow-context", metavar="NAME",
+                       help="allow a kube context that is not a kind cluster (named exactly)")
+    group.add_argument("--namespace", default="default", help="kind/external: namespace of Milvus")
+    group.add_argument("--release", default="milvus", help="kind: Helm release name of Milvus")
+
+
+def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
+    """Validate the target options before anything starts."""
+    interval = parse_duration(args.watch_interval, "--watch-interval")
+    if interval < 0.1:
+        raise UsageError(f"--watch-interval {args.watch_interval!r} is below the minimum of 0.1s")
+    backoff = parse_duration(args.restart_backoff, "--restart-backoff")
+    backoff_max = parse_duration(args.restart_backoff_max, "--restart-backoff-max")
+    if backoff_max < backoff:
+        raise UsageError(f"--restart-backoff-max {args.restart_backoff_max} is below --restart-backoff "
+                         f"{args.restart_backoff}; the cap must be at least the first back-off")
+    return TargetOptions(
+        target=args.target,
+        milvus_version=args.milvus_version,
+        memory_limit=parse_bytes(args.memory_limit, "--memory-limit") if args.memory_limit else None,
+        milvus_config=dict(args.milvus_config),
+        restart=args.restart,
+        oom_kill=args.oom_kill,
+        restart_backoff=backoff,
+        restart_backoff_max=backoff_max,
+        watch_interval=interval,
+        stall_seconds=parse_duration(args.stall_after, "--stall-after"),
+        kube_context=args.kube_context,
+        allow_context=args.allow_context,
+        namespace=args.namespace,
+        release=args.release,
+        uri=args.uri,
+    )
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options of a run, shared by `run` and `ui`."""
+    p.add_argument("--scenario", default="seed", help="a built-in scenario name or a .toml path (default seed)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], type=key_value, dest="overrides",
+                   help="override a scenario field, e.g. --set shards=1 --set rules.max_insert_p95_ms=2000")
+    p.add_argument("--report-dir", default="reports", help="where run directories go (default reports/)")
+    p.add_argument("--run-time", metavar="DURATION", help="stop the load after this long, e.g. 5m")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode); 0: one process")
+    p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="continue through OOM kills and restarts to the planned rows")
+    p.add_argument("--inject", metavar="FAULT", action="append", default=[],
+                   help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
+    add_target_options(p)
+
+
+def run_options_from_args(args: argparse.Namespace) -> RunOptions:
+    """The run's options from the parsed flags, validated before anything starts."""
+    from harness.run.lifecycle import RunOptions
+
+    return RunOptions(
+        scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
+        report_dir=Path(args.report_dir),
+        run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
+        workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
+        command="milvus-harness " + " ".join(sys.argv[1:]),
+    )

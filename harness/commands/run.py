@@ -1,0 +1,33 @@
+"""`milvus-harness run`: one scenario against one target, judged (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE).
+
+The lifecycle itself is harness/run/lifecycle.py; this is its command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from harness.commands.options import add_run_options, run_options_from_args
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from harness.run.lifecycle import RunOptions
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)")
+    add_run_options(p)
+    p.set_defaults(func=lambda args: run(run_options_from_args(args)))
+
+
+def run(options: RunOptions, console: Console | None = None) -> int:
+    """Run, print the verdict and where the report is; returns the run's exit code."""
+    from harness.console import make_console, print_result
+    from harness.run.lifecycle import run as run_scenario
+
+    console = console or make_console()
+    result = run_scenario(options, console=console)
+    print_result(console, result)
+    return result.exit_code

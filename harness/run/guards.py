@@ -1,0 +1,48 @@
+"""What `run` and `ui` check before load starts, and which events their stop rules look at.
+
+Before a target starts: a kube context that is not a kind cluster is refused (unless allowed
+by name). Before load starts: an embedded Milvus older than the scenario needs is refused.
+While loading: the stop rules see only the events collected here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.errors import TargetError
+from harness.watch import events
+from harness.watch.events import Event, RunContext
+
+if TYPE_CHECKING:
+    from harness.scenario.model import Scenario
+    from harness.targets.protocol import TargetOptions
+
+#: The events a stop rule acts on: the server was killed, stalled or exited.
+STOP_EVENT_TYPES = (events.OOM_KILLED, events.MEMORY_STALL, events.EXITED)
+
+
+def check_kube_context(options: TargetOptions) -> None:
+    """Refuse a production kube context before anything starts (kind and external targets)."""
+    if options.target != "embedded":
+        from harness.kube.contexts import check_context
+
+        check_context(options)
+
+
+def check_milvus_version(target: str, scenario: Scenario, version: str | None) -> None:
+    """Refuse an embedded Milvus too old for the scenario's fields (a TargetError, exit 125)."""
+    if target != "embedded" or not version:
+        return
+    from packaging.version import Version
+
+    needed = scenario.oldest_milvus()
+    if Version(version) < Version(needed):
+        raise TargetError(f"milvus {version} cannot run scenario {scenario.name!r}: it needs {needed} "
+                          "or newer (ARRAY fields need 2.3.0, partition keys 2.2.9)")
+
+
+def collect_stop_events(context: RunContext) -> list[Event]:
+    """A list that fills with the stop events fired on `context` from now on."""
+    found: list[Event] = []
+    context.on_event(lambda e: found.append(e) if e.type in STOP_EVENT_TYPES else None)
+    return found
