@@ -27,6 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             a.add_argument("--values", default="laptop", metavar="seed|laptop|FILE",
                            help="Helm values: seed (2 streaming nodes, 4 CPU / 16Gi each), laptop (fits 16 GB), "
                                 "or a file (default laptop)")
+            a.add_argument("--values-file", action="append", default=[], metavar="FILE",
+                           help="more Helm values over --values, repeatable; both are stored as the base "
+                                "every run installs from")
+            a.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                           help="image repository (default milvusdb/milvus)")
             a.add_argument("--timeout", default="30m", help="how long to wait for the pods (default 30m)")
     p.set_defaults(func=from_args)
 
@@ -38,6 +43,8 @@ def from_args(args: argparse.Namespace) -> int:
     if args.action == "up":
         spec.image_tag = args.milvus_version or cluster.DEFAULT_TAG
         spec.values = args.values
+        spec.values_files = list(args.values_file)
+        spec.image_repository = args.image_repository
         spec.timeout = parse_duration(args.timeout, "--timeout")
     return run(args.action, spec)
 

@@ -45,20 +45,28 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                        help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
     group.add_argument("--restart-backoff-max", metavar="SECONDS", default="5m",
                        help="cap of the doubling restart back-off (default 5m, as kubelet)")
-    group.add_argument("--watch-interval", metavar="SECONDS", default="1s",
-                       help="how often the watcher samples (default 1s, at least 0.1s)")
+    group.add_argument("--watch-interval", metavar="SECONDS", default=None,
+                       help="how often the watcher samples (default 1s; kind/external 2s: each poll also reads "
+                            "the /metrics of the pods under test through the API server; at least 0.1s)")
     group.add_argument("--stall-after", metavar="SECONDS", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
     group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--allow-remote", action="store_true",
+                       help="external: allow a --uri that is not this machine (default: loopback only)")
     group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
     group.add_argument("--allow-context", metavar="NAME",
                        help="allow a kube context that is not a kind cluster (named exactly)")
     group.add_argument("--namespace", default="default", help="kind/external: namespace of Milvus")
     group.add_argument("--release", default="milvus", help="kind: Helm release name of Milvus")
+    group.add_argument("--image-repository", default="milvusdb/milvus", metavar="REPO",
+                       help="kind: image repository, e.g. a registry's or one loaded with `kind load` "
+                            "(default milvusdb/milvus)")
 
 
 def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
     """Validate the target options before anything starts."""
+    if args.watch_interval is None:
+        args.watch_interval = "2s" if args.target in ("kind", "external") else "1s"
     interval = parse_duration(args.watch_interval, "--watch-interval")
     if interval < 0.1:
         raise UsageError(f"--watch-interval {args.watch_interval!r} is below the minimum of 0.1s")
@@ -82,7 +90,9 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         allow_context=args.allow_context,
         namespace=args.namespace,
         release=args.release,
+        image_repository=args.image_repository,
         uri=args.uri,
+        allow_remote=args.allow_remote,
     )
 
 
@@ -99,6 +109,10 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue through OOM kills and restarts to the planned rows")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
+    p.add_argument("--verify", choices=["pk-ranges", "rows", "none"],
+                   help="how acked rows are checked after the load: pk-ranges (per batch; loads the collection "
+                        "into the query nodes), rows (persisted row count, no query node; a lower bound on loss) "
+                        "or none (default: pk-ranges when the collection fits the query nodes' memory, else rows)")
     add_target_options(p)
 
 
@@ -111,5 +125,6 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
+        verify=args.verify,
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )

@@ -405,7 +405,8 @@ def test_watch_cli(kubeconfig, fake_api, tmp_path, capsys):
 
 def test_the_report_shows_the_values_applied(kind_cluster, answering, recorded, tmp_path):
     from harness.report.markdown import render_markdown
-    from harness.report.model import RunReport, facts
+    from harness.report.model import RunReport
+    from harness.report.tables import facts
 
     kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward", serve=True)
     answering.version = "v2.6.15"
