@@ -86,7 +86,7 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
         scenario = scenarios.Scenario(**{**scenario.__dict__, "users": options.users})
     if not 0 <= options.workers <= 64:
         raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
-    target = replace(options.target, collection=scenario.collection)
+    target = replace(options.target, collection=scenario.collection, under_test=scenario.rules.under_test)
     for spec in options.inject:
         inject.parse(spec)
     if target.target == "external":
@@ -110,7 +110,7 @@ def make_target(options: TargetOptions, log_dir: Path | None) -> Target:
     if options.target == "kind":
         from harness.targets.kind import KindTarget
 
-        return KindTarget(options)
+        return KindTarget(options, under_test=options.under_test)
     if options.target == "external":
         from harness.targets.external import ExternalTarget
 

@@ -84,7 +84,8 @@ class ExternalTarget(Target):
         if self.context_name is not None:
             self._watcher = KubernetesWatcher.for_context(self.context_name, namespace=self.options.namespace,
                                                           selector=DEFAULT_SELECTOR,
-                                                          interval=self.options.watch_interval)
+                                                          interval=self.options.watch_interval,
+                                                          scrape_components=self.options.under_test)
             self._watcher.start(context)
         return Endpoint(self.host, self.port)
 

@@ -123,3 +123,6 @@ class TargetOptions:
     allow_remote: bool = False  # external: a --uri that is not loopback
     #: The scenario's collection: the only one the harness flushes (set by lifecycle.prepare).
     collection: str | None = None
+    #: The scenario's rules.under_test: on kind and external the Kubernetes watcher reads these
+    #: roles' own /metrics on every poll (set by lifecycle.prepare).
+    under_test: tuple[str, ...] = ("streamingnode",)

@@ -100,7 +100,8 @@ def memory_limit(container: Any) -> int | None:
 class KubernetesWatcher:
     """Polls pods and pod metrics every `interval` seconds on its own thread.
 
-    `api_client` is a kubernetes ApiClient (see `harness.kube.contexts.api_client`); the watcher
+    `scrape_components`: the roles whose pods' own /metrics are read on every poll ("all": every
+    role). `api_client` is a kubernetes ApiClient (see `harness.kube.contexts.api_client`); the watcher
     closes it on stop() only if it made it (`for_context`).
     """
 
@@ -382,7 +383,7 @@ class KubernetesWatcher:
     def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
         """Each pod of a role under test: its own /metrics through the API server's pod proxy."""
         for pod, state in live:
-            if state.component not in self.scrape_components:
+            if state.component not in self.scrape_components and "all" not in self.scrape_components:
                 continue
             try:
                 text = self._core.connect_get_namespaced_pod_proxy_with_path(

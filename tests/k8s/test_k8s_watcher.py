@@ -434,3 +434,25 @@ def test_summary_peaks_use_the_finest_source(tmp_path):
     # The finest source's peak, not the 10-15 s working-set figure of metrics-server.
     assert summary["components"]["streamingnode"]["peak_memory_bytes"] == 9 * GiB
     assert summary["components"]["proxy"]["peak_memory_bytes"] == GiB
+
+
+def test_every_role_is_read_through_the_pod_proxy_when_all_are_under_test(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s"), make_pod("dn", "datanode", uid="d")]
+    for pod in ("sn", "dn"):
+        fake_api.pod_metrics_text[pod] = RSS_TEXT.format(rss="2e+09")
+    make_watcher(scrape_components=("all",)).poll_once(recorded.context)
+    assert {s.source for s in recorded.samples if s.source.startswith("pod-metrics:")} == {
+        "pod-metrics:sn/streamingnode", "pod-metrics:dn/datanode"}
+
+
+@pytest.mark.parametrize("overrides, expected", [({}, ("streamingnode",)),
+                                                 ({"rules.under_test": "all"}, ("all",)),
+                                                 ({"rules.under_test": "datanode,streamingnode"},
+                                                  ("datanode", "streamingnode"))])
+def test_the_scenarios_roles_under_test_reach_the_kind_watcher(overrides, expected):
+    from harness.run.lifecycle import RunOptions, make_target, prepare
+    from harness.targets.protocol import TargetOptions
+
+    _, target_options = prepare(RunOptions(scenario="seed", overrides=overrides, target=TargetOptions(target="kind")))
+    assert target_options.under_test == expected
+    assert make_target(target_options, log_dir=None).under_test == expected
