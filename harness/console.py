@@ -12,6 +12,7 @@ from harness.units import format_bytes
 
 if TYPE_CHECKING:
     from harness.compare.matrix import MatrixResult
+    from harness.compare.two_runs import Comparison
     from harness.run.lifecycle import RunResult
 
 _VERDICT_STYLE = {"PASS": "bold green", "FAIL": "bold red", "INCONCLUSIVE": "bold yellow", "ABORTED": "bold"}
@@ -128,3 +129,25 @@ def print_pods(console: Console, title: str, pods: Sequence[Mapping[str, Any]]) 
         table.add_row(p["name"], p["component"], p["phase"], "yes" if p["ready"] else "no",
                       str(p["restarts"]), p["waiting"] or "")
     console.print(table)
+
+
+_CHANGE_STYLE = {"worse": "bold red", "better": "bold green"}
+
+
+def print_comparison(console: Console, comparison: "Comparison") -> None:
+    """`compare`: what A and B ran, then each figure with its ratio; what moved past the factor is marked."""
+    for which, line in (("A", comparison.describe_a), ("B", comparison.describe_b)):
+        console.print(f"{which}  {line}", markup=False)
+    table = Table(title=f"B against A (factor {comparison.factor:g})")
+    for column in ("figure", "A", "B", "B / A", "change"):
+        table.add_column(column, justify="right" if column in ("A", "B", "B / A") else "left")
+    for row in comparison.rows:
+        ratio = "-" if row.ratio is None else ("inf" if row.ratio == float("inf") else f"{row.ratio:.2f}")
+        change = f"[{_CHANGE_STYLE[row.change]}]{row.change}[/]" if row.change else ""
+        table.add_row(row.name, row.a, row.b, ratio, change)
+    console.print(table)
+    for note in comparison.notes:
+        console.print(f"note: {note}", markup=False)
+    worse = comparison.worse
+    console.print(f"{len(worse)} figure(s) worse past the factor: {', '.join(r.name for r in worse)}" if worse
+                  else "nothing got worse past the factor", markup=False)
