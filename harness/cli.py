@@ -18,6 +18,7 @@ from harness.units import parse_bytes, parse_duration
 
 if TYPE_CHECKING:
     from harness.run.lifecycle import RunOptions
+    from harness.run.recovery import parse_crash_loop_after
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,6 +137,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
     p.add_argument("--keep-going", action="store_true",
                    help="continue through OOM kills and restarts to the planned rows")
+    p.add_argument("--crash-loop-after", metavar="K", default="3",
+                   help="stop the load with FAIL after K consecutive deaths while recovering (default 3)")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
     add_target_options(p)
@@ -145,12 +148,14 @@ def run_options_from_args(args: argparse.Namespace) -> "RunOptions":
     from pathlib import Path
 
     from harness.run.lifecycle import RunOptions
+    from harness.run.recovery import parse_crash_loop_after
 
     return RunOptions(
         scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
+        crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )
 

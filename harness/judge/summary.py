@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.judge.recovery import recovery_phases
 from harness.rundir import RunDir, read_jsonl
 
 _INJECTED = "injected"
@@ -107,9 +108,11 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     ok = [a for a in outcomes.values() if a["ok"]]
     failed = [a for a in outcomes.values() if not a["ok"]]
     components: dict[str, dict[str, Any]] = {}
+    # The watcher samples through verification too, with the limit lifted: the peak is the load's.
+    load_stop = next((e["t"] for e in events if e["type"] == "LoadStopped"), None)
     for s in samples:
         c = components.setdefault(s["component"], _new_component())
-        if s.get("memory_bytes") is not None:
+        if s.get("memory_bytes") is not None and (load_stop is None or s["t"] <= load_stop):
             c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
         c["restarts"] = max(c["restarts"], s.get("restarts") or 0)
@@ -167,8 +170,10 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         "inserts": {
             "count": attempts,
             "failures": sum(1 for a in acks if not a["ok"]),
+            "failures_while_down": sum(1 for a in acks if not a["ok"] and a.get("server_down")),
             "rows_per_s": round(rate, 1),
             "latency_ms": _percentiles([a["latency_ms"] for a in acks if a["ok"]]),
         },
+        "recoveries": recovery_phases(events, samples, ended),
         "memory_growth_mb_per_100k_rows": memory_growth(samples, ok, ooms[0]["t"] if ooms else None),
     }

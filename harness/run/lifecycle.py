@@ -28,9 +28,10 @@ from harness.load import collection
 from harness.run import inject
 from harness.scenario import model as scenarios
 from harness.judge.restart_check import RestartCheck
-from harness.load.dispenser import LoadPause
+from harness.load.dispenser import LoadPause, ServerDown
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
 from harness.run.live_view import LiveView, Progress
+from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, CrashLoopDetector, DownGate
 from harness.compare.run_keys import RunKey
 from harness.rundir import RunDir, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
@@ -58,6 +59,7 @@ class RunOptions:
     users: int | None = None
     keep_going: bool = False
     inject: list[str] = field(default_factory=list)
+    crash_loop_after: int = DEFAULT_CRASH_LOOP_AFTER
     run_id: str | None = None
     command: str = ""
 
@@ -135,6 +137,7 @@ class _AckTail:
         self._offset = 0
         self.acked_rows = 0
         self.failed = 0
+        self.failed_while_down = 0
 
     def poll(self) -> None:
         if not self.path.exists():
@@ -150,6 +153,7 @@ class _AckTail:
                 self.acked_rows += ack["rows"]
             else:
                 self.failed += 1
+                self.failed_while_down += bool(ack.get("server_down"))
 
 
 class _Locust:
@@ -346,8 +350,11 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
     tail = _AckTail(run_dir.acks)
     pause = LoadPause.in_dir(run_dir.path)
+    down = ServerDown.in_dir(run_dir.path)
+    gate = DownGate(context, down) if target_options.target == "embedded" else None
+    crash_loop = CrashLoopDetector(context, lambda: tail.acked_rows, after=options.crash_loop_after)
     StallDetector(context, lambda: tail.acked_rows + tail.failed, seconds=target_options.stall_seconds,
-                  paused=pause.requested)
+                  paused=lambda: pause.requested() or down.is_down())
 
     status, exit_code, verdict_at = "FINISHED", None, None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -375,7 +382,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             collection.create(endpoint.address, scenario)
             config = run_dir.path / "load.json"
             write_json(config, {"address": endpoint.address, "scenario": scenario.to_json(),
-                                "acks": str(run_dir.acks), **pause.to_json()})
+                                "acks": str(run_dir.acks), **pause.to_json(),
+                                **(down.to_json() if gate else {})})
             if scenario.check_after_restart:
                 restart_check = RestartCheck(context, endpoint.address, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
@@ -392,12 +400,14 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             while True:
                 tail.poll()
                 progress.acked, progress.failed_inserts = tail.acked_rows, tail.failed
-                progress.phase = "load held: counting rows after the restart" if pause.requested() else "loading"
+                progress.failed_while_down = tail.failed_while_down
+                progress.phase = ((gate.phase() if gate else None)
+                                  or ("load held: counting rows after the restart" if pause.requested() else "loading"))
                 view.update()
                 if not locust.running():
                     stop_reason = "Locust finished (all batches settled or --run-time reached)"
                     break
-                ruled = stop_rule(stop_events, options.keep_going, target_options.restart)
+                ruled = stop_rule(stop_events, options.keep_going, target_options.restart) or crash_loop.reason
                 if ruled:
                     stop_reason = ruled
                     break
@@ -411,11 +421,11 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             locust.stop()
             tail.poll()
             context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=stop_reason)
-            for watcher in target.watchers():
-                watcher.stop()
             progress.phase = "verifying acked rows"
             view.update()
             verification = verify_after_load(target, endpoint.address, scenario, run_dir)
+            for watcher in target.watchers():  # after verification: the chart covers it too
+                watcher.stop()
     except HarnessError as exc:
         # Anything that kept the target from coming up (pip, the server, the cluster) means the
         # run could not test: INCONCLUSIVE with a report. Bad input stays exit 2.

@@ -28,6 +28,7 @@ LOAD_STARTED = "LoadStarted"
 LOAD_STOPPED = "LoadStopped"
 INJECTED = "Injected"
 WATCH_GAP = "WatchGap"
+CRASH_LOOP = "CrashLoop"  # consecutive deaths while recovering (harness.run.recovery)
 ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.judge.restart_check)
 
 

@@ -59,6 +59,7 @@ from harness.judge.verdict import judge
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
+from harness.run.recovery import CrashLoopDetector
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TAB_KEY, TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -340,6 +341,7 @@ class _Run:
     verdict_at: float | None = None
     result: RunResult | None = None
     injector: inject.Injector | None = None
+    crash_loop: CrashLoopDetector | None = None
 
 
 class UiSession:
@@ -498,6 +500,7 @@ class UiSession:
         context.on_event(lambda e: run.stop_events.append(e)
                          if e.type in (events.OOM_KILLED, events.MEMORY_STALL, events.EXITED) else None)
         StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
+        run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after)
         with self._lock:
             self.run = run
             self.phase = "creating collection"
@@ -529,7 +532,8 @@ class UiSession:
         """The stop rules of `run`: Locust learns of a stop request from /state."""
         while run.active and not self._closing:
             run.view.poll()
-            reason = stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
+            reason = (stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
+                      or (run.crash_loop.reason if run.crash_loop else None))
             if reason and run.stop_request is None:
                 run.stop_request = reason
                 with self._lock:
