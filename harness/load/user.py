@@ -25,6 +25,7 @@ from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_STOPPING
 
 from harness.load import batches
 from harness.scenario import model as scenarios
@@ -164,11 +165,15 @@ class MilvusInsertUser(User):
         batch = batches.generate_batch(self.scenario, k)
         return batch, self.inserter.prepare(batch)
 
-    def _wait_for_server(self) -> None:
-        """Hold the batch in hand while the server is down, instead of failing it on a dead port."""
+    def _wait_for_server(self) -> bool:
+        """Hold the batch in hand while the server is down, instead of failing it on a dead port;
+        False when the load is being stopped meanwhile (a crash loop stops it that way)."""
         down = self.config.down
         while down is not None and down.is_down():
+            if self._state == LOCUST_STATE_STOPPING:
+                return False
             gevent.sleep(PAUSED_POLL_S)
+        return True
 
     @task
     def insert_batch(self) -> None:
@@ -189,7 +194,9 @@ class MilvusInsertUser(User):
         following = self._lease()
         if following is not None and following != WAIT:
             self._next = (following, gevent.get_hub().threadpool.spawn(self._prepare, following))
-        self._wait_for_server()
+        if not self._wait_for_server():
+            self._settle(k, retry=True)  # never sent
+            raise StopUser()
         t_start = time.time()
         result = self.inserter.send(prepared, batch.rows)
         retry = not result.ok and (result.error or "").startswith(_UNREACHED)
