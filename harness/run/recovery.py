@@ -72,7 +72,7 @@ class CrashLoopDetector:
                 streak.ready_during = bool(streak.deaths)
             elif event.type == events.RESTARTED:
                 streak.restarted_at = event.t
-            elif event.type in DEATHS and not event.data.get("injected"):
+            elif event.type in DEATHS:  # injected kills too: a server that cannot recover from them loops as well
                 finding = self._death(event, streak)
         if finding:
             self.context.fire_event(component=event.component, type=events.CRASH_LOOP, detail=finding[0],
@@ -86,7 +86,11 @@ class CrashLoopDetector:
             streak.acked_at_death = acked
         else:
             streak.deaths.append(event)
-            if streak.restarted_at is not None and streak.restarted_at <= event.t:
+            # How long it ran: the death's own figure (kubelet's startedAt..finishedAt), else
+            # the time since the restart event.
+            if event.data.get("up_s") is not None:
+                streak.after_restart_s.append(float(event.data["up_s"]))
+            elif streak.restarted_at is not None and streak.restarted_at <= event.t:
                 streak.after_restart_s.append(event.t - streak.restarted_at)
         streak.ready_since_death = False
         if len(streak.deaths) < self.after or self.reason is not None:
@@ -103,8 +107,10 @@ def describe_crash_loop(component: str, deaths: list[Event], after_restart_s: li
     """"standalone crash-looping: OOM-killed 3 times while recovering (each within ~20 s of
     restart), never ready again after 350,000 acked rows"."""
     ooms = sum(1 for d in deaths if d.type == events.OOM_KILLED)
+    injected = sum(1 for d in deaths if d.data.get("injected"))
     how = (f"OOM-killed {ooms} times" if ooms == len(deaths)
-           else f"died {len(deaths)} times ({ooms} OOM kills, {len(deaths) - ooms} other exits)")
+           else f"died {len(deaths)} times ({ooms} OOM kills, {injected} injected kills, "
+                f"{len(deaths) - ooms - injected} other exits)")
     within = f" (each within ~{max(after_restart_s):.0f} s of restart)" if after_restart_s else ""
     tail = (f"never ready again after {acked:,} acked rows" if never_ready
             else f"no row acked after {acked:,} between the deaths")

@@ -238,6 +238,7 @@ class EmbeddedTarget:
         self._lock = threading.Lock()
         self.isolation: str | None = None
         self._limit_lifted = False
+        self._spawned_at = 0.0
 
     # --- Target protocol ---------------------------------------------------------------------
 
@@ -394,6 +395,7 @@ class EmbeddedTarget:
     def _spawn(self) -> None:
         assert self.server is not None
         pid = self.server.start()
+        self._spawned_at = time.monotonic()
         if self.watchdog:
             self.watchdog.watch(pid)
 
@@ -428,7 +430,7 @@ class EmbeddedTarget:
                 recovering = not self._ready.is_set()
                 self._ready.clear()
                 self.server.kill()  # anything left in the group
-                self._record_death(code, died_at, recovering)
+                self._record_death(code, died_at, recovering, up_s=time.monotonic() - self._spawned_at)
             if self.options.restart == "never":
                 return
             # kubelet resets its back-off after a container ran fine for 10 minutes.
@@ -477,26 +479,27 @@ class EmbeddedTarget:
                 return
             time.sleep(0.5)
 
-    def _record_death(self, code: int, died_at: float, recovering: bool) -> None:
+    def _record_death(self, code: int, died_at: float, recovering: bool, up_s: float) -> None:
         """One event for one death: an OOM kill when the kill counter rose, else how it ended."""
         assert self.context is not None
+        common = {"exit_code": code, "recovering": recovering, "up_s": round(up_s, 1)}
         kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         injected, self._injected_death = self._injected_death, False
         if injected and kills == self.oom_kills:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"killed by fault injection ({how})",
-                                    data={"exit_code": code, "injected": True, "recovering": recovering})
+                                    data={**common, "injected": True})
         elif kills > self.oom_kills:
             self.oom_kills = kills
             source = "watchdog" if self.watchdog else "kernel"
             self.context.fire_event(
                 component=COMPONENT, type=events.OOM_KILLED, t=died_at,
                 detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
-                data={"exit_code": code, "oom_kill_count": kills, "source": source, "recovering": recovering})
+                data={**common, "oom_kill_count": kills, "source": source})
         else:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
-                                    detail=f"server exited ({how})", data={"exit_code": code, "recovering": recovering})
+                                    detail=f"server exited ({how})", data=common)
 
 
 def print_versions(installed_only: bool = False) -> int:
