@@ -69,7 +69,7 @@ class CrashLoopDetector:
             streak = self._streaks.setdefault(event.component, _Streak())
             if event.type == events.READY:
                 streak.ready_since_death = True
-                streak.ready_during = bool(streak.deaths)
+                streak.ready_during = True
             elif event.type == events.RESTARTED:
                 streak.restarted_at = event.t
             elif event.type in DEATHS:  # injected kills too: a server that cannot recover from them loops as well

@@ -33,6 +33,9 @@ BAD = [
     (["run", "--users", "0"], "--users 0 is out of range: 1 to 256"),
     (["run", "--users", "many"], "argument --users: invalid int value: 'many'"),
     (["run", "--set", "check_after_restart=maybe"], "is not a valid bool (true/false"),
+    (["run", "--crash-loop-after", "0"], "--crash-loop-after '0': allowed is a whole number of deaths, 1 or more"),
+    (["run", "--crash-loop-after", "two"], "--crash-loop-after 'two': allowed is a whole number"),
+    (["run", "--crash-loop-after", "2.5"], "--crash-loop-after '2.5': allowed is a whole number"),
     (["report", "/nonexistent"], "is not a finished run directory"),
     (["frobnicate"], "invalid choice"),
 ]
