@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness.judge.recovery import recovery_phases
 from harness.rundir import RunDir, read_jsonl
 from harness.units import format_bytes
 from harness.watch import events
 from harness.watch.events import Event, Sample
 
 #: Event types drawn as vertical markers on the charts, in legend order.
-MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED)
+MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED, events.CRASH_LOOP)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,14 @@ class RunReport:
         return out
 
     @property
+    def recoveries(self) -> list[dict[str, Any]]:
+        """Each restart's recovery (summary "recoveries"; computed from the files for older runs)."""
+        phases = self.summary.get("recoveries")
+        if isinstance(phases, list):
+            return [p for p in phases if isinstance(p, Mapping) and p.get("start") is not None]
+        return recovery_phases([e.to_json() for e in self.events], [s.to_json() for s in self.samples], self.ended)
+
+    @property
     def marker_events(self) -> list[Event]:
         return [e for e in self.events if e.type in MARKER_TYPES]
 
@@ -484,6 +493,21 @@ def component_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+RECOVERY_OUTCOME = {"ready": "ready", "OOMKilled": "OOM-killed while recovering",
+                    "Exited": "died while recovering", "restarted": "restarted again",
+                    "unfinished": "still recovering when the run ended"}
+
+
+def recovery_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the recovery table: one row per restart."""
+    header = ["Component", "Restart", "Started", "Outcome", "After", "Peak memory"]
+    rows = [[str(p.get("component", "?")), fmt_count(p.get("restart")), f"+{fmt_seconds(report.elapsed(p['start']))}",
+             RECOVERY_OUTCOME.get(str(p.get("outcome")), str(p.get("outcome"))), fmt_seconds(p.get("seconds")),
+             format_bytes(p.get("peak_memory_bytes"))]
+            for p in report.recoveries]
+    return header, rows
+
+
 def lost_batches_text(report: RunReport, limit: int = 20) -> str:
     """The numbers of the batches whose acked rows are missing, the first `limit` of them."""
     batches = [int(b) for b in report.rows.get("lost_batches") or []]
@@ -514,7 +538,9 @@ def inserts_table(report: RunReport) -> list[tuple[str, str]]:
     rows = [
         ("Inserts", fmt_count(inserts.get("count", len(report.acks) if report.acks else None))),
         ("Failed inserts", fmt_count(inserts.get("failures", sum(not a.ok for a in report.acks)
-                                                 if report.acks else None))),
+                                                 if report.acks else None))
+         + (f" ({inserts['failures_while_down']:,} while the server was down)"
+            if inserts.get("failures_while_down") else "")),
         ("Throughput", f"{inserts['rows_per_s']:,.0f} rows/s"
          if isinstance(inserts.get("rows_per_s"), (int, float)) else "-"),
         ("Latency p50", fmt_ms(latency.get("p50"))),
