@@ -138,8 +138,9 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
     first_oom = ooms[0]["t"]
     fired_while_down = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["t_start"] > first_oom + 1.0]
     assert not fired_while_down, fired_while_down[:3]
-    # The verdict within 3 minutes; the run then ends by itself once the check is done.
-    assert summary["time_to_verdict_s"] < 180, summary["time_to_verdict_s"]
+    # The verdict within 3 minutes of the first kill (how long the load takes to get there
+    # depends on the machine), the load stopped at the crash loop; the run then ended by itself.
+    assert stopped["t"] - ooms[0]["t"] < 180, stopped["t"] - ooms[0]["t"]
     assert stopped["t"] - ooms[3]["t"] < 10, "the load was not stopped at once"
 
 
@@ -148,10 +149,10 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
     context = RunContext()
     arrived: list[tuple[float, Event]] = []
     context.on_event(lambda e: arrived.append((time.time(), e)))
-    # A 30 s session TTL: the restarted server answers reads well before flush works, so the
+    # A 20 s session TTL: the restarted server answers reads well before flush works, so the
     # harness is sure to be in its readiness wait when the test kills it.
     target = EmbeddedTarget(TargetOptions(milvus_version=milvus_version, restart_backoff=1.0,
-                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "30"}))
+                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "20"}))
     with target:
         target.start(context)
         address = target.server.address
@@ -189,15 +190,15 @@ def test_keep_going_through_kills_reaches_the_planned_rows_when_recovery_succeed
     # rows again, so no crash loop; the load waits while the server is down.
     report_dir = tmp_path / "reports"
     result = harness_cli.run("run", "--report-dir", str(report_dir), "--scenario", "smoke", "--keep-going",
-                             "--set", "total_rows=300000", "--restart-backoff", "1s", "--restart-backoff-max", "2s",
-                             "--inject", "kill@rows=50000", "--inject", "kill@rows=130000",
-                             "--inject", "kill@rows=210000", timeout=600)
+                             "--set", "total_rows=200000", "--restart-backoff", "1s", "--restart-backoff-max", "2s",
+                             "--inject", "kill@rows=40000", "--inject", "kill@rows=90000",
+                             "--inject", "kill@rows=140000", timeout=600)
     [run_dir] = list(report_dir.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     recorded = list(read_jsonl(run_dir / "events.jsonl"))
     assert result.returncode == 0 and summary["verdict"] == "PASS", result.stdout + result.stderr
     assert not [e for e in recorded if e["type"] == events.CRASH_LOOP]
-    assert summary["rows"]["acked"] == summary["rows"]["verified"] == 300_000 and summary["rows"]["lost"] == 0
+    assert summary["rows"]["acked"] == summary["rows"]["verified"] == 200_000 and summary["rows"]["lost"] == 0
     deaths = [e for e in recorded if e["type"] == events.EXITED]
     assert len(deaths) == 3
     assert [r["outcome"] for r in summary["recoveries"]] == ["ready"] * 3
