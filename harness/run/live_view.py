@@ -79,12 +79,13 @@ class LiveView:
         mem = "; ".join(f"{name} {format_bytes(s.memory_bytes)}/{format_bytes(s.limit_bytes)} restarts {s.restarts}"
                         for name, s in sorted(p.latest.items()))
         return (f"[{time.time() - p.started:5.0f}s] {p.phase}: rows {p.acked:,}/{p.planned:,} "
-                f"({p.rows_per_s():,.0f}/s, {self._failed()}); {mem}")
+                f"({p.rows_per_s():,.0f}/s, {self._failed()} failed inserts); {mem}")
 
     def _failed(self) -> str:
+        """"12", or "12 (10 while the server was down)": failures against a dead port apart."""
         p = self.progress
-        down = f", {p.failed_while_down} of them while the server was down" if p.failed_while_down else ""
-        return f"{p.failed_inserts} failed inserts{down}"
+        down = f" ({p.failed_while_down} while the server was down)" if p.failed_while_down else ""
+        return f"{p.failed_inserts}{down}"
 
     def _render(self) -> Group:
         p = self.progress
