@@ -59,7 +59,8 @@ from harness.judge.verdict import judge
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
-from harness.run.recovery import CrashLoopDetector
+from harness.load.dispenser import ServerDown
+from harness.run.recovery import CrashLoopDetector, DownGate
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, TAB_KEY, TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -501,6 +502,8 @@ class UiSession:
                          if e.type in (events.OOM_KILLED, events.MEMORY_STALL, events.EXITED) else None)
         StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
         run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after)
+        down = ServerDown.in_dir(run_dir.path)
+        DownGate(context, down)  # the users hold their inserts while the server is down
         with self._lock:
             self.run = run
             self.phase = "creating collection"
@@ -514,7 +517,7 @@ class UiSession:
             raise
         config = run_dir.path / "load.json"
         write_json(config, {"address": self.endpoint.address, "scenario": scenario.to_json(),
-                            "acks": str(run_dir.acks.resolve())})
+                            "acks": str(run_dir.acks.resolve()), **down.to_json()})
         context.fire_event(component="harness", type=events.LOAD_STARTED,
                            detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
         run.injector = inject.Injector([inject.parse(s) for s in self.options.inject], self.target, context,
