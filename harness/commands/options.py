@@ -16,6 +16,7 @@ from harness.units import parse_bytes, parse_duration
 
 if TYPE_CHECKING:  # the run's modules (pymilvus among them) load only when a command runs
     from harness.run.lifecycle import RunOptions
+    from harness.run.recovery import parse_crash_loop_after
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -107,6 +108,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
     p.add_argument("--keep-going", action="store_true",
                    help="continue through OOM kills and restarts to the planned rows")
+    p.add_argument("--crash-loop-after", metavar="K", default="3",
+                   help="stop the load with FAIL after K consecutive deaths while recovering (default 3)")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
     p.add_argument("--verify", choices=["pk-ranges", "rows", "none"],
@@ -126,5 +129,6 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
         verify=args.verify,
+        crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
         command="milvus-harness " + " ".join(sys.argv[1:]),
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.judge.recovery import recovery_phases
 from harness.rundir import RunDir, read_jsonl
 from harness.watch.sources import finest_sources, source_kind
 
@@ -107,17 +108,20 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     outcomes = batch_outcomes(acks)
     ok = [a for a in outcomes.values() if a["ok"]]
     failed = [a for a in outcomes.values() if not a["ok"]]
-    # Peaks are the load's; what the check after it took is kept apart (the embedded
-    # server's limit is lifted for it).
+    # The watcher samples through verification too, with the embedded server's limit lifted:
+    # the peak is the load's, and what the check after it took is kept apart.
     verify_started = next((e["t"] for e in events if e["type"] == "VerifyStarted"), None)
     components: dict[str, dict[str, Any]] = {}
+    load_stop = next((e["t"] for e in events if e["type"] == "LoadStopped"), None)
     finest = finest_sources(samples)
     for s in samples:
         c = components.setdefault(s["component"], _new_component())
-        if s.get("memory_bytes") is not None and source_kind(s.get("source") or "") == finest.get(s["component"]):
-            key = ("peak_memory_bytes" if verify_started is None or s["t"] < verify_started
-                   else "verify_peak_memory_bytes")
-            c[key] = max(c.get(key) or 0, s["memory_bytes"])
+        if s.get("memory_bytes") is None or source_kind(s.get("source") or "") != finest.get(s["component"]):
+            pass
+        elif verify_started is not None and s["t"] >= verify_started:
+            c["verify_peak_memory_bytes"] = max(c.get("verify_peak_memory_bytes") or 0, s["memory_bytes"])
+        elif load_stop is None or s["t"] <= load_stop:
+            c["peak_memory_bytes"] = max(c["peak_memory_bytes"], s["memory_bytes"])
         c["limit_bytes"] = s.get("limit_bytes") or c["limit_bytes"]
         c["restarts"] = max(c["restarts"], s.get("restarts") or 0)
     ooms = [e for e in events if e["type"] == "OOMKilled" and e.get("data", {}).get("source") != _INJECTED]
@@ -179,9 +183,11 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         "inserts": {
             "count": attempts,
             "failures": sum(1 for a in acks if not a["ok"]),
+            "failures_while_down": sum(1 for a in acks if not a["ok"] and a.get("server_down")),
             "rows_per_s": round(rate, 1),
             "latency_ms": _percentiles([a["latency_ms"] for a in acks if a["ok"]]),
         },
+        "recoveries": recovery_phases(events, samples, ended),
         "memory_growth_mb_per_100k_rows": memory_growth(
             [s for s in samples if source_kind(s.get("source") or "") == finest.get(s["component"])],
             ok, ooms[0]["t"] if ooms else None),

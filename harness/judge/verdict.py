@@ -67,7 +67,12 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
     events = [e for e in events if e["component"] in under or e["component"] == "harness"]
     components: dict[str, dict[str, Any]] = under
     scope = "component" if ALL_ROLES in rules.under_test else "component under test"
-    checked: list[RuleResult] = []
+    # A server under test that cannot recover at its limit failed whatever else was measured.
+    loops = [e for e in events if e["type"] == "CrashLoop"]
+    checked: list[RuleResult] = [RuleResult("no crash loop", not loops,
+                                            loops[0]["detail"] if loops else f"no {scope} crash-looped")]
+    if loops and rows["acked"] == 0:
+        return Verdict.FAIL, [loops[0]["detail"]], checked
     if rows["acked"] == 0:
         reason = ("no insert was acknowledged, so nothing was tested"
                   + (f" ({summary['inserts']['failures']} inserts failed)" if summary["inserts"]["failures"]

@@ -55,10 +55,38 @@ class LoadPause:
         self.idle_path.touch()
 
 
+class ServerDown:
+    """The server is down (dead or recovering): set by the harness process from a death to the
+    next Ready, read by the Locust users, who hold their next insert until it clears.
+
+    One file in the run directory; its text says which restart is awaited.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def in_dir(cls, path: Path) -> "ServerDown":
+        return cls(path / "server.down")
+
+    def to_json(self) -> dict[str, str]:
+        return {"down": str(self.path)}
+
+    def mark(self, note: str) -> None:
+        self.path.write_text(note)
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def is_down(self) -> bool:
+        return self.path.exists()
+
+
 class Dispenser:
     """Hands out batch numbers 0..batches-1 once each, and knows when all are settled."""
 
-    def __init__(self, batches: int, on_drained: Any, pause: LoadPause | None = None) -> None:
+    def __init__(self, batches: int, on_drained: Any, pause: LoadPause | None = None,
+                 down: ServerDown | None = None) -> None:
         self.batches = batches
         self._next = 0
         self._leased: set[int] = set()
@@ -66,12 +94,16 @@ class Dispenser:
         self._on_drained = on_drained
         self._drained = False
         self._pause = pause
+        self._down = down
 
     def lease(self) -> int | None:
-        """The next batch, None when every batch is handed out, or WAIT while paused."""
+        """The next batch, None when every batch is handed out, or WAIT while paused or while
+        the server is down."""
         if self._pause is not None and self._pause.requested():
             if not self._leased:
                 self._pause.report_idle()
+            return WAIT
+        if self._down is not None and self._down.is_down():
             return WAIT
         if self._returned:
             k = self._returned.pop(0)

@@ -25,11 +25,12 @@ from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_STOPPING
 
 from harness.load import batches
 from harness.scenario import model as scenarios
 from harness.load.insert import Inserter, make_inserter
-from harness.load.dispenser import WAIT, Dispenser, LoadPause
+from harness.load.dispenser import WAIT, Dispenser, LoadPause, ServerDown
 from harness.rundir import JsonlWriter
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class LoadConfig:
         self.acks = Path(raw["acks"])
         # Absent in web UI runs: they never pause.
         self.pause = LoadPause(Path(raw["pause"]), Path(raw["idle"])) if raw.get("pause") else None
+        self.down = ServerDown(Path(raw["down"])) if raw.get("down") else None
 
 
 @events.init_command_line_parser.add_listener
@@ -96,7 +98,7 @@ def use_config(environment: Environment, config: LoadConfig, on_drained: Any) ->
     environment.harness_config = config  # type: ignore[attr-defined]
     if not isinstance(environment.runner, WorkerRunner):
         environment.harness_dispenser = Dispenser(config.scenario.batches, on_drained,  # type: ignore[attr-defined]
-                                                  pause=config.pause)
+                                                  pause=config.pause, down=config.down)
 
 
 @events.init.add_listener
@@ -163,6 +165,16 @@ class MilvusInsertUser(User):
         batch = batches.generate_batch(self.scenario, k)
         return batch, self.inserter.prepare(batch)
 
+    def _wait_for_server(self) -> bool:
+        """Hold the batch in hand while the server is down, instead of failing it on a dead port;
+        False when the load is being stopped meanwhile (a crash loop stops it that way)."""
+        down = self.config.down
+        while down is not None and down.is_down():
+            if self._state == LOCUST_STATE_STOPPING:
+                return False
+            gevent.sleep(PAUSED_POLL_S)
+        return True
+
     @task
     def insert_batch(self) -> None:
         if self._next is not None:
@@ -182,9 +194,14 @@ class MilvusInsertUser(User):
         following = self._lease()
         if following is not None and following != WAIT:
             self._next = (following, gevent.get_hub().threadpool.spawn(self._prepare, following))
+        if not self._wait_for_server():
+            self._settle(k, retry=True)  # never sent
+            raise StopUser()
         t_start = time.time()
         result = self.inserter.send(prepared, batch.rows)
         retry = not result.ok and (result.error or "").startswith(_UNREACHED)
+        # Failed while the harness knew the server was down: counted apart from live failures.
+        down = not result.ok and self.config.down is not None and self.config.down.is_down()
         self.environment.events.request.fire(
             request_type="milvus", name=f"insert {self.scenario.batch_rows} rows",
             response_time=result.seconds * 1000, response_length=batch.rows if result.ok else 0,
@@ -196,6 +213,8 @@ class MilvusInsertUser(User):
         if not result.ok:
             record["error"] = result.error
             record["retry"] = retry
+            if down:
+                record["server_down"] = True
         self.acks.write(record)
         self._settle(k, retry)
         if retry:

@@ -28,7 +28,9 @@ MARKER_STYLE: dict[str, dict[str, Any]] = {
     events.RESTARTED: {"color": "#ea580c", "label": "restart", "gid": "restart-marker", "ls": "-", "lw": 1.4},
     events.MEMORY_STALL: {"color": "#9333ea", "label": "memory stall", "gid": "stall-marker", "ls": "-", "lw": 1.4},
     events.INJECTED: {"color": "#6b7280", "label": "injected", "gid": "injected-marker", "ls": ":", "lw": 1.4},
+    events.CRASH_LOOP: {"color": "#7f1d1d", "label": "crash loop", "gid": "crash-loop-marker", "ls": "--", "lw": 2.0},
 }
+RECOVERY_SHADE = "#fde7d4"
 FAIL_COLOR = "#dc2626"
 LOAD_SHADE = "#eef2f7"
 #: Figure size in inches of the half-width charts (the memory chart is 10 x 3.9).
@@ -79,6 +81,7 @@ def memory_chart(report: RunReport) -> Figure | None:
     ax.set_ylabel(f"memory ({unit_name})")
     ax.set_ylim(0, top / unit * 1.16 if top else 1)
     _shade_load(ax, report)
+    _shade_recoveries(ax, report)
     _markers(ax, report, with_gids=True)
     _annotate_first_oom(ax, report)
     _finish(ax, report)
@@ -250,6 +253,14 @@ def _shade_load(ax: Axes, report: RunReport) -> None:
     if start is not None:  # load never stopped (killed run): shade to the last ack
         end = max((a.t for a in report.acks), default=start)
         ax.axvspan(report.elapsed(start), report.elapsed(end), color=LOAD_SHADE, lw=0, zorder=0)
+
+
+def _shade_recoveries(ax: Axes, report: RunReport) -> None:
+    """Shade each restart's recovery, from the restart to Ready or to its death."""
+    for i, phase in enumerate(report.recoveries):
+        end = phase.get("end") or phase["start"]
+        ax.axvspan(report.elapsed(phase["start"]), report.elapsed(end), color=RECOVERY_SHADE, lw=0, zorder=1,
+                   label="recovering" if i == 0 else None, gid=f"recovery-{i + 1}")
 
 
 def _markers(ax: Axes, report: RunReport, with_gids: bool) -> None:

@@ -42,6 +42,9 @@ def render_html(report: RunReport, charts: Sequence[Chart]) -> str:
         _card("Inserts", _kv(tables.inserts_table(report))),
         "</div>",
         _card("Components", _components(report)),
+        _card("Recovery after each restart", _recoveries(report),
+              hint="from the restart to Ready, or to its death while recovering; shaded on the memory chart")
+        if report.recoveries else "",
         '<div class="grid2">',
         _card("Rows", _kv(tables.rows_table(report))),
         _card("Rules", _rules(report)) if report.rules else "",
@@ -188,6 +191,14 @@ def _components(report: RunReport) -> str:
             cells.append(f'<td class="num{tone}">{_e(value)}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table id="components"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _recoveries(report: RunReport) -> str:
+    header, rows = tables.recovery_table(report)
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="{"bad" if i == 3 and row[3] != "ready" else ""}">{_e(v)}</td>'
+                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    return f'<table id="recoveries"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _rules(report: RunReport) -> str:

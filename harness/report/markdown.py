@@ -34,6 +34,9 @@ def render_markdown(report: RunReport, memory_png: str | None = "memory.png") ->
     lines += _table(header, rows) if rows else ["No components were watched."]
     lines.append("")
 
+    header, rows = tables.recovery_table(report)
+    if rows:
+        lines += ["## Recovery after each restart", ""] + _table(header, rows) + [""]
     lines += ["## Rows", ""] + _pairs(tables.rows_table(report)) + [""]
     lines += ["## Inserts", ""] + _pairs(tables.inserts_table(report)) + [""]
     rules = report.rules

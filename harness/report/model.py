@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from harness.judge.recovery import recovery_phases
 from harness.rundir import RunDir, read_jsonl
 from harness.watch import events
 from harness.watch.events import Event, Sample
 from harness.watch.sources import finest_kind, source_kind
 
 #: Event types drawn as vertical markers on the charts, in legend order.
-MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED)
+MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED, events.CRASH_LOOP)
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,14 @@ class RunReport:
             i = bisect.bisect_right(ack_times, t)
             out.append(totals[i - 1] if i else 0)
         return out
+
+    @property
+    def recoveries(self) -> list[dict[str, Any]]:
+        """Each restart's recovery (summary "recoveries"; computed from the files for older runs)."""
+        phases = self.summary.get("recoveries")
+        if isinstance(phases, list):
+            return [p for p in phases if isinstance(p, Mapping) and p.get("start") is not None]
+        return recovery_phases([e.to_json() for e in self.events], [s.to_json() for s in self.samples], self.ended)
 
     @property
     def marker_events(self) -> list[Event]:

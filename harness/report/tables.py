@@ -149,6 +149,21 @@ def component_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+RECOVERY_OUTCOME = {"ready": "ready", "OOMKilled": "OOM-killed while recovering",
+                    "Exited": "died while recovering", "restarted": "restarted again",
+                    "unfinished": "still recovering when the run ended"}
+
+
+def recovery_table(report: RunReport) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the recovery table: one row per restart."""
+    header = ["Component", "Restart", "Started", "Outcome", "After", "Peak memory"]
+    rows = [[str(p.get("component", "?")), fmt_count(p.get("restart")), f"+{fmt_seconds(report.elapsed(p['start']))}",
+             RECOVERY_OUTCOME.get(str(p.get("outcome")), str(p.get("outcome"))), fmt_seconds(p.get("seconds")),
+             format_bytes(p.get("peak_memory_bytes"))]
+            for p in report.recoveries]
+    return header, rows
+
+
 def lost_batches_text(report: RunReport, limit: int = 20) -> str:
     """The numbers of the batches whose acked rows are missing, the first `limit` of them."""
     batches = [int(b) for b in report.rows.get("lost_batches") or []]
@@ -188,7 +203,9 @@ def inserts_table(report: RunReport) -> list[tuple[str, str]]:
     rows = [
         ("Inserts", fmt_count(inserts.get("count", len(report.acks) if report.acks else None))),
         ("Failed inserts", fmt_count(inserts.get("failures", sum(not a.ok for a in report.acks)
-                                                 if report.acks else None))),
+                                                 if report.acks else None))
+         + (f" ({inserts['failures_while_down']:,} while the server was down)"
+            if inserts.get("failures_while_down") else "")),
         ("Throughput", f"{inserts['rows_per_s']:,.0f} rows/s"
          if isinstance(inserts.get("rows_per_s"), (int, float)) else "-"),
         ("Latency p50", fmt_ms(latency.get("p50"))),

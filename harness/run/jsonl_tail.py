@@ -43,6 +43,8 @@ class AckTally:
         self._tail = JsonlTail(path)
         self.acked_rows = 0
         self.failed = 0
+        #: failed inserts sent while no server accepted writes (counted apart: expected, not a finding)
+        self.failed_while_down = 0
         #: [t, rows acked so far] per acked batch (small: one point per batch)
         self.series: list[list[float]] = []
 
@@ -58,3 +60,4 @@ class AckTally:
                 self.series.append([ack["t"], self.acked_rows])
             else:
                 self.failed += 1
+                self.failed_while_down += bool(ack.get("server_down"))

@@ -25,12 +25,13 @@ from harness.load import collection
 from harness.run import inject
 from harness.scenario import model as scenarios
 from harness.judge.restart_check import RestartCheck
-from harness.load.dispenser import LoadPause
+from harness.load.dispenser import LoadPause, ServerDown
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError, sigterm_interrupts
 from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
 from harness.run.jsonl_tail import AckTally
 from harness.run.live_view import LiveView, Progress
 from harness.run.locust_procs import LocustProcesses, start_headless
+from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, CrashLoopDetector, DownGate
 from harness.compare.run_keys import RunKey
 from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
@@ -58,6 +59,7 @@ class RunOptions:
     inject: list[str] = field(default_factory=list)
     #: --verify: pk-ranges, rows or none; None chooses by whether the collection fits the query nodes.
     verify: str | None = None
+    crash_loop_after: int = DEFAULT_CRASH_LOOP_AFTER
     run_id: str | None = None
     command: str = ""
 
@@ -247,9 +249,12 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
     tail = AckTally(run_dir.acks)
     pause = LoadPause.in_dir(run_dir.path)
+    down = ServerDown.in_dir(run_dir.path)
+    gate = DownGate(context, down) if target_options.target == "embedded" else None
+    crash_loop = CrashLoopDetector(context, lambda: tail.acked_rows, after=options.crash_loop_after)
     verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
     StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
-                  paused=lambda: pause.requested() or verifying.is_set())
+                  paused=lambda: pause.requested() or verifying.is_set() or down.is_down())
 
     status, exit_code, verdict_at = "FINISHED", None, None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -271,7 +276,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             collection.create(endpoint.address, scenario)
             config = run_dir.path / "load.json"
             write_json(config, {"address": endpoint.address, "scenario": scenario.to_json(),
-                                "acks": str(run_dir.acks), **pause.to_json()})
+                                "acks": str(run_dir.acks), **pause.to_json(),
+                                **(down.to_json() if gate else {})})
             if scenario.check_after_restart:
                 restart_check = RestartCheck(context, endpoint.address, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
@@ -288,12 +294,14 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             while True:
                 tail.poll()
                 progress.acked, progress.failed_inserts = tail.acked_rows, tail.failed
-                progress.phase = "load held: counting rows after the restart" if pause.requested() else "loading"
+                progress.failed_while_down = tail.failed_while_down
+                progress.phase = ((gate.phase() if gate else None)
+                                  or ("load held: counting rows after the restart" if pause.requested() else "loading"))
                 view.update()
                 if not locust.running():
                     stop_reason = "Locust finished (all batches settled or --run-time reached)"
                     break
-                ruled = stop_rule(stop_events, options.keep_going, target_options.restart)
+                ruled = stop_rule(stop_events, options.keep_going, target_options.restart) or crash_loop.reason
                 if ruled:
                     stop_reason = ruled
                     break

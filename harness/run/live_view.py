@@ -25,6 +25,7 @@ class Progress:
     planned: int
     acked: int = 0
     failed_inserts: int = 0
+    failed_while_down: int = 0  # of failed_inserts: sent while the server was known to be down
     started: float = field(default_factory=time.time)
     load_started: float | None = None
     latest: dict[str, Sample] = field(default_factory=dict)
@@ -69,7 +70,8 @@ class LiveView:
         """Important events are printed as they happen, above the live panel."""
         clock = time.strftime("%H:%M:%S", time.localtime(event.t))
         style = {"OOMKilled": "bold red", "MemoryStall": "bold magenta", "Restarted": "yellow",
-                 "Exited": "yellow", "Ready": "green"}.get(event.type, "")
+                 "Exited": "yellow", "Ready": "green",
+                 "CrashLoop": "bold red"}.get(event.type, "")
         self.console.print(Text(f"{clock} {event.component}: {event.type} {event.detail}", style=style))
 
     def _plain(self) -> str:
@@ -77,7 +79,13 @@ class LiveView:
         mem = "; ".join(f"{name} {format_bytes(s.memory_bytes)}/{format_bytes(s.limit_bytes)} restarts {s.restarts}"
                         for name, s in sorted(p.latest.items()))
         return (f"[{time.time() - p.started:5.0f}s] {p.phase}: rows {p.acked:,}/{p.planned:,} "
-                f"({p.rows_per_s():,.0f}/s, {p.failed_inserts} failed inserts); {mem}")
+                f"({p.rows_per_s():,.0f}/s, {self._failed()} failed inserts); {mem}")
+
+    def _failed(self) -> str:
+        """"12", or "12 (10 while the server was down)": failures against a dead port apart."""
+        p = self.progress
+        down = f" ({p.failed_while_down} while the server was down)" if p.failed_while_down else ""
+        return f"{p.failed_inserts}{down}"
 
     def _render(self) -> Group:
         p = self.progress
@@ -87,7 +95,7 @@ class LiveView:
         table.add_row("rows acked", f"{p.acked:,} / {p.planned:,}  ({p.rows_per_s():,.0f} rows/s)")
         table.add_row("", ProgressBar(total=max(p.planned, 1), completed=p.acked, width=40))
         if p.failed_inserts:
-            table.add_row("failed inserts", Text(str(p.failed_inserts), style="yellow"))
+            table.add_row("failed inserts", Text(self._failed(), style="yellow"))
         for name, s in sorted(p.latest.items()):
             limit = s.limit_bytes or 0
             bar = ProgressBar(total=max(limit, 1), completed=min(s.memory_bytes or 0, limit), width=40,

@@ -117,18 +117,6 @@ class MemoryCgroup:
                 return int(value)
         return 0
 
-    def page_cache_bytes(self) -> int | None:
-        """File-backed memory; squeezed to almost nothing when the cgroup stalls at its limit."""
-        key = "cache" if self.version == 1 else "file"
-        try:
-            for line in (self.path / "memory.stat").read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
-        except OSError:
-            return None
-        return None
-
     def pids(self) -> list[int]:
         try:
             return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]

@@ -207,11 +207,14 @@ class EmbeddedTarget(Target):
         self.startup_seconds: float | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()  # cuts a restart back-off short
+        self._ready = threading.Event()  # the live server took writes since it last started
         self._injected_death = False
         self._supervisor: threading.Thread | None = None
         self._watcher: ProcessWatcher | None = None
         self._lock = threading.Lock()
         self.isolation: str | None = None
+        self._limit_lifted = False
+        self._spawned_at = 0.0
 
     # --- Target protocol ---------------------------------------------------------------------
 
@@ -243,6 +246,7 @@ class EmbeddedTarget(Target):
                 f"{START_TIMEOUT:.0f} s" + (f" (exited with {code})" if code is not None else "")
                 + f"; logs in {log_dir}")
         self.startup_seconds = time.monotonic() - began
+        self._ready.set()
         self.context.fire_event(component=COMPONENT, type=events.READY,
                                 detail=f"milvus {self.version} answered after {self.startup_seconds:.1f} s",
                                 data={"startup_seconds": round(self.startup_seconds, 2),
@@ -256,26 +260,20 @@ class EmbeddedTarget(Target):
     def watchers(self) -> list[Watcher]:
         return [self._watcher] if self._watcher else []
 
-    def wait_ready(self, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> bool:
-        """Block until the server answers and flush works (the post-restart session trap).
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until the server accepts writes (flush works), across restarts, or `timeout`.
 
-        With `proc`, give up as soon as that process has died (the supervisor must go back
-        to recording deaths); without, wait across restarts until the timeout.
+        The readiness probe of each restart sets the flag; a death clears it. Without restarts
+        (--restart never) a dead server ends the wait at once.
         """
-        server = self.server
-        if server is None:
-            return False
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not self._stopping.is_set():
-            if proc is not None and proc.poll() is not None:
-                return False
-            current = server.proc
-            alive = current is not None and current.poll() is None
-            if not alive and self.options.restart == "never":
-                return False  # nobody will bring it back
-            if alive and milvus_client.accepts_writes(server.address, self.options.collection):
+        while not self._stopping.is_set():
+            if self._ready.wait(min(0.25, max(0.0, deadline - time.monotonic()))):
                 return True
-            time.sleep(0.5)
+            if self.options.restart == "never" and self.pid() is None:
+                return False
+            if time.monotonic() >= deadline:
+                return False
         return False
 
     def prepare_verification(self, timeout: float = START_TIMEOUT) -> bool:
@@ -286,6 +284,7 @@ class EmbeddedTarget(Target):
         """
         if self.cgroup:
             self.cgroup.lift_limit()
+        self._limit_lifted = True
         if self.watchdog:
             self.watchdog.stop()
             self.watchdog.watch(None)
@@ -309,7 +308,8 @@ class EmbeddedTarget(Target):
 
     def stop(self) -> None:
         """Stop the watcher, the supervisor and the server; remove cgroup and data dir."""
-        self._stopping.set()
+        with self._lock:  # no restart is spawned after this
+            self._stopping.set()
         self._wake.set()
         if self._watcher:
             self._watcher.stop()
@@ -329,8 +329,21 @@ class EmbeddedTarget(Target):
     # --- supervision -----------------------------------------------------------------------
 
     def pid(self) -> int | None:
+        """The live server's pid (None while it is down)."""
         proc = self.server.proc if self.server else None
         return proc.pid if proc is not None and proc.poll() is None else None
+
+    def memory_group(self) -> MemoryCgroup | None:
+        """The cgroup the server runs in, if the limit is a cgroup."""
+        return self.cgroup
+
+    def metrics_url(self) -> str | None:
+        """The server's Prometheus endpoint."""
+        return self.server.metrics_url if self.server else None
+
+    def limit_bytes(self) -> int | None:
+        """The limit in force: None once lifted for verification."""
+        return None if self._limit_lifted else self.options.memory_limit
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the server's process group (fault injection uses this)."""
@@ -344,6 +357,7 @@ class EmbeddedTarget(Target):
     def _spawn(self) -> None:
         assert self.server is not None
         pid = self.server.start()
+        self._spawned_at = time.monotonic()
         if self.watchdog:
             self.watchdog.watch(pid)
 
@@ -358,7 +372,12 @@ class EmbeddedTarget(Target):
         log.warning("watchdog: RSS %d passed the limit; killed the server", rss)
 
     def _supervise(self) -> None:
-        """Wait for the server to die; record why; restart it after a back-off unless told not to."""
+        """Wait for the server to die; record why at once; restart it after a back-off.
+
+        This thread only ever waits for deaths and back-offs: the readiness of a restarted
+        server is probed on a thread of its own, so a server that dies while it replays its
+        log or while it is being probed is recorded the moment it dies.
+        """
         assert self.server is not None and self.context is not None
         backoff = self.options.restart_backoff
         while not self._stopping.is_set():
@@ -367,10 +386,13 @@ class EmbeddedTarget(Target):
             started = time.monotonic()
             code = proc.wait()
             died_at = time.time()
-            if self._stopping.is_set():
-                return
-            self.server.kill()  # anything left in the group
-            self._record_death(code, died_at)
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                recovering = not self._ready.is_set()
+                self._ready.clear()
+                self.server.kill()  # anything left in the group
+                self._record_death(code, died_at, recovering, up_s=time.monotonic() - self._spawned_at)
             if self.options.restart == "never":
                 return
             # kubelet resets its back-off after a container ran fine for 10 minutes.
@@ -378,41 +400,65 @@ class EmbeddedTarget(Target):
                 backoff = self.options.restart_backoff
             self._wake.wait(backoff)
             self._wake.clear()
-            if self._stopping.is_set():
-                return
             backoff = min(backoff * 2, self.options.restart_backoff_max)
             with self._lock:
+                if self._stopping.is_set():
+                    return
                 self.restarts += 1
                 self._spawn()
-            self.context.fire_event(component=COMPONENT, type=events.RESTARTED,
-                                    detail=f"restart {self.restarts} on the same data dir",
-                                    data={"restarts": self.restarts})
-            began = time.monotonic()
-            if self._wait_answering(time.monotonic() + START_TIMEOUT):
-                # Stop waiting as soon as this process dies again: its death must be recorded now.
-                ready = self.wait_ready(START_TIMEOUT, proc=self.server.proc)
-                if ready:
+                restarted = self.server.proc
+                self.context.fire_event(component=COMPONENT, type=events.RESTARTED,
+                                        detail=f"restart {self.restarts} on the same data dir",
+                                        data={"restarts": self.restarts})
+            threading.Thread(target=self._probe_ready, args=(restarted, self.restarts),
+                             name=f"ready-probe-{self.restarts}", daemon=True).start()
+
+    def _probe_ready(self, proc: subprocess.Popen[bytes], restart: int) -> None:
+        """Fire Ready once the restarted `proc` accepts writes; give up when it dies.
+
+        A probe call can hang in pymilvus's retries for minutes after the server died; the
+        supervisor has recorded that death already, and this probe then fires nothing.
+        """
+        assert self.server is not None and self.context is not None
+        address = self.server.address
+        began = time.monotonic()
+        deadline = began + START_TIMEOUT
+
+        def alive() -> bool:
+            return proc.poll() is None and not self._stopping.is_set()
+
+        while alive() and time.monotonic() < deadline:
+            if milvus_client.answers(address) and milvus_client.accepts_writes(address, self.options.collection):
+                seconds = time.monotonic() - began
+                with self._lock:
+                    if not alive() or self.server.proc is not proc:
+                        return
+                    self._ready.set()
                     self.context.fire_event(
                         component=COMPONENT, type=events.READY,
-                        detail=f"answered and accepts writes {time.monotonic() - began:.1f} s after restart",
-                        data={"startup_seconds": round(time.monotonic() - began, 2)})
+                        detail=f"answered and accepts writes {seconds:.1f} s after restart {restart}",
+                        data={"startup_seconds": round(seconds, 2), "restarts": restart})
+                return
+            time.sleep(0.5)
 
-    def _record_death(self, code: int, died_at: float) -> None:
+    def _record_death(self, code: int, died_at: float, recovering: bool, up_s: float) -> None:
+        """One event for one death: an OOM kill when the kill counter rose, else how it ended."""
         assert self.context is not None
+        common = {"exit_code": code, "recovering": recovering, "up_s": round(up_s, 1)}
         kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         injected, self._injected_death = self._injected_death, False
         if injected and kills == self.oom_kills:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"killed by fault injection ({how})",
-                                    data={"exit_code": code, "injected": True})
+                                    data={**common, "injected": True})
         elif kills > self.oom_kills:
             self.oom_kills = kills
             source = "watchdog" if self.watchdog else "kernel"
             self.context.fire_event(
                 component=COMPONENT, type=events.OOM_KILLED, t=died_at,
                 detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
-                data={"exit_code": code, "oom_kill_count": kills, "source": source})
+                data={**common, "oom_kill_count": kills, "source": source})
         else:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
-                                    detail=f"server exited ({how})", data={"exit_code": code})
+                                    detail=f"server exited ({how})", data=common)

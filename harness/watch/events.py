@@ -29,6 +29,7 @@ LOAD_STOPPED = "LoadStopped"
 INJECTED = "Injected"
 WATCH_GAP = "WatchGap"
 VERIFY_STARTED = "VerifyStarted"  # the load is over; the acked rows are being checked
+CRASH_LOOP = "CrashLoop"  # consecutive deaths while recovering (harness.run.recovery)
 ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.judge.restart_check)
 
 

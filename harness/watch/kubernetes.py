@@ -304,7 +304,9 @@ class KubernetesWatcher:
                 new = count - known.restart_count
                 self._restarts[series] = self._restarts.get(series, 0) + new
                 running = cs.state.running if cs.state is not None else None
-                started = _ts(running.started_at if running is not None else None, now)
+                # Not running yet (backing off): the restart follows the death kubelet kept.
+                died = max((_ts(t.finished_at, now) for t in terminated), default=now)
+                started = _ts(running.started_at if running is not None else None, died)
                 ctx.fire_event(component=series, type=events.RESTARTED, t=started,
                                detail=f"container {cs.name} of pod {state.name} restarted"
                                       + (f" {new} times since the last look" if new > 1 else "")
@@ -329,6 +331,8 @@ class KubernetesWatcher:
         data = {"pod": state.name, "container": container, "exit_code": term.exit_code,
                 "reason": term.reason, "finished_at": finished.isoformat() if finished is not None else None,
                 "limit_bytes": limit, "source": "kubelet"}
+        if finished is not None and term.started_at is not None:  # how long it ran: a crash loop's measure
+            data["up_s"] = round(_ts(finished, now) - _ts(term.started_at, now), 1)
         if term.reason == "OOMKilled":
             detail = (f"container {container} of pod {state.name} was OOM-killed (exit code {term.exit_code})"
                       + (f" at its {format_bytes(limit)} limit" if limit else ""))

@@ -11,16 +11,13 @@ import logging
 import threading
 import time
 import urllib.request
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import psutil
 
 from harness.watch import events
 from harness.watch.events import RunContext, Sample
 from harness.watch.metrics import parse_metrics
-
-if TYPE_CHECKING:
-    from harness.targets.embedded import EmbeddedTarget
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +26,46 @@ def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
         return parse_metrics(response.read().decode("utf-8", "replace"))
 
 
+class MemoryGroup(Protocol):
+    """The memory cgroup the process tree runs in (harness.targets.cgroup.MemoryCgroup)."""
+
+    def pids(self) -> list[int]: ...
+
+    def usage_bytes(self) -> int: ...
+
+
+class WatchedProcess(Protocol):
+    """What the watcher reads of a supervised server; the embedded target provides it.
+
+    Read on every tick, so a restarted server (new pid) or a lifted limit shows at once.
+    """
+
+    #: "cgroup-v1", "cgroup-v2", "watchdog", or None (no limit)
+    isolation: str | None
+    #: deaths restarted so far
+    restarts: int
+
+    def pid(self) -> int | None:
+        """The live server's pid, None while it is down."""
+        ...
+
+    def memory_group(self) -> MemoryGroup | None:
+        """The cgroup holding the server, None without one."""
+        ...
+
+    def metrics_url(self) -> str | None:
+        """The server's Prometheus endpoint."""
+        ...
+
+    def limit_bytes(self) -> int | None:
+        """The limit in force now (None once lifted for verification)."""
+        ...
+
+
 class ProcessWatcher:
     """Samples the embedded server every `interval` seconds on its own thread."""
 
-    def __init__(self, target: "EmbeddedTarget", interval: float = 1.0, metrics_every: int = 5) -> None:
+    def __init__(self, target: WatchedProcess, interval: float = 1.0, metrics_every: int = 5) -> None:
         self.target = target
         self.interval = interval
         self.metrics_every = max(1, metrics_every)
@@ -72,7 +105,7 @@ class ProcessWatcher:
         """Read memory, limit, restarts (and metrics) once and fire the sample."""
         assert self._context is not None
         target = self.target
-        cgroup = target.cgroup
+        cgroup = target.memory_group()
         memory: int | None = None
         rss: int | None = None
         source = target.isolation or "process"
@@ -84,15 +117,16 @@ class ProcessWatcher:
             memory = cgroup.usage_bytes() if cgroup else rss
         except OSError as exc:
             error = f"memory read failed: {exc}"
-        if with_metrics and target.server is not None and target.pid():
+        url = target.metrics_url()
+        if with_metrics and url and target.pid():
             try:
-                self._metrics = fetch_metrics(target.server.metrics_url)
+                self._metrics = fetch_metrics(url)
             except Exception as exc:  # server busy or restarting: keep the last figures
                 log.debug("metrics fetch failed: %s", exc)
                 self._metrics = {}
         self._note_gap(error)
         sample = Sample(t=time.time(), component="standalone", memory_bytes=memory,
-                        limit_bytes=target.options.memory_limit, restarts=target.restarts,
+                        limit_bytes=target.limit_bytes(), restarts=target.restarts,
                         source=source, rss_bytes=rss, metrics=dict(self._metrics))
         self._context.fire_sample(sample)
         return sample

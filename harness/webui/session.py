@@ -52,6 +52,8 @@ from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunContext, Sample
 from harness.watch.stall import StallDetector
+from harness.load.dispenser import ServerDown
+from harness.run.recovery import CrashLoopDetector, DownGate
 from harness.webui import FORM_FIELDS
 from harness.webui.control import ControlChannel
 from harness.webui.options import WebOptions
@@ -87,6 +89,7 @@ class _Run:
     verdict_at: float | None = None
     result: RunResult | None = None
     injector: inject.Injector | None = None
+    crash_loop: CrashLoopDetector | None = None
 
 
 class UiSession:
@@ -228,6 +231,9 @@ class UiSession:
         offset = self.locust.log_size()
         run = _Run(run_id, run_dir, scenario, began, context, recorder, view, offset, collect_stop_events(context))
         StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
+        run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after)
+        down = ServerDown.in_dir(run_dir.path)
+        DownGate(context, down)  # the users hold their inserts while the server is down
         with self._lock:
             self.run = run
             self.phase = "creating collection"
@@ -241,7 +247,7 @@ class UiSession:
             raise
         config = run_dir.path / "load.json"
         write_json(config, {"address": self.endpoint.address, "scenario": scenario.to_json(),
-                            "acks": str(run_dir.acks.resolve())})
+                            "acks": str(run_dir.acks.resolve()), **down.to_json()})
         context.fire_event(component="harness", type=events.LOAD_STARTED,
                            detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
         run.injector = inject.Injector([inject.parse(s) for s in self.options.inject], self.target, context,
@@ -259,7 +265,8 @@ class UiSession:
         """The stop rules of `run`: Locust learns of a stop request from /state."""
         while run.active and not self._closing:
             run.view.poll()
-            reason = stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
+            reason = (stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
+                      or (run.crash_loop.reason if run.crash_loop else None))
             if reason and run.stop_request is None:
                 run.stop_request = reason
                 with self._lock:

@@ -62,12 +62,13 @@ def selector_matches(selector: str, labels: dict[str, str]) -> bool:
 def container_status(name: str, *, restarts: int = 0, started: float | None = None,
                      last_terminated: dict[str, Any] | None = None, terminated: dict[str, Any] | None = None,
                      waiting: tuple[str, str] | None = None, ready: bool = True) -> dict[str, Any]:
-    """A v1 ContainerStatus. `last_terminated` / `terminated`: reason, exit_code, finished (epoch)."""
+    """A v1 ContainerStatus. `last_terminated` / `terminated`: reason, exit_code, started and
+    finished (epoch)."""
 
     def term(spec: dict[str, Any]) -> dict[str, Any]:
         finished = spec.get("finished", time.time())
         return {"exitCode": spec.get("exit_code", 137), "reason": spec.get("reason", "OOMKilled"),
-                "startedAt": iso(finished - 60), "finishedAt": iso(finished),
+                "startedAt": iso(spec.get("started", finished - 60)), "finishedAt": iso(finished),
                 "containerID": spec.get("container_id", f"containerd://{uuid.uuid4().hex}")}
 
     if terminated is not None:

@@ -36,6 +36,9 @@ BAD = [
     (["run", "--set", "rules.under_test=datanodes"], "rules.under_test='datanodes' is not allowed: all, or Milvus"),
     (["run", "--verify", "some"], "argument --verify: invalid choice: 'some'"),
     (["run", "--target", "external", "--uri", "http://10.1.2.3:19530"], "is not on this machine"),
+    (["run", "--crash-loop-after", "0"], "--crash-loop-after '0': allowed is a whole number of deaths, 1 or more"),
+    (["run", "--crash-loop-after", "two"], "--crash-loop-after 'two': allowed is a whole number"),
+    (["run", "--crash-loop-after", "2.5"], "--crash-loop-after '2.5': allowed is a whole number"),
     (["report", "/nonexistent"], "is not a finished run directory"),
     (["frobnicate"], "invalid choice"),
 ]

@@ -288,3 +288,25 @@ def test_rendering_is_deterministic(tmp_path: Path) -> None:
     first = [(run_dir / n).read_text() for n in ("report.md", "report.html", "junit.xml")]
     render_report(run_dir)
     assert first == [(run_dir / n).read_text() for n in ("report.md", "report.html", "junit.xml")]
+
+
+def test_crash_loop_fixture_shows_each_recovery(tmp_path: Path) -> None:
+    """A real crash loop: the reason first, each restart's recovery in a table and on the chart."""
+    run_dir = copy_fixture("crash-loop-2.3.5", tmp_path)
+    render_report(run_dir)
+    page = (run_dir / "report.html").read_text()
+    text = (run_dir / "report.md").read_text()
+    reason = ("standalone crash-looping: OOM-killed 3 times while recovering (each within ~28 s of restart), "
+              "never ready again after 400,000 acked rows")
+    assert f"- {reason}" in text and html.escape(reason) in page
+    assert "## Recovery after each restart" in text
+    assert "| standalone | 1 | +109.3 s | OOM-killed while recovering | 28.5 s | 2.00 GiB |" in text
+    assert "| standalone | 4 | +3 min 11 s | ready | 45.1 s | 4.08 GiB |" in text
+    assert page.count("OOM-killed while recovering") == 3 and 'id="recoveries"' in page
+    ids = svg_ids(page)
+    assert {"recovery-1", "recovery-2", "recovery-3", "recovery-4", "crash-loop-marker"} <= set(ids)
+    # The memory line goes on through the restarts and the check after the load.
+    stopped = next(e["t"] for e in map(json.loads, (run_dir / "events.jsonl").read_text().splitlines())
+                   if e["type"] == "LoadStopped")
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert max(s["t"] for s in samples) > stopped + 60

@@ -1,0 +1,212 @@
+"""Recovery on real embedded Milvus: deaths while a restarted server recovers are recorded at
+once, a crash loop ends the run with FAIL, and --keep-going still reaches the planned rows
+when recovery succeeds."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from harness import milvus_client
+from harness.load import batches, collection
+from harness.load.insert import NumpyInserter
+from harness.rundir import read_jsonl
+from harness.scenario import model as scenarios
+from harness.targets.embedded import EmbeddedTarget
+from harness.targets.protocol import TargetOptions
+from harness.watch import events
+from harness.watch.events import Event, RunContext
+
+pytestmark = pytest.mark.milvus
+
+#: Milvus's own log lines start with their time: [2026/11/29 16:19:16.123 +00:00]
+_LOG_TIME = re.compile(rb"^\[(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d\d:\d\d)\]")
+
+
+def _wait_for(check, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
+
+
+class _OomCounter:
+    """Polls a cgroup's oom_kill counter every 20 ms and keeps when each kill first showed."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}  # kill number -> first time the counter showed it
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self.path: Path | None = None
+
+    def start(self, path: Path) -> None:
+        self.path = path
+        self._thread.start()
+
+    def _loop(self) -> None:
+        assert self.path is not None
+        name = "memory.oom_control" if (self.path / "memory.oom_control").exists() else "memory.events"
+        while not self._stop.wait(0.02):
+            try:
+                text = (self.path / name).read_text()
+            except OSError:
+                return  # the run removed its cgroup
+            now = time.time()
+            count = int(next((line.split()[1] for line in text.splitlines() if line.startswith("oom_kill ")), 0))
+            for k in range(1, count + 1):
+                self.seen.setdefault(k, now)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _log_times(log_dir: Path) -> list[float]:
+    """The time of every timestamped line of the server's logs."""
+    times = []
+    for path in log_dir.glob("standalone-*.log"):
+        for line in path.read_bytes().splitlines():
+            m = _LOG_TIME.match(line)
+            if m:
+                times.append(datetime.strptime(m.group(1).decode(), "%Y/%m/%d %H:%M:%S.%f %z").timestamp())
+    return sorted(times)
+
+
+def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(tmp_path, milvus_version,
+                                                                                  harness_cli):
+    # The seed at its default 2 GiB: the restarted server replays its log and is OOM-killed again.
+    report_dir = tmp_path / "reports"
+    began = time.time()
+    proc = harness_cli.start("run", "--report-dir", str(report_dir), "--keep-going", "--set", "total_rows=1000000",
+                             "--restart-backoff", "1s")
+    counter = _OomCounter()
+    try:
+        def cgroup_known() -> bool:
+            runs = list(report_dir.glob("*/run.json")) if report_dir.exists() else []
+            facts = json.loads(runs[0].read_text()).get("facts", {}) if runs else {}
+            if facts.get("cgroup"):
+                counter.start(Path(facts["cgroup"]))
+                return True
+            return proc.poll() is not None
+
+        _wait_for(cgroup_known, 240, "the run's cgroup in run.json")
+        out, err = proc.communicate(timeout=420)
+    finally:
+        counter.stop()
+    elapsed = time.time() - began
+    [run_dir] = list(report_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    recorded = list(read_jsonl(run_dir / "events.jsonl"))
+    print(f"\ncrash loop run: {elapsed:.0f} s, kills seen by the counter at {counter.seen}")
+    for e in recorded:
+        print(f"  {e['t'] - began:7.1f} {e['type']:12} {e['detail'][:110]}")
+    assert proc.returncode == 1 and summary["verdict"] == "FAIL", out + err
+    reason = summary["reasons"][0]
+    assert re.fullmatch(r"standalone crash-looping: OOM-killed 3 times while recovering \(each within ~\d+ s of "
+                        r"restart\), never ready again after [\d,]+ acked rows", reason), reason
+    assert f"after {summary['rows']['acked']:,} acked rows" in reason
+    stopped = next(e for e in recorded if e["type"] == events.LOAD_STOPPED)
+    assert stopped["detail"] == reason  # the crash loop stopped the load, nobody from outside
+    ooms = [e for e in recorded if e["type"] == events.OOM_KILLED]
+    assert len(ooms) == 4  # the first during the load, three while recovering
+    assert [o["data"]["recovering"] for o in ooms] == [False, True, True, True]
+    # Each OOMKilled within 2 s of the kernel's kill, as the cgroup's counter showed it ...
+    lateness = [round(o["t"] - counter.seen[o["data"]["oom_kill_count"]], 2) for o in ooms]
+    # ... and of the server's last log line before it.
+    log_times = _log_times(run_dir / "logs")
+    last_lines = [max(t for t in log_times if t <= o["t"] + 0.5) for o in ooms]
+    after_last_line = [round(o["t"] - t, 2) for o, t in zip(ooms, last_lines)]
+    print(f"OOMKilled minus the counter's rise (s): {lateness}; "
+          f"minus the server's last log line (s): {after_last_line}; recoveries: {summary['recoveries']}")
+    assert all(abs(x) <= 2.0 for x in lateness), lateness
+    assert all(x <= 2.0 for x in after_last_line), after_last_line
+    # Every recovery is a phase of its own in the summary: three ended by an OOM kill, then the
+    # one with the limit lifted for the row check came back.
+    assert [r["outcome"] for r in summary["recoveries"]] == ["OOMKilled"] * 3 + ["ready"]
+    assert all(r["peak_memory_bytes"] for r in summary["recoveries"])
+    # Every acked row accounted for, with the limit lifted for the check.
+    rows = summary["rows"]
+    assert rows["verified"] is not None and rows["verified"] + rows["lost"] == rows["acked"] > 0
+    # The load waited for the server instead of firing at a dead port.
+    first_oom = ooms[0]["t"]
+    fired_while_down = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["t_start"] > first_oom + 1.0]
+    assert not fired_while_down, fired_while_down[:3]
+    # The verdict within 3 minutes of the first kill (how long the load takes to get there
+    # depends on the machine), the load stopped at the crash loop; the run then ended by itself.
+    assert stopped["t"] - ooms[0]["t"] < 180, stopped["t"] - ooms[0]["t"]
+    assert stopped["t"] - ooms[3]["t"] < 10, "the load was not stopped at once"
+
+
+def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_version, no_leftovers):
+    seed = scenarios.load("seed")
+    context = RunContext()
+    arrived: list[tuple[float, Event]] = []
+    context.on_event(lambda e: arrived.append((time.time(), e)))
+    # A 20 s session TTL: the restarted server answers reads well before flush works, so the
+    # harness is sure to be in its readiness wait when the test kills it.
+    target = EmbeddedTarget(TargetOptions(milvus_version=milvus_version, restart_backoff=1.0,
+                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "20"}))
+    with target:
+        target.start(context)
+        address = target.server.address
+        collection.create(address, seed)
+        inserter = NumpyInserter(address, seed.collection, seed, timeout=30)
+        try:
+            assert inserter.insert(batches.generate_batch(seed, 0)).ok
+        finally:
+            inserter.close()
+        target.kill()  # a first death; its restart is the one killed while being waited on
+        _wait_for(lambda: any(e.type == events.RESTARTED for _, e in arrived), 30, "the first restart")
+        restarted = target.pid()
+        assert restarted is not None
+        # The restarted server answers reads while its old session is still held, so flush does
+        # not work yet: the harness is in its readiness wait (no Ready since the restart).
+        _wait_for(lambda: milvus_client.answers(address), 120, "the restarted server answers")
+        assert [e.type for _, e in arrived].count(events.READY) == 1, "ready before the old session expired"
+        time.sleep(2.0)
+        target.kill()
+        killed_at = time.time()
+        _wait_for(lambda: len([e for _, e in arrived if e.type == events.EXITED]) == 2, 30, "the second death")
+        received, death = [(t, e) for t, e in arrived if e.type == events.EXITED][1]
+        print(f"\ndeath during the readiness wait recorded {received - killed_at:.2f} s after the kill")
+        assert received - killed_at < 2.0
+        assert death.data["recovering"] is True and "SIGKILL" in death.detail
+        # No Ready for the killed server; the next restart comes back and takes writes.
+        assert [e.type for _, e in arrived].count(events.READY) == 1
+        assert target.wait_ready(180)
+        assert target.pid() not in (None, restarted)
+
+
+def test_keep_going_through_kills_reaches_the_planned_rows_when_recovery_succeeds(tmp_path, milvus_version,
+                                                                                   harness_cli):
+    # Three kills at row milestones: each is reached only after the server recovered and took
+    # rows again, so no crash loop; the load waits while the server is down.
+    report_dir = tmp_path / "reports"
+    result = harness_cli.run("run", "--report-dir", str(report_dir), "--scenario", "smoke", "--keep-going",
+                             "--set", "total_rows=200000", "--restart-backoff", "1s", "--restart-backoff-max", "2s",
+                             "--inject", "kill@rows=40000", "--inject", "kill@rows=90000",
+                             "--inject", "kill@rows=140000", timeout=600)
+    [run_dir] = list(report_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    recorded = list(read_jsonl(run_dir / "events.jsonl"))
+    assert result.returncode == 0 and summary["verdict"] == "PASS", result.stdout + result.stderr
+    assert not [e for e in recorded if e["type"] == events.CRASH_LOOP]
+    assert summary["rows"]["acked"] == summary["rows"]["verified"] == 200_000 and summary["rows"]["lost"] == 0
+    deaths = [e for e in recorded if e["type"] == events.EXITED]
+    assert len(deaths) == 3
+    assert [r["outcome"] for r in summary["recoveries"]] == ["ready"] * 3
+    # No insert was started between a death (plus the one in flight) and the Ready that followed it.
+    acks = list(read_jsonl(run_dir / "acks.jsonl"))
+    readies = [e["t"] for e in recorded if e["type"] == events.READY]
+    for death in deaths:
+        ready = min(t for t in readies if t > death["t"])
+        started = [a for a in acks if death["t"] + 1.0 < a["t_start"] < ready]
+        assert not started, (death, started[:3])
+    assert summary["inserts"]["failures_while_down"] <= summary["inserts"]["failures"]
