@@ -16,7 +16,6 @@ from harness.units import parse_bytes, parse_duration
 
 if TYPE_CHECKING:  # the run's modules (pymilvus among them) load only when a command runs
     from harness.run.lifecycle import RunOptions
-    from harness.run.recovery import parse_crash_loop_after
 
 
 def key_value(text: str) -> tuple[str, str]:
@@ -122,6 +121,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
 def run_options_from_args(args: argparse.Namespace) -> RunOptions:
     """The run's options from the parsed flags, validated before anything starts."""
     from harness.run.lifecycle import RunOptions
+    from harness.run.recovery import parse_crash_loop_after
 
     return RunOptions(
         scenario=args.scenario, overrides=dict(args.overrides), target=target_options_from_args(args),
