@@ -4,6 +4,10 @@ The server runs in a memory cgroup (or under the watchdog), on ports chosen free
 confirmed by the server answering on them, in a data dir owned by the run. When it dies the
 supervisor records why (OOMKilled when the cgroup's oom_kill count rose) and restarts it on
 the same data dir after a kubelet-like back-off: 10 s, doubling, capped at 5 min.
+
+Over 400 lines on purpose: start, the supervisor (deaths, back-off, the readiness probe of
+each restart) and stop share one lock, one process handle and one cgroup, and a death must be
+decided against all three at once; apart, they would need that state passed between them.
 """
 
 from __future__ import annotations

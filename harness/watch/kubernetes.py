@@ -18,6 +18,10 @@ the last termination kubelet keeps (reason OOMKilled, exit code 137, finishedAt 
 time), each termination reported once. The API server or the metrics API failing, missing
 (404), unavailable (503) or slow is a WatchGap event, retried with back-off; the watcher
 itself never dies of it.
+
+Over 400 lines on purpose: one poll reads pods, PodMetrics and /metrics into one per-pod state
+(series names, restart counts, terminations seen, figures fired); the API's back-off and gap
+accounting already live in harness/watch/kube_api.py.
 """
 
 from __future__ import annotations
