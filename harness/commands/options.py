@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import UsageError
 from harness.targets.protocol import TargetOptions
-from harness.units import parse_bytes, parse_duration
+from harness.units import DURATION_HELP, SIZE_HELP, parse_bytes, parse_duration
 
 if TYPE_CHECKING:  # the run's modules (pymilvus among them) load only when a command runs
     from harness.run.lifecycle import RunOptions
@@ -27,7 +27,7 @@ def key_value(text: str) -> tuple[str, str]:
 
 def add_target_options(parser: argparse.ArgumentParser) -> None:
     """Options that choose and shape the Milvus under test; shared by run, ui, matrix, bisect."""
-    group = parser.add_argument_group("target")
+    group = parser.add_argument_group("target", description=f"SIZE is {SIZE_HELP}. DURATION is {DURATION_HELP}.")
     group.add_argument("--target", choices=["embedded", "kind", "external"], default="embedded",
                        help="where Milvus comes from (default: embedded, the PyPI milvus server)")
     group.add_argument("--milvus-version", metavar="V",
@@ -41,14 +41,14 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-oom-kill", dest="oom_kill", action="store_false",
                        help="embedded: at the limit the kernel pauses the server instead of killing it "
                             "(cgroup v1 oom_kill_disable), so the run shows a memory stall")
-    group.add_argument("--restart-backoff", metavar="SECONDS", default="10s",
+    group.add_argument("--restart-backoff", metavar="DURATION", default="10s",
                        help="first back-off before a restart, doubling, capped at 5 min (default 10s)")
-    group.add_argument("--restart-backoff-max", metavar="SECONDS", default="5m",
+    group.add_argument("--restart-backoff-max", metavar="DURATION", default="5m",
                        help="cap of the doubling restart back-off (default 5m, as kubelet)")
-    group.add_argument("--watch-interval", metavar="SECONDS", default=None,
+    group.add_argument("--watch-interval", metavar="DURATION", default=None,
                        help="how often the watcher samples (default 1s; kind/external 2s: each poll also reads "
                             "the /metrics of the pods under test through the API server; at least 0.1s)")
-    group.add_argument("--stall-after", metavar="SECONDS", default="20s",
+    group.add_argument("--stall-after", metavar="DURATION", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
     group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
     group.add_argument("--allow-remote", action="store_true",
