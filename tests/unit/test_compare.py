@@ -37,15 +37,21 @@ def test_fail_against_pass_is_worse():
     assert "the memory limits differ" in comparison.notes
 
 
-def test_pass_against_fail_is_better_and_exits_0():
+def test_pass_against_fail_is_better():
     comparison = compare_runs(FAIL, PASS_A)
-    assert comparison.exit_code == 0
     assert _row(comparison, "verdict").change == "better"
     assert _row(comparison, "rows at the first OOM kill").change == "better"
+    # The PASS grew faster per 100k rows than the FAIL did before its OOM kill: that is flagged
+    # at 1.1, and passes at a factor above the ratio.
+    growth = _row(comparison, "memory growth (MB per 100k rows)")
+    assert growth.change == "worse" and comparison.exit_code == 1 and growth.ratio > 1.1
+    assert compare_runs(FAIL, PASS_A, factor=growth.ratio * 1.01).exit_code == 0
 
 
 def test_two_pass_runs_within_the_factor():
-    comparison = compare_runs(PASS_A, PASS_B, factor=1.25)
+    # Two identical runs on the loaded 2-core machine that captured them differ by 1.27 in
+    # insert rate (fixtures' README): 1.5 is the factor such a machine needs.
+    comparison = compare_runs(PASS_A, PASS_B, factor=1.5)
     assert [r.name for r in comparison.worse] == [] and comparison.exit_code == 0
     assert comparison.notes == ["top allocation sites: neither run has heap profiles"]  # same settings
 
