@@ -121,7 +121,7 @@ class ProcessWatcher:
         if with_metrics and url and target.pid():
             try:
                 self._metrics = fetch_metrics(url)
-            except Exception as exc:  # server busy or restarting: keep the last figures
+            except Exception as exc:  # server busy or restarting: no figures this sample
                 log.debug("metrics fetch failed: %s", exc)
                 self._metrics = {}
         self._note_gap(error)
