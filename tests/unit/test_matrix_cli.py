@@ -424,10 +424,12 @@ def test_bisect_lands_on_the_first_bad_version(tmp_path: Path, monkeypatch: pyte
 def test_bisect_undecided_is_125(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     verdicts = {"2.3.0": "PASS", "2.3.1": "PASS", "2.3.2": "INCONCLUSIVE", "2.3.3": "FAIL"}
-    scripted_bisect(monkeypatch, verdicts)
+    runs, installed = scripted_bisect(monkeypatch, verdicts)
     assert main(["bisect", "--good", "2.3.1", "--bad", "2.3.3", "--no-prefetch",
                  "--report-dir", str(tmp_path / "r")]) == 125
     assert "could not be decided: 2.3.2 was INCONCLUSIVE" in capsys.readouterr().out
+    assert runs.calls == ["2.3.1", "2.3.3", "2.3.2"]
+    assert installed == []  # --no-prefetch: no version was installed ahead of its run
 
 
 def test_bisect_wrong_endpoints_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
