@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any, Callable
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,40 @@ def harness_cli(no_leftovers: None) -> Iterator[HarnessProcesses]:
         yield procs
     finally:
         procs.stop_all()
+
+
+class DirectCount:
+    """Wraps the run's end check: `before(address, collection)` runs first (a test's fault);
+    afterwards every acked batch's primary-key range is counted again with a plain pymilvus
+    count(*) query (Strong consistency), not the harness's helper, into `per_batch`."""
+
+    def __init__(self) -> None:
+        self.before: Callable[[str, str], None] | None = None
+        self.per_batch: list[int] | None = None
+
+    def wrap(self, real_verify: Callable[..., Any]) -> Callable[..., Any]:
+        from harness.milvus_client import MilvusAdmin
+
+        def verify_then_count_directly(address: str, collection: str, acked: list[dict], **kw: Any) -> Any:
+            if self.before:
+                self.before(address, collection)
+            result = real_verify(address, collection, acked, **kw)
+            with MilvusAdmin(address, timeout=30) as admin:
+                coll = admin.collection(collection)
+                coll.load(timeout=300)
+                self.per_batch = [coll.query(f"id >= {a['first_pk']} and id <= {a['last_pk']}",
+                                             output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+                                  for a in acked]
+            return result
+
+        return verify_then_count_directly
+
+
+@pytest.fixture
+def direct_count(monkeypatch: pytest.MonkeyPatch) -> DirectCount:
+    """A direct count of what the server holds at the end of an in-process run (see DirectCount)."""
+    import harness.run.lifecycle
+
+    counter = DirectCount()
+    monkeypatch.setattr(harness.run.lifecycle, "verify", counter.wrap(harness.run.lifecycle.verify))
+    return counter

@@ -203,31 +203,8 @@ def _delete_pks(address: str, collection: str, pks: range) -> None:
         admin.collection(collection).delete("id in [%s]" % ",".join(map(str, pks)))
 
 
-def _count_directly_after_verify(monkeypatch, seen: dict, before=None) -> None:
-    """Wrap the end check: `before(address, collection)` runs first; afterwards every acked
-    batch's range is counted again with a plain pymilvus count(*) query, into seen["direct"]."""
-    import harness.run.lifecycle
-    from harness.milvus_client import MilvusAdmin
-
-    real_verify = harness.run.lifecycle.verify
-
-    def verify_then_count_directly(address, collection, acked, **kw):
-        if before:
-            before(address, collection)
-        result = real_verify(address, collection, acked, **kw)
-        with MilvusAdmin(address, timeout=30) as admin:
-            coll = admin.collection(collection)
-            coll.load(timeout=300)
-            seen["direct"] = [coll.query(f"id >= {a['first_pk']} and id <= {a['last_pk']}",
-                                         output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
-                              for a in acked]
-        return result
-
-    monkeypatch.setattr(harness.run.lifecycle, "verify", verify_then_count_directly)
-
-
 def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(tmp_path, milvus_version,
-                                                                                no_leftovers, monkeypatch):
+                                                                                no_leftovers, direct_count):
     """The main job (seed, 2 GiB, stop at the first OOM kill); once the server is back for the
     end check, batch 1 is deleted. The harness must count it lost, charge it to the OOM kill,
     and agree with a direct count(*) of every acked range."""
@@ -238,15 +215,13 @@ def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(
     from harness.run.lifecycle import RunOptions, run
     from harness.targets.protocol import TargetOptions
 
-    seen: dict = {}
-    _count_directly_after_verify(monkeypatch, seen,
-                                 before=lambda address, coll: _delete_pks(address, coll, range(50_000, 100_000)))
+    direct_count.before = lambda address, coll: _delete_pks(address, coll, range(50_000, 100_000))
     result = run(RunOptions(report_dir=tmp_path, target=TargetOptions(milvus_version=milvus_version)),
                  console=Console(file=io.StringIO()))
     rows, summary = result.summary["rows"], result.summary
     assert summary["first_oom"] and summary["components"]["standalone"]["oom_kills"] == 1
     assert rows["acked"] >= 100_000 and rows["lost"] == 50_000 and rows["lost_batches"] == [1]
-    assert rows["verified"] == sum(seen["direct"]) == rows["acked"] - 50_000
+    assert rows["verified"] == sum(direct_count.per_batch) == rows["acked"] - 50_000
     [group] = rows["lost_after"]
     assert group["death"]["type"] == "OOMKilled" and group["rows"] == 50_000
     assert any(r.startswith("1 batch, 50,000 acked rows missing after the standalone OOM kill at ")
@@ -254,7 +229,7 @@ def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(
 
 
 def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(tmp_path, milvus_version,
-                                                                                 no_leftovers, monkeypatch):
+                                                                                 no_leftovers, direct_count):
     """After an injected kill the test deletes one acked batch through Milvus itself (the way a
     lost WAL would show), then lets the run finish. The harness must name that batch, charge it
     to the kill, FAIL, and its figures must match what a direct count(*) finds."""
@@ -274,7 +249,6 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
             _delete_pks(seen["address"], "harness_smoke", range(10_000))
             seen["deleted"] = True
 
-    _count_directly_after_verify(monkeypatch, seen)
     result = run(RunOptions(scenario="smoke", inject=["kill@rows=60000"], report_dir=tmp_path,
                             overrides={"total_rows": str(SLOW_LOAD_ROWS), "wait_s": "1"},
                             target=TargetOptions(milvus_version=milvus_version, restart_backoff=2.0)),
@@ -283,7 +257,7 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
     rows = result.summary["rows"]
     assert seen.get("deleted") and result.summary["verdict"] == "FAIL" and result.exit_code == 1
     assert rows["lost"] == 10_000 and rows["lost_batches"] == [0]
-    assert rows["verified"] == sum(seen["direct"]) == rows["acked"] - 10_000
+    assert rows["verified"] == sum(direct_count.per_batch) == rows["acked"] - 10_000
     [group] = rows["lost_after"]
     assert group["batches"] == [0] and group["death"]["injected"] is True
     assert "1 batch, 10,000 acked rows missing after the standalone injected kill at" in result.summary["reasons"][0]
