@@ -166,6 +166,10 @@ BAD_MATRIX = [
     (["--target", "kind"], "needs --milvus-versions"),
     (["--milvus-versions", "2.3.4", "--memory-limit", "2 bananas"], "not a size"),
     (["--milvus-versions", "2.3.4", "--id", "../elsewhere"], "--id '../elsewhere'"),
+    # `all` is every published version, checked like a list: alone, and with the rest valid
+    (["--milvus-versions", "all,2.3.4"], "'all' is not published"),
+    (["--milvus-versions", "all", "--vary", "shards=1,x"], "--vary shards: shards='x' is not a valid int"),
+    (["--milvus-versions", "all", "--milvus-version", "2.3.5"], "not both"),
 ]
 
 
@@ -243,6 +247,17 @@ def test_matrix_runs_every_cell_with_its_version_and_values(tmp_path: Path, monk
     run_ids = [o.run_id for o in cells.calls]
     assert len(set(run_ids)) == 4 and all(r and r.startswith("t-smoke-") for r in run_ids)
     assert code == 1
+
+
+def test_matrix_all_versions_is_one_cell_per_published_version(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = ScriptedCells(by_shards)
+    monkeypatch.setattr(matrix, "run_cell", cells)
+    assert main(["matrix", "--milvus-versions", "all", "--scenario", "smoke", "--report-dir",
+                 str(tmp_path / "reports"), "--id", "all"]) == 0
+    assert [o.target.milvus_version for o in cells.calls] == PUBLISHED  # oldest first, each once
+    summary = read_json(tmp_path / "reports" / "matrix-all" / "summary.json")
+    assert [c["version"] for c in summary["cells"]] == PUBLISHED
 
 
 def test_matrix_summary_holds_each_cells_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
