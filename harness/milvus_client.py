@@ -6,11 +6,18 @@ pymilvus errors are translated here, where they enter: callers see TargetError o
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def _bounded(timeout: float) -> int:
+    """pymilvus ends its retries (75 of them, ~3.5 min against a dead server) at `timeout`
+    only when it is an int; a float is ignored, so a readiness probe outlives the server."""
+    return max(1, math.ceil(timeout))
 
 
 class MilvusAdmin:
@@ -46,15 +53,18 @@ class MilvusAdmin:
     def list_collections(self, timeout: float = 10.0) -> list[str]:
         from pymilvus import utility
 
-        return list(utility.list_collections(timeout=timeout, using=self.alias))
+        return list(utility.list_collections(timeout=_bounded(timeout), using=self.alias))
 
     def collection(self, name: str) -> Any:
         from pymilvus import Collection
 
         return Collection(name, using=self.alias)
 
-    def flush(self, name: str, timeout: float = 30.0) -> None:
-        self.collection(name).flush(timeout=timeout)
+    def flush(self, name: str, timeout: float = 30.0, retry_times: int | None = None) -> None:
+        """Flush and wait until flushed; `retry_times` also bounds pymilvus's retries of the
+        flush-state polls, which ignore `timeout`."""
+        extra = {"retry_times": retry_times} if retry_times is not None else {}
+        self.collection(name).flush(timeout=_bounded(timeout), **extra)
 
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
@@ -81,7 +91,7 @@ def accepts_writes(address: str, timeout: float = 10.0) -> bool:
     try:
         with MilvusAdmin(address, timeout=timeout) as admin:
             for name in admin.list_collections(timeout=timeout):
-                admin.flush(name, timeout=timeout)
+                admin.flush(name, timeout=timeout, retry_times=3)  # a probe: fail fast, the caller polls
         return True
     except Exception as exc:
         log.debug("%s does not accept writes yet: %s", address, exc)
