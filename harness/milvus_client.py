@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
 from typing import Any
@@ -60,11 +61,8 @@ class MilvusAdmin:
 
         return Collection(name, using=self.alias)
 
-    def flush(self, name: str, timeout: float = 30.0, retry_times: int | None = None) -> None:
-        """Flush and wait until flushed; `retry_times` also bounds pymilvus's retries of the
-        flush-state polls, which ignore `timeout`."""
-        extra = {"retry_times": retry_times} if retry_times is not None else {}
-        self.collection(name).flush(timeout=_bounded(timeout), **extra)
+    def flush(self, name: str, timeout: float = 30.0) -> None:
+        self.collection(name).flush(timeout=_bounded(timeout))
 
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
@@ -87,15 +85,26 @@ def answers(address: str, timeout: float = 3.0) -> bool:
 
 def accepts_writes(address: str, timeout: float = 10.0) -> bool:
     """True when every collection can be flushed: after a restart the server answers reads
-    ~10 s before the old session expires, and until then flush fails with "node not match"."""
-    try:
-        with MilvusAdmin(address, timeout=timeout) as admin:
-            for name in admin.list_collections(timeout=timeout):
-                admin.flush(name, timeout=timeout, retry_times=3)  # a probe: fail fast, the caller polls
-        return True
-    except Exception as exc:
-        log.debug("%s does not accept writes yet: %s", address, exc)
-        return False
+    ~10 s before the old session expires, and until then flush fails with "node not match".
+
+    Returns within about 2 x timeout even when the server dies meanwhile: pymilvus's wait
+    for the flush retries its state polls 75 times (minutes) whatever the timeout, so the
+    probe runs on a daemon thread that is left to finish on its own."""
+    accepted: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with MilvusAdmin(address, timeout=timeout) as admin:
+                for name in admin.list_collections(timeout=timeout):
+                    admin.flush(name, timeout=timeout)
+            accepted.append(True)
+        except Exception as exc:
+            log.debug("%s does not accept writes yet: %s", address, exc)
+
+    thread = threading.Thread(target=probe, name="write-probe", daemon=True)
+    thread.start()
+    thread.join(2 * timeout + 1)
+    return bool(accepted)
 
 
 def wait_until(check, deadline: float, interval: float = 0.25, alive=lambda: True) -> bool:
