@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -88,6 +89,13 @@ def new_cgroups(before: set[Path], session: str) -> list[Path]:
     return [p for p in leftover_cgroups() if p not in before and not in_use_by_others(p, session)]
 
 
-def new_data_dirs(before: set[str], session: str) -> list[str]:
+def new_data_dirs(before: set[str], session: str, settle_s: float = 15.0) -> list[str]:
+    """New data dirs that are no one else's. Another run on the machine makes its data dir a
+    moment before its Milvus starts in it, so a candidate must stay unused for `settle_s`."""
     tmp = Path(tempfile.gettempdir())
-    return [d for d in data_dirs() - before if not in_use_by_others(tmp / d, session)]
+    deadline = time.monotonic() + settle_s
+    while True:
+        found = [d for d in data_dirs() - before if not in_use_by_others(tmp / d, session)]
+        if not found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.5)

@@ -71,7 +71,8 @@ def test_injected_kill_is_marked_apart_and_the_load_carries_on(tmp_path, milvus_
 
 
 def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, harness_cli):
-    proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--inject", "stop@3s:5s")
+    # Paced (0.5 s between batches) so that the load is still going when the pause comes.
+    proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", "wait_s=0.5", "--inject", "stop@3s:5s")
     out, err = proc.communicate(timeout=600)
     run_dir = _only_run(tmp_path)
     injected = [e for e in read_jsonl(run_dir / "events.jsonl") if e["type"] == "Injected"]
@@ -79,10 +80,10 @@ def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, harne
     stopped, resumed = injected[0]["t"], injected[1]["t"]
     assert resumed - stopped >= 5  # held for the whole pause
     # The server really was stopped: no insert was acknowledged while it was (1 s for an answer
-    # sent just before SIGSTOP to be recorded), and one insert waited across the pause.
+    # sent just before SIGSTOP to be recorded), and an insert sent meanwhile waited for SIGCONT.
     acks = list(read_jsonl(run_dir / "acks.jsonl"))
     assert not [a for a in acks if a["ok"] and stopped + 1.0 < a["t"] < resumed]
-    assert any(a["t_start"] < stopped + 1.0 and a["t"] >= resumed for a in acks)
+    assert any(a["t_start"] < resumed <= a["t"] for a in acks)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["components"]["standalone"]["restarts"] == 0
     assert summary["rows"]["acked"] > 0 and summary["rows"]["lost"] == 0, out + err
