@@ -1,6 +1,5 @@
 """Options README documents, each run for real once, kept short (smoke scenario, low limits):
-timed and periodic kills with --run-time and the row check turned off, --keep-going through
-an OOM kill, the external target, the "too old for this scenario" gate, matrix and bisect
+timed and periodic kills with --run-time and the row check turned off, the external target, the "too old for this scenario" gate, matrix and bisect
 reusing a real finished run, and --no-oom-kill refused on cgroup v2."""
 
 from __future__ import annotations
@@ -21,6 +20,13 @@ from harness.targets.protocol import TargetOptions
 from harness.watch.events import RunContext
 
 GiB = 2**30
+
+# --keep-going through a real OOM kill is not here (its stop rule is tested in
+# tests/unit/test_logic.py): measured on 2026-11-29 with 2.3.5, the seed's first OOM kill
+# came anywhere from 150,000 rows under 1 GiB to past 400,000 under 2 GiB (none at all in one
+# quiet run), the restarted server was OOM-killed again while replaying its log (a crash
+# loop, every run), and after four kills the verifier could not load the collection within
+# its 300 s (7.5 min for the test). No setting found was both certain to kill and affordable.
 
 
 def _only_run(report_dir: Path) -> Path:
@@ -76,29 +82,6 @@ def test_timed_kills_run_time_and_no_row_check(tmp_path, milvus_version, harness
     assert not [e for e in events if e["type"] == "RowsChecked"]
     assert summary["rows"]["verified"] == summary["rows"]["acked"] and summary["rows"]["lost"] == 0
     assert summary["verdict"] == "PASS" and result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.milvus
-def test_keep_going_through_an_oom_kill_to_the_planned_rows(tmp_path, milvus_version, harness_cli):
-    """The seed at 2 GiB is OOM-killed after about 300,000 rows; with --keep-going the run goes
-    on after the kill and restart to all 400,000 planned rows, and every one is verified. It is
-    still a FAIL: the OOM kill is what the run is judged on. (Under the same limit a third
-    hundred thousand rows later the restarted 2.3.5 server is OOM-killed again while it replays
-    its log, every time: a crash loop, so the test plans one kill's worth of rows; --run-time
-    bounds it if that loop comes early.)"""
-    result = harness_cli.run("run", "--keep-going", "--restart-backoff", "1s", "--set", "total_rows=400000",
-                             "--run-time", "3m", "--report-dir", str(tmp_path), timeout=900)
-    run_dir = _only_run(tmp_path)
-    summary = read_json(run_dir / "summary.json")
-    events = _events(run_dir)
-    comp = summary["components"]["standalone"]
-    assert comp["oom_kills"] >= 1 and comp["restarts"] >= comp["oom_kills"], comp
-    first_oom = next(e["t"] for e in events if e["type"] == "OOMKilled")
-    acks = list(read_jsonl(run_dir / "acks.jsonl"))
-    assert any(a["ok"] and a["t"] > first_oom for a in acks)  # the load went on after the kill
-    assert summary["rows"]["acked"] == summary["rows"]["verified"] == 400_000 and summary["rows"]["lost"] == 0
-    assert summary["verdict"] == "FAIL" and result.returncode == 1, result.stdout + result.stderr
-    assert any("OOM-killed" in r for r in summary["reasons"])
 
 
 @pytest.mark.milvus
