@@ -6,11 +6,19 @@ pymilvus errors are translated here, where they enter: callers see TargetError o
 from __future__ import annotations
 
 import logging
+import math
+import threading
 import time
 import uuid
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def _bounded(timeout: float) -> int:
+    """pymilvus ends its retries (75 of them, ~3.5 min against a dead server) at `timeout`
+    only when it is an int; a float is ignored, so a readiness probe outlives the server."""
+    return max(1, math.ceil(timeout))
 
 
 class MilvusAdmin:
@@ -46,7 +54,7 @@ class MilvusAdmin:
     def list_collections(self, timeout: float = 10.0) -> list[str]:
         from pymilvus import utility
 
-        return list(utility.list_collections(timeout=timeout, using=self.alias))
+        return list(utility.list_collections(timeout=_bounded(timeout), using=self.alias))
 
     def collection(self, name: str) -> Any:
         from pymilvus import Collection
@@ -54,7 +62,7 @@ class MilvusAdmin:
         return Collection(name, using=self.alias)
 
     def flush(self, name: str, timeout: float = 30.0) -> None:
-        self.collection(name).flush(timeout=timeout)
+        self.collection(name).flush(timeout=_bounded(timeout))
 
     def persisted_rows(self, name: str, timeout: float = 60.0) -> int:
         """Rows in the collection's persisted (sealed or flushed) segments, as the data
@@ -88,16 +96,27 @@ def accepts_writes(address: str, collection: str | None, timeout: float = 10.0) 
     """True when the scenario's collection can be flushed: after a restart the server answers
     reads ~10 s before the old session expires, and until then flush fails with "node not
     match". Only that collection is flushed, never the server's others; before it exists,
-    answering is enough."""
-    try:
-        with MilvusAdmin(address, timeout=timeout) as admin:
-            names = admin.list_collections(timeout=timeout)
-            if collection is not None and collection in names:
-                admin.flush(collection, timeout=timeout)
-        return True
-    except Exception as exc:
-        log.debug("%s does not accept writes yet: %s", address, exc)
-        return False
+    answering is enough.
+
+    Returns within about 2 x timeout even when the server dies meanwhile: pymilvus's wait
+    for the flush retries its state polls 75 times (minutes) whatever the timeout, so the
+    probe runs on a daemon thread that is left to finish on its own."""
+    accepted: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with MilvusAdmin(address, timeout=timeout) as admin:
+                names = admin.list_collections(timeout=timeout)
+                if collection is not None and collection in names:
+                    admin.flush(collection, timeout=timeout)
+            accepted.append(True)
+        except Exception as exc:
+            log.debug("%s does not accept writes yet: %s", address, exc)
+
+    thread = threading.Thread(target=probe, name="write-probe", daemon=True)
+    thread.start()
+    thread.join(2 * timeout + 1)
+    return bool(accepted)
 
 
 def wait_until(check, deadline: float, interval: float = 0.25, alive=lambda: True) -> bool:

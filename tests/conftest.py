@@ -7,57 +7,20 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
+from typing import Any, Callable
 from pathlib import Path
 
-import psutil
 import pytest
 
 from harness.targets.cgroup import leftover_cgroups
 
+from leaks import SESSION_VAR, data_dirs, milvus_processes, new_cgroups, new_data_dirs, new_session_id
+
+# Tag every process this session starts (see tests/leaks.py): set before any test runs, so
+# every child, and every Milvus a child starts, inherits it.
+SESSION = os.environ[SESSION_VAR] = new_session_id()
 _before_cgroups: set[Path] = set()
-
-
-def _our_milvus_processes() -> list[psutil.Process]:
-    """Milvus servers that are descendants of this test process (never anyone else's)."""
-    found = []
-    for child in psutil.Process(os.getpid()).children(recursive=True):
-        try:
-            if child.name() == "milvus" or "milvus" in " ".join(child.cmdline()[:1]):
-                found.append(child)
-        except psutil.Error:
-            pass
-    return found
-
-
-def _data_dirs() -> set[str]:
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("milvus-harness-data-")}
-
-
-def _in_use_by_others(path: Path) -> bool:
-    """A cgroup or data dir that a live process outside this test session uses (a developer's
-    own run on the same machine) is theirs, not a leak of ours."""
-    mine = {p.pid for p in psutil.Process(os.getpid()).children(recursive=True)} | {os.getpid()}
-    if path.is_absolute() and (path / "cgroup.procs").exists():
-        pids = {int(p) for p in (path / "cgroup.procs").read_text().split()}
-        return bool(pids) and not pids & mine
-    for proc in psutil.process_iter(["name", "cwd"]):
-        try:
-            if proc.info["name"] == "milvus" and str(proc.info["cwd"] or "").find(str(path)) >= 0:
-                return proc.pid not in mine
-        except psutil.Error:
-            continue
-    return False
-
-
-def _new_cgroups(before: set[Path]) -> list[Path]:
-    return [p for p in leftover_cgroups() if p not in before and not _in_use_by_others(p)]
-
-
-def _new_data_dirs(before: set[str]) -> list[str]:
-    tmp = Path(tempfile.gettempdir())
-    return [d for d in _data_dirs() - before if not _in_use_by_others(tmp / d)]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -65,8 +28,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    leaked_groups = _new_cgroups(_before_cgroups)
-    leaked_procs = _our_milvus_processes()
+    leaked_groups = new_cgroups(_before_cgroups, SESSION)
+    leaked_procs = milvus_processes(SESSION)
     if leaked_groups or leaked_procs:
         print(f"\nLEFT BEHIND by the tests: cgroups {leaked_groups}, processes {[p.pid for p in leaked_procs]}")
         session.exitstatus = 1
@@ -74,12 +37,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture
 def no_leftovers():
-    """Asserts that the test left no cgroup, Milvus process or data dir of its own behind."""
-    groups, dirs = set(leftover_cgroups()), _data_dirs()
+    """Asserts that the test left no cgroup, Milvus process or data dir of its own behind,
+    orphaned ones included (a Milvus whose harness died is re-parented to init)."""
+    groups, dirs = set(leftover_cgroups()), data_dirs()
     yield
-    assert not _new_cgroups(groups), "a harness cgroup was left behind"
-    assert not _our_milvus_processes(), "a Milvus process was left running"
-    assert not _new_data_dirs(dirs), "a Milvus data dir was left behind"
+    assert not new_cgroups(groups, SESSION), "a harness cgroup was left behind"
+    assert not milvus_processes(SESSION), "a Milvus process was left running"
+    assert not new_data_dirs(dirs, SESSION), "a Milvus data dir was left behind"
 
 
 @pytest.fixture(scope="session")
@@ -130,3 +94,40 @@ def harness_cli(no_leftovers: None) -> Iterator[HarnessProcesses]:
         yield procs
     finally:
         procs.stop_all()
+
+
+class DirectCount:
+    """Wraps the run's end check: `before(address, collection)` runs first (a test's fault);
+    afterwards every acked batch's primary-key range is counted again with a plain pymilvus
+    count(*) query (Strong consistency), not the harness's helper, into `per_batch`."""
+
+    def __init__(self) -> None:
+        self.before: Callable[[str, str], None] | None = None
+        self.per_batch: list[int] | None = None
+
+    def wrap(self, real_verify: Callable[..., Any]) -> Callable[..., Any]:
+        from harness.milvus_client import MilvusAdmin
+
+        def verify_then_count_directly(address: str, collection: str, acked: list[dict], **kw: Any) -> Any:
+            if self.before:
+                self.before(address, collection)
+            result = real_verify(address, collection, acked, **kw)
+            with MilvusAdmin(address, timeout=30) as admin:
+                coll = admin.collection(collection)
+                coll.load(timeout=300)
+                self.per_batch = [coll.query(f"id >= {a['first_pk']} and id <= {a['last_pk']}",
+                                             output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+                                  for a in acked]
+            return result
+
+        return verify_then_count_directly
+
+
+@pytest.fixture
+def direct_count(monkeypatch: pytest.MonkeyPatch) -> DirectCount:
+    """A direct count of what the server holds at the end of an in-process run (see DirectCount)."""
+    import harness.run.lifecycle
+
+    counter = DirectCount()
+    monkeypatch.setattr(harness.run.lifecycle, "verify", counter.wrap(harness.run.lifecycle.verify))
+    return counter

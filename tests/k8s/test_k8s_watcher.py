@@ -7,7 +7,6 @@ is exact; the outage and never-crash tests run the watcher's own thread.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -226,11 +225,12 @@ def test_metrics_api_404_then_503_are_gaps_and_memory_comes_back(fake_api, make_
 def test_slow_metrics_api_is_a_gap_not_a_stall(fake_api, make_watcher, recorded):
     fake_api.pods = [make_pod("sn", "streamingnode", uid="s")]
     fake_api.set_usage("sn", "streamingnode", "1Gi")
-    fake_api.metrics_delay = 1.5
     watcher = make_watcher(metrics_timeout=0.3)
+    assert watcher.poll_once(recorded.context)  # the client is set up; the metrics API answered
+    fake_api.metrics_delay = 5.0
     began = time.monotonic()
-    assert watcher.poll_once(recorded.context)
-    assert time.monotonic() - began < 1.4  # the poll gave up on the slow API
+    assert watcher.poll_once()
+    assert time.monotonic() - began < fake_api.metrics_delay  # the poll gave up before the API answered
     gap = [e for e in recorded.events if e.type == events.WATCH_GAP]
     assert len(gap) == 1 and gap[0].component == METRICS_COMPONENT and "in time" in gap[0].detail
     assert recorded.last("streamingnode").memory_bytes is None
@@ -244,10 +244,12 @@ def test_api_server_unreachable_for_a_while(fake_api, make_watcher, recorded):
     assert _wait_for(lambda: len(recorded.samples) >= 2)
 
     fake_api.down()
-    time.sleep(1.5)
-    errors_while_down = watcher.api_errors
-    # Back-off: 0.1, 0.2, 0.4, 0.4 ... s between tries, not one every 0.05 s (~30).
-    assert 2 <= errors_while_down <= 10
+    assert _wait_for(lambda: watcher.api_errors >= 1)
+    first_error = time.monotonic()
+    assert _wait_for(lambda: watcher.api_errors >= 4)
+    # Back-off: at least 0.1 + 0.2 + 0.4 s between the first and the fourth try, not one
+    # every 0.05 s (a busy machine only makes the tries later).
+    assert time.monotonic() - first_error >= 0.65
     gaps = [e for e in recorded.events if e.type == events.WATCH_GAP]
     # The first failure is the pooled connection reset or a refused connect, depending on timing.
     assert len(gaps) == 1 and gaps[0].component == API_COMPONENT and "connect" in gaps[0].detail
@@ -271,11 +273,18 @@ def test_api_errors_and_garbage_never_end_the_watcher(fake_api, make_watcher, re
     fake_api.pods_status = 500
     assert _wait_for(lambda: watcher.api_errors >= 2)
     fake_api.pods_status = 200
-    fake_api.pods_body = '{"kind": "PodList", "items": [{"metadata": 17}]}'  # not a pod list
-    time.sleep(0.3)
-    fake_api.pods_body = "<html>502 Bad Gateway</html>"
-    time.sleep(0.3)
-    assert watcher.alive
+
+    def pod_lists_asked() -> int:
+        return sum(1 for r in list(fake_api.requests) if "/pods?" in r and "metrics.k8s.io" not in r)
+
+    for garbage in ('{"kind": "PodList", "items": [{"metadata": 17}]}',  # not a pod list
+                    "<html>502 Bad Gateway</html>"):
+        fake_api.pods_body = garbage
+        asked = pod_lists_asked()
+        # The stand-in served the garbage (the first request after the change), and the watcher
+        # asked again after handling it (the second).
+        assert _wait_for(lambda: pod_lists_asked() >= asked + 2)
+        assert watcher.alive
     fake_api.pods_body = None
     seen = len(recorded.samples)
     assert _wait_for(lambda: len(recorded.samples) > seen)
@@ -322,8 +331,11 @@ def test_fake_pods_are_valid_kubernetes_pods():
             make_pod("c", "proxy", deleting=True, phase="Failed", reason="Evicted")]
     for pod in pods:
         kubernetes_validate.validate(pod, "1.31", strict=True)
+    # Timestamps as the API server writes them: RFC 3339, UTC ("Z"), whole seconds, never rounded up.
     assert iso(0) == "1970-01-01T00:00:00Z"
-    assert datetime.fromtimestamp(0, tz=timezone.utc).year == 1970
+    assert iso(1_700_000_000.9) == "2023-11-14T22:13:20Z"
+    terminated = pods[1]["status"]["containerStatuses"][0]["lastState"]["terminated"]
+    assert terminated["startedAt"] < terminated["finishedAt"]
 
 
 KIND_SELECTOR = "app.kubernetes.io/instance=milvus,app.kubernetes.io/name=milvus"

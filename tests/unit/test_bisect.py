@@ -214,8 +214,13 @@ def test_candidates_include_the_neighbour_of_a_skip() -> None:
     announced: list[list[str]] = []
     target = regression_at(versions, 4, skip={9})
     bisect(versions, "v00", "v19", target, on_candidates=lambda c: announced.append(list(c)))
+    assert len(announced) == len(target.calls)  # one announcement before each evaluation
     for before, tested_next in zip(announced, target.calls[1:]):
         assert tested_next in before
+    # v09 was skipped; what came next was its neighbour, and it was announced before it ran.
+    skipped = target.calls.index("v09")
+    neighbour = target.calls[skipped + 1]
+    assert neighbour in ("v08", "v10") and neighbour in announced[skipped]
 
 
 def test_on_step_sees_every_step_with_what_remains() -> None:

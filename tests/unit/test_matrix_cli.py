@@ -160,6 +160,10 @@ BAD_MATRIX = [
     (["--target", "kind"], "needs --milvus-versions"),
     (["--milvus-versions", "2.3.4", "--memory-limit", "2 bananas"], "not a size"),
     (["--milvus-versions", "2.3.4", "--id", "../elsewhere"], "--id '../elsewhere'"),
+    # `all` is every published version, checked like a list: alone, and with the rest valid
+    (["--milvus-versions", "all,2.3.4"], "'all' is not published"),
+    (["--milvus-versions", "all", "--vary", "shards=1,x"], "--vary shards: shards='x' is not a valid int"),
+    (["--milvus-versions", "all", "--milvus-version", "2.3.5"], "not both"),
 ]
 
 
@@ -237,6 +241,17 @@ def test_matrix_runs_every_cell_with_its_version_and_values(tmp_path: Path, monk
     run_ids = [o.run_id for o in cells.calls]
     assert len(set(run_ids)) == 4 and all(r and r.startswith("t-smoke-") for r in run_ids)
     assert code == 1
+
+
+def test_matrix_all_versions_is_one_cell_per_published_version(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cells = ScriptedCells(by_shards)
+    monkeypatch.setattr(matrix, "run_cell", cells)
+    assert main(["matrix", "--milvus-versions", "all", "--scenario", "smoke", "--report-dir",
+                 str(tmp_path / "reports"), "--id", "all"]) == 0
+    assert [o.target.milvus_version for o in cells.calls] == PUBLISHED  # oldest first, each once
+    summary = read_json(tmp_path / "reports" / "matrix-all" / "summary.json")
+    assert [c["version"] for c in summary["cells"]] == PUBLISHED
 
 
 def test_matrix_summary_holds_each_cells_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -418,10 +433,12 @@ def test_bisect_lands_on_the_first_bad_version(tmp_path: Path, monkeypatch: pyte
 def test_bisect_undecided_is_125(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                  capsys: pytest.CaptureFixture[str]) -> None:
     verdicts = {"2.3.0": "PASS", "2.3.1": "PASS", "2.3.2": "INCONCLUSIVE", "2.3.3": "FAIL"}
-    scripted_bisect(monkeypatch, verdicts)
+    runs, installed = scripted_bisect(monkeypatch, verdicts)
     assert main(["bisect", "--good", "2.3.1", "--bad", "2.3.3", "--no-prefetch",
                  "--report-dir", str(tmp_path / "r")]) == 125
     assert "could not be decided: 2.3.2 was INCONCLUSIVE" in capsys.readouterr().out
+    assert runs.calls == ["2.3.1", "2.3.3", "2.3.2"]
+    assert installed == []  # --no-prefetch: no version was installed ahead of its run
 
 
 def test_bisect_wrong_endpoints_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
