@@ -133,6 +133,14 @@ JUNIT_EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "pass": [("seed", None)],
     "real-oom-2.3.5": [("no OOM kill", "failure"), ("no restart", "failure"), ("no memory stall", None),
                        ("no acked row lost", None)],
+    # three OOM kills while recovering, every acked row still there
+    "crash-loop-2.3.5": [("no crash loop", "failure"), ("no OOM kill", "failure"), ("no restart", "failure"),
+                         ("no memory stall", None), ("no acked row lost", None)],
+    # PASS: nothing died, every row verified
+    "real-pass-a": [("no crash loop", None), ("no OOM kill", None), ("no restart", None), ("no memory stall", None),
+                    ("no acked row lost", None)],
+    "real-pass-b": [("no crash loop", None), ("no OOM kill", None), ("no restart", None), ("no memory stall", None),
+                    ("no acked row lost", None)],
 }
 
 
