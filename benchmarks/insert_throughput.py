@@ -33,7 +33,7 @@ from harness.load.insert import NumpyInserter, build_insert_request
 from harness.run.lifecycle import LOCUSTFILE
 from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 
 def bare_block(address: str, seed: scenarios.Scenario, count: int) -> tuple[int, float]:
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"generation: {gen:,.0f} rows/s; request building: {build:,.0f} rows/s")
 
     with EmbeddedTarget(TargetOptions(memory_limit=16 * 2**30)) as target:
-        address = target.start(RunContext()).address
+        address = target.start(RunEvents()).address
         ratios, totals = [], {"bare": [0, 0.0], "harness": [0, 0.0]}
         for r in range(args.rounds):
             # Each block on a fresh collection, the order swapped every round (ABBA): a filling

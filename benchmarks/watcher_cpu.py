@@ -19,7 +19,7 @@ import urllib.request
 from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
 from harness.watch.process import ProcessWatcher
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 
 def _healthz_ready(target: EmbeddedTarget, started: float, out: list[float]) -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--milvus-version")
     args = parser.parse_args()
     target = EmbeddedTarget(TargetOptions(milvus_version=args.milvus_version, memory_limit=4 * 2**30))
-    context = RunContext()
+    context = RunEvents()
     healthz: list[float] = []
     with target:
         # Start the server ourselves so both readiness clocks share one start instant.

@@ -12,7 +12,7 @@ from harness.errors import UsageError
 from harness.rundir import RunDir, write_json
 from harness.targets.protocol import TargetOptions
 from harness.units import parse_duration
-from harness.watch.events import Recorder, RunContext, Sample
+from harness.watch.events import Recorder, RunEvents, Sample
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,7 +69,7 @@ def run(*, target: str, kube_context: str | None, allow_context: str | None, nam
     write_json(run_dir.run_json, {"command": "watch", "target": target, "kube_context": context_name,
                                   "namespace": namespace, "selector": selector, "interval": interval,
                                   "started": time.time()})
-    ctx = RunContext(run_dir)
+    ctx = RunEvents(run_dir)
     recorder = Recorder(ctx, run_dir)
     if console is not None:
         ctx.on_event(lambda e: console.print(

@@ -28,7 +28,7 @@ from harness.rundir import RunDir, read_jsonl
 from harness.scenario.model import Scenario
 from harness.units import format_bytes
 from harness.watch import events
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 
 if TYPE_CHECKING:
     from harness.targets.protocol import Target
@@ -178,7 +178,7 @@ def _count_ranges(admin: MilvusAdmin, collection: str, acked: list[dict[str, Any
 
 
 def verify_after_load(target: "Target", address: str, scenario: Scenario, run_dir: RunDir,
-                      requested: str | None = None, context: RunContext | None = None) -> dict[str, Any]:
+                      requested: str | None = None, context: RunEvents | None = None) -> dict[str, Any]:
     """Check the acked rows once the target is ready to answer, with the check `plan`
     chooses (or `requested`); the result says which check ran and why. With `context`, a
     VerifyStarted event marks where verification begins (the watchers stay on through it)."""

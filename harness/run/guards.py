@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from harness.errors import TargetError
 from harness.watch import events
-from harness.watch.events import Event, RunContext
+from harness.watch.events import Event, RunEvents
 
 if TYPE_CHECKING:
     from harness.scenario.model import Scenario
@@ -41,7 +41,7 @@ def check_milvus_version(target: str, scenario: Scenario, version: str | None) -
                           "or newer (ARRAY fields need 2.3.0, partition keys 2.2.9)")
 
 
-def collect_stop_events(context: RunContext) -> list[Event]:
+def collect_stop_events(context: RunEvents) -> list[Event]:
     """A list that fills with the stop events fired on `context` from now on."""
     found: list[Event] = []
     context.on_event(lambda e: found.append(e) if e.type in STOP_EVENT_TYPES else None)

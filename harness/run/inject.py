@@ -16,12 +16,12 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable, Protocol
 
 from harness.errors import UsageError
 from harness.units import parse_duration
 from harness.watch import events
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 ALLOWED = "kill@rows=N, kill@DURATION, stop@DURATION:DURATION or kill-every=DURATION (e.g. kill@rows=300000, stop@60s:10s)"
 
@@ -56,10 +56,21 @@ def parse(spec: str) -> Injection:
     raise UsageError(f"--inject {spec!r} is not a fault; allowed: {ALLOWED}")
 
 
+class Killable(Protocol):
+    """What an injection needs of a target: its server's pid, a signal, and a way to say that the
+    next death is the injection's (the embedded target; only it runs a process of ours)."""
+
+    def pid(self) -> int | None: ...
+
+    def kill(self, sig: int) -> None: ...
+
+    def mark_injected_death(self) -> None: ...
+
+
 class Injector:
     """Carries out injections against a target with kill(sig) and mark_injected_death()."""
 
-    def __init__(self, injections: list[Injection], target: Any, context: RunContext,
+    def __init__(self, injections: list[Injection], target: Killable, context: RunEvents,
                  rows_acked: Callable[[], int]) -> None:
         self.injections = injections
         self.target = target

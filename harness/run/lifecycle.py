@@ -40,7 +40,7 @@ from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, judge
 from harness.judge.verify import verify_after_load
 from harness.watch import events
-from harness.watch.events import Event, Recorder, RunContext
+from harness.watch.events import Event, Recorder, RunEvents
 from harness.watch.stall import StallDetector
 
 
@@ -218,7 +218,7 @@ def _warn_render_failed(console: Console | None, exc: BaseException) -> None:
 
 
 def run(options: RunOptions, console: Console | None = None,
-        on_context: Callable[[RunContext], None] | None = None) -> RunResult:
+        on_context: Callable[[RunEvents], None] | None = None) -> RunResult:
     """Run one scenario against one target and judge it; never leaves a process behind."""
     console = console or Console(stderr=False)
     began = time.time()
@@ -228,7 +228,7 @@ def run(options: RunOptions, console: Console | None = None,
 
 
 def _run(options: RunOptions, console: Console, began: float, scenario: scenarios.Scenario,
-         target_options: TargetOptions, on_context: Callable[[RunContext], None] | None) -> RunResult:
+         target_options: TargetOptions, on_context: Callable[[RunEvents], None] | None) -> RunResult:
     check_kube_context(target_options)
     target = make_target(target_options, log_dir=None)
     version = target.version or target_options.milvus_version
@@ -237,7 +237,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     target.log_dir = run_dir.logs  # the server's own logs belong to the run
     inputs = run_inputs(run_id, options, scenario, target_options, version, began)
     write_json(run_dir.run_json, inputs)
-    context = RunContext(run_dir)
+    context = RunEvents(run_dir)
     recorder = Recorder(context, run_dir)
     if on_context:
         on_context(context)

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from harness.errors import UsageError
 from harness.load.dispenser import ServerDown
 from harness.watch import events
-from harness.watch.events import Event, RunContext
+from harness.watch.events import Event, RunEvents
 
 #: Consecutive deaths without a healthy stretch that make a crash loop (--crash-loop-after).
 DEFAULT_CRASH_LOOP_AFTER = 3
@@ -51,7 +51,7 @@ class _Streak:
 class CrashLoopDetector:
     """Fires a CrashLoop event, and holds its reason, once a component crash-loops."""
 
-    def __init__(self, context: RunContext, acked_rows: Callable[[], int],
+    def __init__(self, context: RunEvents, acked_rows: Callable[[], int],
                  after: int = DEFAULT_CRASH_LOOP_AFTER) -> None:
         self.context = context
         self.acked_rows = acked_rows
@@ -121,7 +121,7 @@ class DownGate:
     """Marks the server down from a death to its next Ready, so the load waits instead of
     firing inserts at a dead port (the Locust users read the mark, see load/user.py)."""
 
-    def __init__(self, context: RunContext, down: ServerDown) -> None:
+    def __init__(self, context: RunEvents, down: ServerDown) -> None:
         self.down = down
         self._down: dict[str, int] = {}  # component -> the restart it waits for
         self._restarts: dict[str, int] = {}

@@ -36,7 +36,7 @@ from harness.targets.net import free_ports
 from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.process import ProcessWatcher
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class EmbeddedTarget(Target):
         self.server: EmbeddedServer | None = None
         self.cgroup: MemoryCgroup | None = None
         self.watchdog: Watchdog | None = None
-        self.context: RunContext | None = None
+        self.context: RunEvents | None = None
         self.restarts = 0
         self.oom_kills = 0
         self.startup_seconds: float | None = None
@@ -222,7 +222,7 @@ class EmbeddedTarget(Target):
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def bring_up(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunEvents) -> Endpoint:
         self.context = context
         install = installs.ensure_installed(self.version)
         with interrupts_deferred():  # made and recorded as one step, so stop() removes it

@@ -19,7 +19,7 @@ from harness.errors import TargetError, UsageError
 from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.watch import events
 from harness.watch.kubernetes import DEFAULT_SELECTOR, KubernetesWatcher
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class ExternalTarget(Target):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def bring_up(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunEvents) -> Endpoint:
         began = time.monotonic()
         if not milvus_client.wait_until(lambda: milvus_client.answers(self.address), began + self._answer_timeout, interval=1.0):
             raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")

@@ -35,7 +35,7 @@ from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
 from harness.units import parse_bytes
 from harness.watch import events
 from harness.watch.kubernetes import KubernetesWatcher
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -176,7 +176,7 @@ class KindTarget(Target):
 
     # --- Target protocol ---------------------------------------------------------------------
 
-    def bring_up(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunEvents) -> Endpoint:
         contexts.check_context(self.options)
         cluster.require_tools(["kind", "helm", "kubectl", "docker"])
         if self.spec.name not in self.kube.clusters():

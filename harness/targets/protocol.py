@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ class Endpoint:
 
 @runtime_checkable
 class Watcher(Protocol):
-    """Samples components and fires samples and events on a RunContext until stopped."""
+    """Samples components and fires samples and events on a RunEvents until stopped."""
 
-    def start(self, context: RunContext) -> None: ...
+    def start(self, context: RunEvents) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -56,7 +56,7 @@ class Target(Protocol):
     #: at its logs/ directory before start().
     log_dir: Path | None = None
 
-    def start(self, context: RunContext) -> Endpoint:
+    def start(self, context: RunEvents) -> Endpoint:
         """Bring Milvus up (install if needed), wait until it answers, return its endpoint.
 
         A failure half-way stops what bring_up made before the error leaves start().
@@ -67,7 +67,7 @@ class Target(Protocol):
             self.stop()
             raise
 
-    def bring_up(self, context: RunContext) -> Endpoint:
+    def bring_up(self, context: RunEvents) -> Endpoint:
         """What start() does, target by target."""
         ...
 

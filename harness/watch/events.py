@@ -1,4 +1,4 @@
-"""Samples and events: what watchers observe, fired on a RunContext that others listen to.
+"""Samples and events: what watchers observe, fired on a RunEvents that others listen to.
 
 The recorder writes them to samples.jsonl / events.jsonl; the live view, the web UI and the
 stop rules subscribe as listeners. A failing listener is logged, never fatal (as Locust's
@@ -78,8 +78,9 @@ SampleListener = Callable[[Sample], None]
 EventListener = Callable[[Event], None]
 
 
-class RunContext:
-    """The hub of one run: watchers and targets fire here; recorder, views and rules listen."""
+class RunEvents:
+    """The events and samples of one run, and who listens to them: watchers and targets fire
+    here; the recorder, the views and the rules listen. (The hub of a run, not a kube context.)"""
 
     def __init__(self, run_dir: RunDir | None = None) -> None:
         self.run_dir = run_dir
@@ -119,9 +120,9 @@ class RunContext:
 
 
 class Recorder:
-    """Writes every sample and event of a RunContext to the run directory, flushed as it comes."""
+    """Writes every sample and event of a RunEvents to the run directory, flushed as it comes."""
 
-    def __init__(self, context: RunContext, run_dir: RunDir) -> None:
+    def __init__(self, context: RunEvents, run_dir: RunDir) -> None:
         self._samples = JsonlWriter(run_dir.samples)
         self._events = JsonlWriter(run_dir.events)
         context.on_sample(lambda s: self._samples.write(s.to_json()))

@@ -10,7 +10,7 @@ import logging
 import time
 
 from harness.watch import events
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Gap:
         self.what = what
         self.since: float | None = None
 
-    def fail(self, context: RunContext, reason: str) -> None:
+    def fail(self, context: RunEvents, reason: str) -> None:
         if self.since is None:
             self.since = time.time()
             context.fire_event(component=self.component, type=events.WATCH_GAP,

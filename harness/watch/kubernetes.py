@@ -34,7 +34,7 @@ from typing import Any, Iterable
 
 from harness.units import format_bytes
 from harness.watch import events, sources
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
 from harness.watch.metrics import parse_metrics
 
@@ -130,7 +130,7 @@ class KubernetesWatcher:
         self._api_gap = Gap(API_COMPONENT, "Kubernetes API server")
         self._metrics_gap = Gap(METRICS_COMPONENT, "metrics API")
         self._owns_client = False
-        self._context: RunContext | None = None
+        self._context: RunEvents | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._first = True  # the first successful poll adopts what happened before as history
@@ -157,7 +157,7 @@ class KubernetesWatcher:
 
     # --- Watcher protocol ----------------------------------------------------------------
 
-    def start(self, context: RunContext) -> None:
+    def start(self, context: RunEvents) -> None:
         self._context = context
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="kubernetes-watcher", daemon=True)
@@ -197,7 +197,7 @@ class KubernetesWatcher:
 
     # --- one poll ------------------------------------------------------------------------
 
-    def poll_once(self, context: RunContext | None = None) -> bool:
+    def poll_once(self, context: RunEvents | None = None) -> bool:
         """List pods and metrics once and fire samples and events; False when the API failed."""
         if context is not None:
             self._context = context
@@ -225,7 +225,7 @@ class KubernetesWatcher:
         self._polls += 1
         return True
 
-    def _update_pods(self, ctx: RunContext, pods: list[Any], now: float) -> list[tuple[Any, _Pod]]:
+    def _update_pods(self, ctx: RunEvents, pods: list[Any], now: float) -> list[tuple[Any, _Pod]]:
         """Follow pods by uid: gone ones release their series, new ones take the lowest free."""
         listed = {(p.metadata.uid or p.metadata.name): p for p in pods}
         live = {uid: p for uid, p in listed.items() if self._is_live(p)}
@@ -263,7 +263,7 @@ class KubernetesWatcher:
         self._pods[uid] = state
         return state
 
-    def _pod_gone(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+    def _pod_gone(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
         self._slots.get(state.component, {}).pop(state.slot, None)
         self._last_gone[state.component] = state.name
         status = pod.status if pod is not None else None
@@ -280,7 +280,7 @@ class KubernetesWatcher:
         ctx.fire_event(component=state.series, type=events.EXITED, t=now, detail=f"pod {state.name} {how}",
                        data={"pod": state.name, "reason": reason})
 
-    def _update_containers(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+    def _update_containers(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
         limits = {c.name: memory_limit(c) for c in (pod.spec.containers if pod.spec is not None else None) or []}
         for cs in (pod.status.container_statuses if pod.status is not None else None) or []:
             last = cs.last_state.terminated if cs.last_state is not None else None
@@ -329,7 +329,7 @@ class KubernetesWatcher:
                                data={"pod": state.name, "container": cs.name, "restart_count": count})
             known.waiting = waiting
 
-    def _fire_termination(self, ctx: RunContext, series: str, state: _Pod, container: str, term: Any,
+    def _fire_termination(self, ctx: RunEvents, series: str, state: _Pod, container: str, term: Any,
                           limit: int | None, now: float) -> None:
         finished = term.finished_at
         data = {"pod": state.name, "container": container, "exit_code": term.exit_code,
@@ -347,7 +347,7 @@ class KubernetesWatcher:
                                   f"{term.reason or 'no reason given'} (exit code {term.exit_code})",
                            data=data)
 
-    def _update_ready(self, ctx: RunContext, state: _Pod, pod: Any, now: float) -> None:
+    def _update_ready(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
         conditions = (pod.status.conditions if pod.status is not None else None) or []
         ready = any(c.type == "Ready" and c.status == "True" for c in conditions)
         if ready and not state.ready and not self._first:
@@ -358,7 +358,7 @@ class KubernetesWatcher:
 
     # --- memory --------------------------------------------------------------------------
 
-    def _fetch_usage(self, ctx: RunContext) -> dict[tuple[str, str], tuple[int, float | None, float | None]] | None:
+    def _fetch_usage(self, ctx: RunEvents) -> dict[tuple[str, str], tuple[int, float | None, float | None]] | None:
         """(working-set bytes, item timestamp, window) by (pod, container); None while the metrics API is in a gap."""
         from kubernetes.utils import parse_quantity
 
@@ -402,7 +402,7 @@ class KubernetesWatcher:
                 log.debug("scraping %s failed: %s", state.name, exc)
                 self._scraped.pop(state.uid, None)
 
-    def _fire_samples(self, ctx: RunContext, live: list[tuple[Any, _Pod]],
+    def _fire_samples(self, ctx: RunEvents, live: list[tuple[Any, _Pod]],
                       usage: dict[tuple[str, str], tuple[int, float | None, float | None]] | None, now: float) -> None:
         """Per container: a PodMetrics sample when metrics-server has a new figure, a /metrics
         sample when the pod's own metrics were read, and a memory-less one (limit, restarts)

@@ -16,7 +16,7 @@ from typing import Protocol
 import psutil
 
 from harness.watch import events
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 from harness.watch.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
@@ -71,11 +71,11 @@ class ProcessWatcher:
         self.metrics_every = max(1, metrics_every)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._context: RunContext | None = None
+        self._context: RunEvents | None = None
         self._in_gap = False
         self._metrics: dict[str, float] = {}
 
-    def start(self, context: RunContext) -> None:
+    def start(self, context: RunEvents) -> None:
         self._context = context
         self._thread = threading.Thread(target=self._loop, name="process-watcher", daemon=True)
         self._thread.start()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from harness.watch import events
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 
 #: "At the limit" means within this fraction of it (the kernel reclaims just below the limit).
 AT_LIMIT_FRACTION = 0.97
@@ -19,7 +19,7 @@ AT_LIMIT_FRACTION = 0.97
 class StallDetector:
     """Listens to samples; fires MemoryStall once per episode of `seconds` at the limit without progress."""
 
-    def __init__(self, context: RunContext, progress: Callable[[], int], seconds: float = 20.0,
+    def __init__(self, context: RunEvents, progress: Callable[[], int], seconds: float = 20.0,
                  paused: Callable[[], bool] = lambda: False) -> None:
         self.context = context
         self.progress = progress

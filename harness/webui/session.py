@@ -50,7 +50,7 @@ from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
 from harness.scenario import model as scenarios
 from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
-from harness.watch.events import Event, Recorder, RunContext, Sample
+from harness.watch.events import Event, Recorder, RunEvents, Sample
 from harness.watch.stall import StallDetector
 from harness.load.dispenser import ServerDown
 from harness.run.recovery import CrashLoopDetector, DownGate
@@ -78,7 +78,7 @@ class _Run:
     run_dir: RunDir
     scenario: scenarios.Scenario
     began: float
-    context: RunContext
+    context: RunEvents
     recorder: Recorder
     view: RunView
     locust_log_offset: int
@@ -102,8 +102,8 @@ class UiSession:
         self.scenario, self.target_options = prepare(options)
         self.tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-ui-"))
         self.token = secrets.token_urlsafe(24)
-        self.hub = RunContext()  # the watchers fire here for the whole session
-        self._recording: RunContext | None = None  # ... and this run's context records it
+        self.hub = RunEvents()  # the watchers fire here for the whole session
+        self._recording: RunEvents | None = None  # ... and this run's context records it
         self.hub.on_sample(self._forward_sample)
         self.hub.on_event(self._forward_event)
         self._lock = threading.RLock()
@@ -225,7 +225,7 @@ class UiSession:
         inputs = run_inputs(run_id, run_options, scenario, self.target_options, self.version, began)
         write_json(run_dir.run_json, {**inputs, "isolation": self.facts.get("isolation"), "facts": self.facts,
                                       "web_ui": True})
-        context = RunContext(run_dir)
+        context = RunEvents(run_dir)
         recorder = Recorder(context, run_dir)
         view = RunView(run_dir.path)
         offset = self.locust.log_size()

@@ -17,7 +17,7 @@ from harness import milvus_client
 from harness.rundir import read_json, read_jsonl
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 GiB = 2**30
 
@@ -90,7 +90,7 @@ def test_external_target_waits_for_a_real_server_and_leaves_it_running(tmp_path,
     run starts: the harness waits until it answers, loads, verifies every row through it, and
     leaves it running with the rows in it."""
     with EmbeddedTarget(TargetOptions(milvus_version=milvus_version, memory_limit=2 * GiB)) as server:
-        server.start(RunContext())
+        server.start(RunEvents())
         address = server.server.address
         server.kill(signal.SIGSTOP)
         paused = True

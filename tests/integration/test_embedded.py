@@ -13,7 +13,7 @@ from harness.scenario import model as scenarios
 from harness.load.insert import NumpyInserter
 from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 from harness.watch.stall import StallDetector
 
 pytestmark = pytest.mark.milvus
@@ -28,7 +28,7 @@ def _target(version: str, limit: float | None, **kw) -> EmbeddedTarget:
                                         **kw))
 
 
-def _insert_until(target: EmbeddedTarget, context: RunContext, scenario, stop, max_batches: int):
+def _insert_until(target: EmbeddedTarget, context: RunEvents, scenario, stop, max_batches: int):
     """Insert batches of the seed collection until stop(result) is true; returns the results."""
     address = target.server.address
     collection.create(address, scenario)
@@ -47,7 +47,7 @@ def _insert_until(target: EmbeddedTarget, context: RunContext, scenario, stop, m
 
 def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_version, no_leftovers):
     seed = scenarios.load("seed")
-    context = RunContext()
+    context = RunEvents()
     with _target(milvus_version, 2) as target:  # kubelet's 10 s back-off: the old session expires meanwhile
         target.start(context)
         results = _insert_until(target, context, seed, lambda r: not r.ok, max_batches=40)
@@ -80,7 +80,7 @@ def test_oom_kill_is_recorded_within_a_second_and_the_server_comes_back(milvus_v
 
 def test_eight_gib_holds_200k_rows(milvus_version, no_leftovers):
     seed = scenarios.load("seed").with_overrides({"total_rows": "200000"})
-    context = RunContext()
+    context = RunEvents()
     samples = []
     context.on_sample(samples.append)
     with _target(milvus_version, 8) as target:
@@ -105,7 +105,7 @@ def test_eight_gib_holds_200k_rows(milvus_version, no_leftovers):
 def test_two_servers_side_by_side_get_their_own_ports(milvus_version, no_leftovers):
     a, b = _target(milvus_version, None), _target(milvus_version, None)
     with a, b:
-        threads = [threading.Thread(target=t.start, args=(RunContext(),)) for t in (a, b)]
+        threads = [threading.Thread(target=t.start, args=(RunEvents(),)) for t in (a, b)]
         for t in threads:
             t.start()
         for t in threads:
@@ -117,7 +117,7 @@ def test_two_servers_side_by_side_get_their_own_ports(milvus_version, no_leftove
 
 
 def test_restart_never_stops_at_the_first_death(milvus_version, no_leftovers):
-    context = RunContext()
+    context = RunEvents()
     backoff = 0.5  # a target that ignored restart="never" would respawn within this
     with _target(milvus_version, None, restart="never", restart_backoff=backoff) as target:
         target.start(context)
@@ -137,7 +137,7 @@ def test_restart_never_stops_at_the_first_death(milvus_version, no_leftovers):
 def test_a_stall_at_the_limit_is_a_memory_stall_not_a_kill(milvus_version, no_leftovers):
     """With the OOM killer off the server is held at its limit: usage pinned, inserts time out."""
     seed = scenarios.load("seed")
-    context = RunContext()
+    context = RunEvents()
     acked = [0]
     StallDetector(context, lambda: acked[0], seconds=8)
     with _target(milvus_version, 1.5, oom_kill=False) as target:
@@ -171,7 +171,7 @@ def test_without_a_cgroup_the_watchdog_kills_at_the_limit(milvus_version, no_lef
 
     monkeypatch.setattr(cgroup, "CGROUP_ROOT", tmp_path / "no-cgroupfs")
     seed = scenarios.load("seed")
-    context = RunContext()
+    context = RunEvents()
     with _target(milvus_version, 1.5, restart="never") as target:
         target.start(context)
         assert target.isolation == "watchdog" and target.cgroup is None

@@ -21,7 +21,7 @@ from harness.scenario import model as scenarios
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
 from harness.watch import events
-from harness.watch.events import Event, RunContext
+from harness.watch.events import Event, RunEvents
 
 pytestmark = pytest.mark.milvus
 
@@ -146,7 +146,7 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
 
 def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_version, no_leftovers):
     seed = scenarios.load("seed")
-    context = RunContext()
+    context = RunEvents()
     arrived: list[tuple[float, Event]] = []
     context.on_event(lambda e: arrived.append((time.time(), e)))
     # A 20 s session TTL: the restarted server answers reads well before flush works, so the

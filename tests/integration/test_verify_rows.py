@@ -13,7 +13,7 @@ from harness.load.insert import NumpyInserter
 from harness.scenario import model as scenarios
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 pytestmark = pytest.mark.milvus
 GiB = 2**30
@@ -30,7 +30,7 @@ def test_row_count_check_after_an_oom_kill_and_flushes_of_the_scenario_collectio
     # under memory pressure (it syncs the largest buffers first), so only a flush persists them.
     other = seed.with_overrides({"name": "other", "collection": "someone_elses", "shards": "1", "partitions": "1",
                                  "batch_rows": "100", "total_rows": "100"})
-    context = RunContext()
+    context = RunEvents()
     options = TargetOptions(milvus_version=milvus_version, memory_limit=int(1.5 * GiB), collection=seed.collection)
     with EmbeddedTarget(options) as target:
         target.start(context)

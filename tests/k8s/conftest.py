@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -49,10 +49,10 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_api: FakeKu
 
 
 class Recorded:
-    """A RunContext with every sample kept, for assertions."""
+    """A RunEvents with every sample kept, for assertions."""
 
     def __init__(self) -> None:
-        self.context = RunContext()
+        self.context = RunEvents()
         self.samples: list[Sample] = []
         self.context.on_sample(self.samples.append)
 

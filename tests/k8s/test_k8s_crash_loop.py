@@ -14,7 +14,7 @@ from harness.run.recovery import CrashLoopDetector
 from harness.rundir import RunDir
 from harness.scenario import model as scenarios
 from harness.watch import events
-from harness.watch.events import Recorder, RunContext
+from harness.watch.events import Recorder, RunEvents
 from harness.watch.kubernetes import CRASH_LOOP_BACK_OFF
 from k8s_fakes import container_status, make_pod
 
@@ -28,7 +28,7 @@ def _pod(status: dict, ready: bool) -> dict:
 
 def test_a_pod_crash_looping_while_not_ready_ends_the_run_with_fail(fake_api, make_watcher, tmp_path):
     run_dir = RunDir.create(tmp_path, "k8s-crash-loop")
-    context = RunContext(run_dir)
+    context = RunEvents(run_dir)
     recorder = Recorder(context, run_dir)
     detector = CrashLoopDetector(context, acked_rows=lambda: ACKED)
     stop_events: list = []

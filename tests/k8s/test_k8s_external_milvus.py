@@ -19,7 +19,7 @@ import pytest
 from harness.scenario import model as scenarios
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 from k8s_fakes import container_status, make_pod
 
 pytestmark = pytest.mark.milvus
@@ -75,7 +75,7 @@ def test_external_run_on_real_milvus_is_judged_by_the_component_under_test(
         tmp_path: Path, fake_api: Any, kubeconfig: Path, milvus_version: str, harness_cli: Any) -> None:
     smoke = scenarios.load("smoke")
     with EmbeddedTarget(TargetOptions(milvus_version=milvus_version, memory_limit=4 * 2**30)) as milvus:
-        address = milvus.start(RunContext()).address
+        address = milvus.start(RunEvents()).address
 
         code, summary, output = _run_with_a_kill(harness_cli, fake_api, address, tmp_path / "datanode",
                                                  "m-datanode-0")

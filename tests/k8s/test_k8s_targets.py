@@ -100,6 +100,13 @@ def kind_cluster(standins, kubeconfig, fake_api, monkeypatch):
     return standins
 
 
+def _kind_temp_dirs() -> set[str]:
+    """The kind target's values dirs in the temp dir (it removes its own when it stops)."""
+    import tempfile
+
+    return {p.name for p in Path(tempfile.gettempdir()).glob("milvus-harness-kind-*")}
+
+
 def _kind_target(**options) -> KindTarget:
     opts = TargetOptions(target="kind", watch_interval=0.05, **options)
     return KindTarget(opts, poll_interval=0.01, answer_timeout=5)
@@ -223,7 +230,7 @@ def test_another_milvus_on_the_port_is_refused_before_loading(kind_cluster, answ
                                   "stderr": "Error: No public port '30530/tcp' published for milvus-harness-control-plane\n",
                                   "exit": 1, "times": None, "serve": False})
     kind_cluster._save()
-    target = _kind_target()
+    target, before = _kind_target(), _kind_temp_dirs()
     try:
         with pytest.raises(UsageError) as info:
             target.start(recorded.context)
@@ -232,7 +239,7 @@ def test_another_milvus_on_the_port_is_refused_before_loading(kind_cluster, answ
         assert f"127.0.0.1:{listener.getsockname()[1]} accepts connections but kind node " \
                "milvus-harness-control-plane does not publish it" in message
         assert "nothing" in message and list(answering) == []  # no Milvus call was made
-        assert target.watchers() == [] and target._tmp is None
+        assert target.watchers() == [] and _kind_temp_dirs() == before  # its values dir is gone too
     finally:
         listener.close()
 
@@ -290,14 +297,14 @@ def test_streaming_nodes_not_running_stop_the_run(kind_cluster, answering, recor
 def test_kind_target_port_forward_failure_is_125_and_cleans_up(kind_cluster, answering, recorded, capsys):
     kind_cluster.on("kubectl", "--context", CTX, "--namespace", "default", "port-forward",
                     stderr='Error from server (NotFound): services "milvus" not found\n', exit=1)
-    target = _kind_target()
+    target, before = _kind_target(), _kind_temp_dirs()
     with pytest.raises(TargetError) as info:
         target.start(recorded.context)
     message = str(info.value)
     assert info.value.exit_code == 125
     assert "kubectl --context kind-milvus-harness --namespace default port-forward service/milvus" in message
     assert "exited with 1" in message and 'services "milvus" not found' in message
-    assert target.watchers() == [] and target._tmp is None
+    assert target.watchers() == [] and _kind_temp_dirs() == before  # its values dir is gone too
 
 
 def test_kind_target_refuses_early(standins, kubeconfig, monkeypatch):
@@ -307,7 +314,7 @@ def test_kind_target_refuses_early(standins, kubeconfig, monkeypatch):
         _kind_target(kube_context="some-prod", allow_context="some-prod")
     standins.on("kind", "get", "clusters", stdout="other\n")
     with pytest.raises(UsageError, match="no kind cluster named milvus-harness; create it with `milvus-harness cluster up"):
-        _kind_target().start(__import__("harness.watch.events", fromlist=["RunContext"]).RunContext())
+        _kind_target().start(__import__("harness.watch.events", fromlist=["RunEvents"]).RunEvents())
     assert [c[0] for c in standins.calls()] == ["kind"]  # nothing was installed
 
 

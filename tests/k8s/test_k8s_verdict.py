@@ -22,7 +22,7 @@ from harness.run import lifecycle
 from harness.run.lifecycle import RunOptions, RunResult
 from harness.targets.protocol import TargetOptions
 from harness.watch import events
-from harness.watch.events import Recorder, RunContext
+from harness.watch.events import Recorder, RunEvents
 from k8s_fakes import container_status, make_pod
 
 GiB = 2**30
@@ -62,7 +62,7 @@ def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: s
     run_id = options.run_id or f"{version}-{killed or 'healthy'}-{int(began * 1000)}"
     run_dir = RunDir.create(options.report_dir, run_id)
     write_json(run_dir.run_json, lifecycle.run_inputs(run_id, options, scenario, target_options, version, began))
-    context = RunContext(run_dir)
+    context = RunEvents(run_dir)
     recorder = Recorder(context, run_dir)
     with fake_api.lock:
         fake_api.pods = _cluster_pods()

@@ -9,13 +9,13 @@ from harness.judge.recovery import recovery_phases
 from harness.load.dispenser import WAIT, Dispenser, ServerDown
 from harness.run.recovery import CrashLoopDetector, DownGate, parse_crash_loop_after
 from harness.watch import events
-from harness.watch.events import RunContext
+from harness.watch.events import RunEvents
 
 
 class _Server:
     """Fires the events a supervised server would, with the acked rows the run has seen."""
 
-    def __init__(self, context: RunContext) -> None:
+    def __init__(self, context: RunEvents) -> None:
         self.context = context
         self.acked = 0
         self.t = 1000.0
@@ -37,12 +37,12 @@ class _Server:
         self.context.fire_event(component="standalone", type=events.READY, t=self.at(15))
 
 
-def _loops(context: RunContext) -> list:
+def _loops(context: RunEvents) -> list:
     return [e for e in context.events if e.type == events.CRASH_LOOP]
 
 
 def test_three_deaths_while_recovering_after_the_first_are_a_crash_loop():
-    context = RunContext()
+    context = RunEvents()
     server = _Server(context)
     detector = CrashLoopDetector(context, lambda: server.acked)
     server.acked = 350_000
@@ -61,7 +61,7 @@ def test_three_deaths_while_recovering_after_the_first_are_a_crash_loop():
 
 
 def test_a_recovery_that_takes_rows_again_resets_the_count():
-    context = RunContext()
+    context = RunEvents()
     server = _Server(context)
     detector = CrashLoopDetector(context, lambda: server.acked, after=2)
     for _ in range(6):  # kills with a full recovery and rows in between, as --keep-going runs go
@@ -73,7 +73,7 @@ def test_a_recovery_that_takes_rows_again_resets_the_count():
 
 
 def test_ready_without_a_row_acked_still_counts_and_says_so():
-    context = RunContext()
+    context = RunEvents()
     server = _Server(context)
     detector = CrashLoopDetector(context, lambda: server.acked, after=2)
     server.acked = 50_000
@@ -101,7 +101,7 @@ def test_crash_loop_after_refuses_the_rest(text):
 
 
 def test_the_load_waits_while_the_server_is_down(tmp_path):
-    context = RunContext()
+    context = RunEvents()
     down = ServerDown.in_dir(tmp_path)
     gate = DownGate(context, down)
     dispenser = Dispenser(10, on_drained=lambda: None, down=down)
@@ -134,7 +134,7 @@ def test_recovery_phases_time_to_ready_or_death_and_peak_memory():
 
 def test_a_component_that_never_gets_ready_loops_even_while_others_take_rows():
     # On a cluster the proxy may ack rows while one node crash-loops, never Ready.
-    context = RunContext()
+    context = RunEvents()
     acked = [1_000_000]
     detector = CrashLoopDetector(context, lambda: acked[0])
     for n in range(4):

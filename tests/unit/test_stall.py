@@ -1,6 +1,6 @@
 """The MemoryStall detector: memory held at the limit while the load makes no progress."""
 
-from harness.watch.events import RunContext, Sample
+from harness.watch.events import RunEvents, Sample
 from harness.watch.stall import StallDetector
 
 
@@ -9,7 +9,7 @@ def _sample(t, memory, limit=1000):
 
 
 def test_stall_needs_the_limit_and_no_progress():
-    ctx = RunContext()
+    ctx = RunEvents()
     rows = [0]
     StallDetector(ctx, lambda: rows[0], seconds=5)
     for t in range(10):  # at the limit but rows keep arriving: no stall
@@ -26,7 +26,7 @@ def test_stall_needs_the_limit_and_no_progress():
 
 
 def test_no_stall_while_the_harness_holds_the_load():
-    ctx = RunContext()
+    ctx = RunEvents()
     paused = [True]
     StallDetector(ctx, lambda: 0, seconds=5, paused=lambda: paused[0])
     for t in range(10):  # at the limit with no progress, but paused for a row check
