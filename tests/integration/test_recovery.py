@@ -151,8 +151,10 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
     context.on_event(lambda e: arrived.append((time.time(), e)))
     # A 20 s session TTL: the restarted server answers reads well before flush works, so the
     # harness is sure to be in its readiness wait when the test kills it.
+    # The collection is the one the readiness check flushes, as in a run (lifecycle.prepare).
     target = EmbeddedTarget(TargetOptions(milvus_version=milvus_version, restart_backoff=1.0,
-                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "20"}))
+                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "20"},
+                                          collection=seed.collection))
     with target:
         target.start(context)
         address = target.server.address
