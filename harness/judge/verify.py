@@ -68,9 +68,9 @@ def bytes_per_row(scenario: Scenario) -> float:
     return total / b.rows
 
 
-def load_estimate(scenario: Scenario, rows: int) -> int:
-    """Bytes the query nodes need to load `rows` rows of the scenario's collection."""
-    return int(rows * bytes_per_row(scenario) * LOAD_OVERHEAD)
+def load_estimate(per_row: float, rows: int) -> int:
+    """Bytes the query nodes need to load `rows` rows of `per_row` raw bytes each."""
+    return int(rows * per_row * LOAD_OVERHEAD)
 
 
 def query_capacity(latest: Mapping[str, Sample]) -> tuple[int | None, str]:
@@ -93,9 +93,10 @@ def plan(requested: str | None, scenario: Scenario, acked_rows: int, capacity: i
          capacity_source: str) -> Plan:
     """The check to run: `requested` (--verify) if given, else pk-ranges when the estimate
     of the loaded collection fits the capacity, else rows."""
-    estimate = load_estimate(scenario, acked_rows) if acked_rows else 0
+    per_row = bytes_per_row(scenario)  # generates a whole batch: once
+    estimate = load_estimate(per_row, acked_rows)
     sizes = (f"the collection loaded is estimated at {format_bytes(estimate)} ({acked_rows:,} rows x "
-             f"{bytes_per_row(scenario):,.0f} B x {LOAD_OVERHEAD:g}); {capacity_source}")
+             f"{per_row:,.0f} B x {LOAD_OVERHEAD:g}); {capacity_source}")
     if requested is not None:
         return Plan(requested, f"asked for with --verify {requested} ({sizes})", estimate, capacity)
     if capacity is not None and estimate <= capacity:
