@@ -49,3 +49,10 @@ def copy_fixture(name: str, parent: Path) -> Path:
     target = parent / name
     shutil.copytree(FIXTURES / name, target, ignore=shutil.ignore_patterns(*RENDERED))
     return target
+
+
+def only_run(report_dir: Path) -> Path:
+    """The one run directory a command made in `report_dir` (fails when there are more or none)."""
+    runs = [p for p in report_dir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]

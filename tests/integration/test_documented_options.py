@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,6 +17,8 @@ from harness.rundir import read_json, read_jsonl
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
 from harness.watch.events import RunEvents
+from run_dirs import only_run
+from waiting import wait_for
 
 GiB = 2**30
 
@@ -29,23 +30,8 @@ GiB = 2**30
 # its 300 s (7.5 min for the test). No setting found was both certain to kill and affordable.
 
 
-def _only_run(report_dir: Path) -> Path:
-    runs = [p for p in report_dir.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
-
-
 def _events(run_dir: Path) -> list[dict]:
     return list(read_jsonl(run_dir / "events.jsonl"))
-
-
-def _wait_for(check, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
 
 
 @pytest.mark.milvus
@@ -57,7 +43,7 @@ def test_timed_kills_run_time_and_no_row_check(tmp_path, milvus_version, harness
                              "--set", "wait_s=0.5", "--set", "check_after_restart=false", "--run-time", "45s",
                              "--inject", "kill@3s", "--inject", "kill-every=40s", "--restart-backoff", "1s",
                              "--report-dir", str(tmp_path))
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     summary = read_json(run_dir / "summary.json")
     events = _events(run_dir)
     load_started = next(e["t"] for e in events if e["type"] == "LoadStarted")
@@ -97,7 +83,7 @@ def test_external_target_waits_for_a_real_server_and_leaves_it_running(tmp_path,
         try:
             proc = harness_cli.start("run", "--target", "external", "--uri", f"http://{address}", "--scenario",
                                      "smoke", "--set", "total_rows=50000", "--report-dir", str(tmp_path))
-            _wait_for(lambda: any(tmp_path.glob("*/run.json")) or proc.poll() is not None)
+            wait_for(lambda: any(tmp_path.glob("*/run.json")) or proc.poll() is not None)
             time.sleep(5)  # the harness's readiness probe (3 s per try) fails at least once
             resumed_at = time.time()
             server.kill(signal.SIGCONT)
@@ -106,7 +92,7 @@ def test_external_target_waits_for_a_real_server_and_leaves_it_running(tmp_path,
         finally:
             if paused:
                 server.kill(signal.SIGCONT)
-        run_dir = _only_run(tmp_path)
+        run_dir = only_run(tmp_path)
         summary = read_json(run_dir / "summary.json")
         assert summary["verdict"] == "PASS" and proc.returncode == 0, out + err
         assert summary["rows"]["acked"] == summary["rows"]["verified"] == 50_000
@@ -134,7 +120,7 @@ def test_a_version_too_old_for_the_scenario_is_inconclusive_before_anything_star
                              env={**os.environ, "MILVUS_HARNESS_CACHE": str(cache)})
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 125, out + err
-    run_dir = _only_run(report_dir)
+    run_dir = only_run(report_dir)
     summary = read_json(run_dir / "summary.json")
     assert summary["verdict"] == "INCONCLUSIVE"
     assert any("milvus 2.2.16 cannot run scenario 'seed': it needs 2.3.0 or newer" in r for r in summary["reasons"])
@@ -151,7 +137,7 @@ def test_matrix_and_bisect_reuse_a_real_finished_run(tmp_path, milvus_version, h
             "--memory-limit", "2GiB", "--report-dir", str(tmp_path)]
     first = harness_cli.run("run", "--milvus-version", milvus_version, *args)
     assert first.returncode == 1, first.stdout + first.stderr
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     matrix = harness_cli.run("matrix", "--milvus-versions", milvus_version, "--id", "again", *args)
     assert matrix.returncode == 1, matrix.stdout + matrix.stderr
     [cell] = read_json(tmp_path / "matrix-again" / "summary.json")["cells"]

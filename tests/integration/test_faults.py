@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.rundir import read_jsonl
+from run_dirs import only_run
+from waiting import wait_for
 
 pytestmark = pytest.mark.milvus
 
@@ -24,28 +26,13 @@ def _start(cli, report_dir: Path, *args: str) -> subprocess.Popen:
     return cli.start("run", "--report-dir", str(report_dir), *args)
 
 
-def _only_run(report_dir: Path) -> Path:
-    runs = list(report_dir.iterdir())
-    assert len(runs) == 1
-    return runs[0]
-
-
-def _wait_for(check, timeout: float = 180) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached in time")
-
-
 def test_injected_kill_is_marked_apart_and_the_load_carries_on(tmp_path, milvus_version, harness_cli):
     # Paced (1 s between batches) so the load outlasts the ~20 s the restarted server needs
     # before flush works again: the row check after the restart runs while the load goes on.
     proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", f"total_rows={SLOW_LOAD_ROWS}", "--set", "wait_s=1",
                   "--inject", "kill@rows=60000", "--restart-backoff", "2s")
     out, err = proc.communicate(timeout=600)
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     events = list(read_jsonl(run_dir / "events.jsonl"))
     types = [e["type"] for e in events]
@@ -74,7 +61,7 @@ def test_injected_pause_is_recorded_and_survived(tmp_path, milvus_version, harne
     # Paced (0.5 s between batches) so that the load is still going when the pause comes.
     proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", "wait_s=0.5", "--inject", "stop@3s:5s")
     out, err = proc.communicate(timeout=600)
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     injected = [e for e in read_jsonl(run_dir / "events.jsonl") if e["type"] == "Injected"]
     assert [e["data"]["action"] for e in injected] == ["stop", "cont"]
     stopped, resumed = injected[0]["t"], injected[1]["t"]
@@ -98,16 +85,16 @@ def test_interrupt_in_each_phase_leaves_a_partial_report_and_nothing_running(
         phase, sig, code, tmp_path, milvus_version, harness_cli):
     proc = _start(harness_cli, tmp_path, "--scenario", "smoke", "--set", "total_rows=400000")
     if phase == "start":
-        _wait_for(lambda: any(tmp_path.glob("*/run.json")))
+        wait_for(lambda: any(tmp_path.glob("*/run.json")))
     elif phase == "load":
-        _wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob("*/acks.jsonl")))
+        wait_for(lambda: any(p.stat().st_size for p in tmp_path.glob("*/acks.jsonl")))
     else:
-        _wait_for(lambda: any(e["type"] == "LoadStopped" for p in tmp_path.glob("*/events.jsonl")
+        wait_for(lambda: any(e["type"] == "LoadStopped" for p in tmp_path.glob("*/events.jsonl")
                               for e in read_jsonl(p)))
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == code, out + err
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "ABORTED" and summary["verdict"] == "ABORTED"
     # The interrupt landed in the phase the test names.
@@ -128,13 +115,13 @@ def test_interrupt_during_install_removes_the_half_install(tmp_path, milvus_vers
     env = {**os.environ, "MILVUS_HARNESS_CACHE": str(cache)}
     report_dir = tmp_path / "reports"
     proc = harness_cli.start("run", "--milvus-version", milvus_version, "--report-dir", str(report_dir), env=env)
-    _wait_for(lambda: (cache / "milvus" / milvus_version).exists(), timeout=120)
+    wait_for(lambda: (cache / "milvus" / milvus_version).exists(), timeout=120)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, out + err
     assert not (cache / "milvus" / milvus_version / "install.json").exists()
     assert not (cache / "milvus" / milvus_version).exists()  # no half install left to trust later
-    summary = json.loads((_only_run(report_dir) / "summary.json").read_text())
+    summary = json.loads((only_run(report_dir) / "summary.json").read_text())
     assert summary["status"] == "ABORTED"
 
 

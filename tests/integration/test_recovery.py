@@ -22,20 +22,12 @@ from harness.targets.embedded import EmbeddedTarget
 from harness.targets.protocol import TargetOptions
 from harness.watch import events
 from harness.watch.events import Event, RunEvents
+from waiting import wait_for
 
 pytestmark = pytest.mark.milvus
 
 #: Milvus's own log lines start with their time: [2026/11/29 16:19:16.123 +00:00]
 _LOG_TIME = re.compile(rb"^\[(\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d+ [+-]\d\d:\d\d)\]")
-
-
-def _wait_for(check, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"not reached in {timeout:.0f} s: {what}")
 
 
 class _OomCounter:
@@ -96,7 +88,7 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
                 return True
             return proc.poll() is not None
 
-        _wait_for(cgroup_known, 240, "the run's cgroup in run.json")
+        wait_for(cgroup_known, 240, "the run's cgroup in run.json")
         out, err = proc.communicate(timeout=420)
     finally:
         counter.stop()
@@ -165,17 +157,17 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
         finally:
             inserter.close()
         target.kill()  # a first death; its restart is the one killed while being waited on
-        _wait_for(lambda: any(e.type == events.RESTARTED for _, e in arrived), 30, "the first restart")
+        wait_for(lambda: any(e.type == events.RESTARTED for _, e in arrived), 30, "the first restart")
         restarted = target.pid()
         assert restarted is not None
         # The restarted server answers reads while its old session is still held, so flush does
         # not work yet: the harness is in its readiness wait (no Ready since the restart).
-        _wait_for(lambda: milvus_client.answers(address), 120, "the restarted server answers")
+        wait_for(lambda: milvus_client.answers(address), 120, "the restarted server answers")
         assert [e.type for _, e in arrived].count(events.READY) == 1, "ready before the old session expired"
         time.sleep(2.0)
         target.kill()
         killed_at = time.time()
-        _wait_for(lambda: len([e for _, e in arrived if e.type == events.EXITED]) == 2, 30, "the second death")
+        wait_for(lambda: len([e for _, e in arrived if e.type == events.EXITED]) == 2, 30, "the second death")
         received, death = [(t, e) for t, e in arrived if e.type == events.EXITED][1]
         print(f"\ndeath during the readiness wait recorded {received - killed_at:.2f} s after the kill")
         assert received - killed_at < 2.0
