@@ -20,7 +20,7 @@ from typing import Any, Callable
 import psutil
 from rich.console import Console
 
-from harness import __version__
+from harness import __version__, software_versions
 from harness.load import collection
 from harness.run import inject
 from harness.scenario import model as scenarios
@@ -146,6 +146,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
     key = run_key(scenario, target_options, version, options.overrides)
     return {
         "run_id": run_id, "key": key.to_json(), "harness_version": __version__, "command": options.command,
+        "versions": software_versions(),
         "scenario": {"name": scenario.name, "hash": scenario.digest(), "fields": scenario.to_json()},
         "target": target_options.target, "milvus_version": version,
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
