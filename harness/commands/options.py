@@ -110,8 +110,8 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
     )
 
 
-#: Flags whose value is a secret: replaced by *** in the command run.json records.
-SECRET_FLAGS = ("--password", "--token")
+#: Flags whose value is or holds a secret: replaced by *** in the command run.json records.
+SECRET_FLAGS = ("--password", "--token", "--web-login", "--web-auth")
 
 
 def credentials_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Credentials:
