@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     for action, text in (("up", "create the kind cluster (if needed), install metrics-server and Milvus, wait"),
                          ("down", "delete the kind cluster"),
                          ("status", "show the Milvus release's pods (exit 0 when all are ready)")):
-        a = actions.add_parser(action, help=text)
+        a = actions.add_parser(action, help=text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
         a.add_argument("--name", default="milvus-harness", help="kind cluster name (default milvus-harness)")
         a.add_argument("--namespace", default="default", help="namespace of Milvus (default default)")
         a.add_argument("--release", default="milvus", help="Helm release name of Milvus (default milvus)")
