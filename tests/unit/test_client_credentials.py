@@ -8,11 +8,9 @@ real Milvus in tests/integration/test_auth.py."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
+import base64
 import threading
 from concurrent import futures
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,6 +22,7 @@ from harness.load import batches
 from harness.load.insert import NumpyInserter
 from harness.milvus_client import Connection, Credentials, connect
 from harness.scenario import model as scenarios
+from tls import write_ca_and_server_cert
 
 ENV = {"MILVUS_USER": "env-user", "MILVUS_PASSWORD": "env-pw", "MILVUS_TOKEN": ""}
 
@@ -102,35 +101,6 @@ def test_secrets_stay_out_of_repr_json_and_the_recorded_command():
 # --- on the wire ----------------------------------------------------------------------------
 
 
-def _tls_files(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate for 127.0.0.1 signed by it: (ca.pem, server.pem, server.key)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-
-    def cert(subject: str, key, issuer: str, issuer_key, ca: bool):
-        builder = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-                   .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-        if not ca:
-            builder = builder.add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]), critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    paths = directory / "ca.pem", directory / "server.pem", directory / "server.key"
-    paths[0].write_bytes(cert("test CA", ca_key, "test CA", ca_key, True).public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert("127.0.0.1", server_key, "test CA", ca_key, False).public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    return paths
-
-
 class MetadataRecorder(grpc.GenericRpcHandler):
     """Answers every unary call with an empty message (all fields default: status Success)
     and records (method, metadata) of each."""
@@ -150,7 +120,7 @@ class MetadataRecorder(grpc.GenericRpcHandler):
 
 @pytest.fixture
 def tls_recorder(tmp_path):
-    ca, server_pem, server_key = _tls_files(tmp_path)
+    ca, server_pem, server_key = write_ca_and_server_cert(tmp_path)
     recorder = MetadataRecorder()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), handlers=[recorder])
     credentials = grpc.ssl_server_credentials([(server_key.read_bytes(), server_pem.read_bytes())])
@@ -187,5 +157,4 @@ def test_the_raw_insert_channel_sends_what_pymilvus_sends_over_the_same_tls(tls_
     assert pymilvus_sent["dbname"] == harness_sent["dbname"] == "perf"
     assert pymilvus_sent["authorization"] == harness_sent["authorization"]
     expected = auth.get("token") or f"{auth['user']}:{auth['password']}"
-    import base64
     assert base64.b64decode(harness_sent["authorization"]).decode() == expected
