@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Sequence
 
-from harness import __version__, commands
+from harness import commands, software_versions
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 
 
@@ -29,13 +29,34 @@ def build_parser() -> _Parser:
     parser = _Parser(prog="milvus-harness", description=(
         "Load-test real Milvus, reproduce memory blow-ups (OOM kills, stalls), judge each run "
         "PASS / FAIL / INCONCLUSIVE, and bisect the Milvus version that brought or fixed one."))
-    parser.add_argument("--version", action="version", version=f"milvus-harness {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show subprocess output and debug logs")
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for command in commands.ALL:
         command.register(sub)
+    _verbose_everywhere(sub)
     return parser
+
+
+VERBOSE_HELP = "show subprocess output and debug logs"
+
+
+def version_line() -> str:
+    """`milvus-harness 0.1.0 (pymilvus 2.3.7, locust 2.24.1, grpcio 1.60.0)`."""
+    versions = software_versions()
+    harness = versions.pop("milvus-harness")
+    return f"milvus-harness {harness} (" + ", ".join(f"{name} {v or 'not installed'}" for name, v in versions.items()) + ")"
+
+
+def _verbose_everywhere(sub: argparse._SubParsersAction) -> None:
+    """-v also after a (sub)command: `milvus-harness run -v`. SUPPRESS keeps a subcommand's
+    default from overwriting a -v given before it."""
+    for parser in sub.choices.values():
+        parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _verbose_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,18 +1,168 @@
-"""Talking to Milvus from the harness process (not from Locust users): readiness, schema, counts.
+"""Talking to Milvus: how to reach it (Connection: address, credentials, database, TLS) and,
+from the harness process, readiness, schema and counts.
 
-pymilvus errors are translated here, where they enter: callers see TargetError or False.
+Every pymilvus connect argument and the raw insert channel's gRPC credentials and metadata are
+made here, nowhere else. pymilvus errors are translated here, where they enter: callers see
+TargetError, UsageError (credentials refused) or False.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import threading
 import time
 import uuid
-from typing import Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+from harness.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+#: The environment variables the credentials come from when no flag gives them; the Locust
+#: child gets them the same way, so they never reach a file or a command line.
+TOKEN_ENV, USER_ENV, PASSWORD_ENV = "MILVUS_TOKEN", "MILVUS_USER", "MILVUS_PASSWORD"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who the harness is to Milvus, which database it uses, and whether the channel is TLS.
+
+    The password and the token are secrets: not in repr, not in to_json (which is what files
+    may hold), only in to_env (what a child process gets)."""
+
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+    db_name: str | None = None
+    secure: bool = False
+    #: A private CA's certificate (PEM) the server's certificate must chain to.
+    server_pem_path: str | None = None
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """The pymilvus connect arguments for these credentials (only those that are set)."""
+        kwargs: dict[str, Any] = {"secure": self.secure}
+        if self.token:
+            kwargs["token"] = self.token
+        elif self.user:
+            kwargs.update(user=self.user, password=self.password or "")
+        if self.db_name:
+            kwargs["db_name"] = self.db_name
+        if self.server_pem_path:
+            kwargs["server_pem_path"] = self.server_pem_path
+        return kwargs
+
+    def grpc_metadata(self) -> list[tuple[str, str]]:
+        """The call metadata pymilvus adds to every request: `authorization` (base64 of the token,
+        or of user:password) and `dbname`."""
+        metadata = []
+        if self.token:
+            metadata.append(("authorization", base64.b64encode(self.token.encode()).decode()))
+        elif self.user:
+            metadata.append(("authorization",
+                             base64.b64encode(f"{self.user}:{self.password or ''}".encode()).decode()))
+        if self.db_name:
+            metadata.append(("dbname", self.db_name))
+        return metadata
+
+    def to_json(self) -> dict[str, Any]:
+        """What run.json and load.json may hold: never the password or the token."""
+        return {"user": self.user, "auth": "token" if self.token else "password" if self.user else None,
+                "db_name": self.db_name, "tls": self.secure, "tls_ca": self.server_pem_path}
+
+    def to_env(self) -> dict[str, str]:
+        """The secrets as a child process's environment (MILVUS_USER / MILVUS_PASSWORD / MILVUS_TOKEN)."""
+        env = {USER_ENV: self.user, PASSWORD_ENV: self.password, TOKEN_ENV: self.token}
+        return {name: value for name, value in env.items() if value}
+
+    @classmethod
+    def from_parts(cls, public: Mapping[str, Any], env: Mapping[str, str]) -> "Credentials":
+        """The inverse of to_json + to_env: how a Locust process gets the harness's credentials."""
+        return cls(user=env.get(USER_ENV) or None, password=env.get(PASSWORD_ENV) or None,
+                   token=env.get(TOKEN_ENV) or None, db_name=public.get("db_name"),
+                   secure=bool(public.get("tls")), server_pem_path=public.get("tls_ca"))
+
+
+NO_CREDENTIALS = Credentials()
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A Milvus gRPC address ('host:port') and how to talk to it."""
+
+    address: str
+    credentials: Credentials = NO_CREDENTIALS
+
+    @property
+    def uri(self) -> str:
+        return f"{'https' if self.credentials.secure else 'http'}://{self.address}"
+
+    def __str__(self) -> str:
+        return self.address
+
+
+#: What the helpers below accept: a bare 'host:port' means no credentials, the default database.
+Address = Union[str, Connection]
+
+
+def as_connection(address: Address) -> Connection:
+    """A Connection for either form of address."""
+    return address if isinstance(address, Connection) else Connection(address)
+
+
+def connect(alias: str, address: Address, timeout: float = 10.0) -> None:
+    """pymilvus connections.connect under `alias`, with the credentials, database and TLS of
+    `address`; the only call of connect in the harness. Credentials the server refuses are a
+    UsageError (exit 2): retrying cannot fix them."""
+    from pymilvus import connections
+
+    connection = as_connection(address)
+    try:
+        connections.connect(alias=alias, uri=connection.uri, timeout=timeout,
+                            **connection.credentials.connect_kwargs())
+    except Exception as exc:
+        refused = refusal(exc)
+        if refused:
+            raise UsageError(f"Milvus at {connection.uri} refused the connection: {refused}") from None
+        raise
+
+
+# What Milvus 2.3 answers (measured): UNAUTHENTICATED "auth check failure, please check username and
+# password are correct" or "missing authorization in header"; code 800 "database not found[database=x]".
+_REFUSALS = ("auth check failure", "unauthenticated", "database not found", "permission denied")
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The server's reason when `exc` says it refused these credentials or this database
+    (as opposed to not answering), else None."""
+    import grpc
+
+    text = str(exc)
+    if isinstance(exc, grpc.RpcError) and exc.code() in (grpc.StatusCode.UNAUTHENTICATED,  # type: ignore[attr-defined]
+                                                          grpc.StatusCode.PERMISSION_DENIED):
+        return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
+    lowered = text.lower()
+    if any(marker in lowered for marker in _REFUSALS):
+        return " ".join(text.split())[:200]
+    return None
+
+
+def open_channel(address: Address, options: Sequence[tuple[str, Any]] = ()) -> Any:
+    """A raw gRPC channel to Milvus as pymilvus would open it: TLS (with the private CA if
+    given) when the connection is secure, plaintext otherwise. Send Credentials.grpc_metadata()
+    with every call, as pymilvus's interceptors do."""
+    import grpc
+
+    connection = as_connection(address)
+    credentials = connection.credentials
+    if not credentials.secure:
+        return grpc.insecure_channel(connection.address, options=list(options))
+    ca = Path(credentials.server_pem_path).read_bytes() if credentials.server_pem_path else None
+    return grpc.secure_channel(connection.address, grpc.ssl_channel_credentials(root_certificates=ca),
+                               options=list(options))
 
 
 def _bounded(timeout: float) -> int:
@@ -24,13 +174,11 @@ def _bounded(timeout: float) -> int:
 class MilvusAdmin:
     """A pymilvus ORM connection under its own alias; close() drops it."""
 
-    def __init__(self, address: str, timeout: float = 10.0) -> None:
-        from pymilvus import connections
-
-        self.address = address
+    def __init__(self, address: Address, timeout: float = 10.0) -> None:
+        self.connection = as_connection(address)
+        self.address = self.connection.address
         self.alias = f"harness-{uuid.uuid4().hex[:8]}"
-        host, port = address.rsplit(":", 1)
-        connections.connect(alias=self.alias, host=host, port=port, timeout=timeout)
+        connect(self.alias, self.connection, timeout=timeout)
 
     def close(self) -> None:
         from pymilvus import connections
@@ -81,18 +229,22 @@ class MilvusAdmin:
         return int(result[0]["count(*)"])
 
 
-def answers(address: str, timeout: float = 3.0) -> bool:
-    """True when the server at address answers a ShowCollections call."""
+def answers(address: Address, timeout: float = 3.0) -> bool:
+    """True when the server at address answers a ShowCollections call, or answers that it
+    refuses these credentials (it is up: whoever asked next learns of the refusal)."""
     try:
         with MilvusAdmin(address, timeout=timeout) as admin:
             admin.list_collections(timeout=timeout)
+        return True
+    except UsageError as exc:
+        log.debug("%s answers, refusing: %s", address, exc)
         return True
     except Exception as exc:  # any pymilvus/grpc error means "not yet"
         log.debug("%s not answering: %s", address, exc)
         return False
 
 
-def accepts_writes(address: str, collection: str | None, timeout: float = 10.0) -> bool:
+def accepts_writes(address: Address, collection: str | None, timeout: float = 10.0) -> bool:
     """True when the scenario's collection can be flushed: after a restart the server answers
     reads ~10 s before the old session expires, and until then flush fails with "node not
     match". Only that collection is flushed, never the server's others; before it exists,
@@ -128,7 +280,7 @@ def wait_until(check, deadline: float, interval: float = 0.25, alive=lambda: Tru
     return False
 
 
-def server_version(address: str, timeout: float = 10.0) -> str:
+def server_version(address: Address, timeout: float = 10.0) -> str:
     """The server's own GetVersion answer, e.g. 'v2.6.15'."""
     with MilvusAdmin(address, timeout=timeout) as admin:
         return admin.server_version()

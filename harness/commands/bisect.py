@@ -13,10 +13,16 @@ from harness.commands.options import add_run_options, run_options_from_args
 if TYPE_CHECKING:
     from harness.run.lifecycle import RunOptions
 
+EXAMPLES = """examples:
+  milvus-harness bisect --good 2.2.16 --bad 2.3.5
+  milvus-harness bisect --good 2.3.5 --bad 2.2.16 --find-fix --memory-limit 3GiB
+  milvus-harness bisect --target kind --versions-file tags.txt --good v2.6.10 --bad v2.6.15"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bisect", help="find the first bad version (or with --find-fix the first good one) "
-                                      "(exit 0 found, 125 undecided)")
+                                      "(exit 0 found, 125 undecided)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--good", required=True, metavar="V", help="a version that PASSes (older, unless --find-fix)")
     p.add_argument("--bad", required=True, metavar="V", help="a version that FAILs (newer, unless --find-fix)")
     p.add_argument("--find-fix", action="store_true", help="the older version is bad: find the first good one")

@@ -9,15 +9,21 @@ import argparse
 
 from harness.units import parse_duration
 
+EXAMPLES = """examples:
+  milvus-harness cluster up --values seed --milvus-version v2.6.15
+  milvus-harness cluster status
+  milvus-harness cluster down"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cluster", help="a kind cluster with Milvus in the seed's topology: up, down, status")
+    p = sub.add_parser("cluster", help="a kind cluster with Milvus in the seed's topology: up, down, status",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = p.add_subparsers(dest="action", metavar="ACTION", parser_class=type(p))
     actions.required = True
     for action, text in (("up", "create the kind cluster (if needed), install metrics-server and Milvus, wait"),
                          ("down", "delete the kind cluster"),
                          ("status", "show the Milvus release's pods (exit 0 when all are ready)")):
-        a = actions.add_parser(action, help=text)
+        a = actions.add_parser(action, help=text, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
         a.add_argument("--name", default="milvus-harness", help="kind cluster name (default milvus-harness)")
         a.add_argument("--namespace", default="default", help="namespace of Milvus (default default)")
         a.add_argument("--release", default="milvus", help="Helm release name of Milvus (default milvus)")

@@ -12,10 +12,15 @@ from harness.errors import UsageError
 if TYPE_CHECKING:
     from harness.run.lifecycle import RunOptions
 
+EXAMPLES = """examples:
+  milvus-harness matrix --milvus-versions 2.3.4,2.3.5 --scenario smoke
+  milvus-harness matrix --vary shards=1,4,16 --vary memory_limit=2GiB,4GiB --id shards"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("matrix", help="run a scenario on every version x --vary value and compare "
-                                      "(exit 1 any FAIL, 125 any INCONCLUSIVE, else 0)")
+                                      "(exit 1 any FAIL, 125 any INCONCLUSIVE, else 0)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--milvus-versions", metavar="V1,V2,...",
                    help="embedded: published versions, or `all`; kind: image tags (default: --milvus-version "
                         "or the newest)")

@@ -6,11 +6,14 @@ Parsing only: flags in, validated TargetOptions / RunOptions out, before anythin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping, Sequence
+from urllib.parse import urlsplit
 
 from harness.errors import UsageError
+from harness.milvus_client import NO_CREDENTIALS, PASSWORD_ENV, TOKEN_ENV, USER_ENV, Credentials
 from harness.targets.protocol import TargetOptions
 from harness.units import DURATION_HELP, SIZE_HELP, parse_bytes, parse_duration
 
@@ -50,9 +53,19 @@ def add_target_options(parser: argparse.ArgumentParser) -> None:
                             "the /metrics of the pods under test through the API server; at least 0.1s)")
     group.add_argument("--stall-after", metavar="DURATION", default="20s",
                        help="memory held at the limit with no progress this long is a MemoryStall")
-    group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530")
+    group.add_argument("--uri", help="external: the Milvus address, e.g. http://127.0.0.1:19530; "
+                                     "https://host:port means TLS")
     group.add_argument("--allow-remote", action="store_true",
                        help="external: allow a --uri that is not this machine (default: loopback only)")
+    group.add_argument("--user", help=f"external: Milvus user (or env {USER_ENV}); needs --password")
+    group.add_argument("--password", help=f"external: its password; prefer env {PASSWORD_ENV}, "
+                                          "which no process listing shows")
+    group.add_argument("--token", help=f"external: an API key or 'user:password' instead of --user/--password "
+                                       f"(or env {TOKEN_ENV}, preferred)")
+    group.add_argument("--db-name", metavar="DB", help="external: the database to use (default: default); "
+                                                       "it must exist")
+    group.add_argument("--tls-ca", metavar="PEM", help="external: with an https:// --uri, the CA certificate "
+                                                       "the server's certificate must chain to (a private CA)")
     group.add_argument("--kube-context", metavar="C", help="kind/external: the kube context to watch")
     group.add_argument("--allow-context", metavar="NAME",
                        help="allow a kube context that is not a kind cluster (named exactly)")
@@ -93,7 +106,70 @@ def target_options_from_args(args: argparse.Namespace) -> TargetOptions:
         image_repository=args.image_repository,
         uri=args.uri,
         allow_remote=args.allow_remote,
+        credentials=credentials_from_args(args, os.environ),
     )
+
+
+#: Flags whose value is or holds a secret: replaced by *** in the command run.json records.
+SECRET_FLAGS = ("--password", "--token", "--web-login", "--web-auth")
+
+
+def credentials_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> Credentials:
+    """--user/--password or --token (else MILVUS_USER/MILVUS_PASSWORD or MILVUS_TOKEN from
+    `environ`), --db-name, and TLS when --uri is https:// (with --tls-ca as its CA).
+
+    All of them are for --target external; other targets refuse the flags and ignore the
+    environment."""
+    given = {flag: value for flag, value in (("--user", args.user), ("--password", args.password),
+                                            ("--token", args.token), ("--db-name", args.db_name),
+                                            ("--tls-ca", args.tls_ca)) if value is not None}
+    if args.target != "external":
+        if given:
+            raise UsageError(f"{', '.join(given)}: only for --target external (got --target {args.target})")
+        return NO_CREDENTIALS
+    user, password, token = args.user, args.password, args.token
+    if user is None and password is None and token is None:  # flags first, the environment only without any
+        user, password, token = (environ.get(USER_ENV) or None, environ.get(PASSWORD_ENV) or None,
+                                 environ.get(TOKEN_ENV) or None)
+    if token and (user or password):
+        raise UsageError(f"--token ({TOKEN_ENV}) and --user/--password ({USER_ENV}/{PASSWORD_ENV}) "
+                         "are exclusive: give one or the other")
+    if bool(user) != bool(password):
+        raise UsageError(f"--user and --password ({USER_ENV} and {PASSWORD_ENV}) go together: "
+                         f"{'--password' if user else '--user'} is missing")
+    secure = urlsplit((args.uri or "").strip()).scheme == "https"
+    if args.tls_ca is not None:
+        if not secure:
+            raise UsageError(f"--tls-ca needs an https:// --uri (got {args.uri!r})")
+        if not Path(args.tls_ca).is_file():
+            raise UsageError(f"--tls-ca {args.tls_ca!r} is not a file; give the CA certificate in PEM")
+    if args.db_name is not None and not args.db_name.strip():
+        raise UsageError("--db-name is empty; give an existing database's name (default: default)")
+    return Credentials(user=user, password=password, token=token, db_name=args.db_name, secure=secure,
+                       server_pem_path=str(Path(args.tls_ca).resolve()) if args.tls_ca else None)
+
+
+def _secret_flag(arg: str) -> bool:
+    # argparse takes any unambiguous prefix (--pass) for the flag
+    return len(arg) > 2 and arg.startswith("--") and any(flag.startswith(arg) for flag in SECRET_FLAGS)
+
+
+def redacted(argv: Sequence[str]) -> list[str]:
+    """argv with the values of --password and --token replaced by ***, for run.json."""
+    out: list[str] = []
+    hide_next = False
+    for arg in argv:
+        if hide_next:
+            out.append("***")
+            hide_next = False
+        elif _secret_flag(arg):
+            out.append(arg)
+            hide_next = True
+        elif "=" in arg and _secret_flag(arg.split("=", 1)[0]):
+            out.append(arg.split("=", 1)[0] + "=***")
+        else:
+            out.append(arg)
+    return out
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
@@ -130,5 +206,5 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
         verify=args.verify,
         crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
-        command="milvus-harness " + " ".join(sys.argv[1:]),
+        command="milvus-harness " + " ".join(redacted(sys.argv[1:])),
     )

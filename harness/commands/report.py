@@ -7,9 +7,14 @@ from pathlib import Path
 
 from harness.errors import UsageError
 
+EXAMPLES = """examples:
+  milvus-harness report reports/20261129-164530-seed-2.3.5
+  milvus-harness report reports/RUN-ID                           # the pages again; nothing is re-run"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("report", help="render report.md, report.html and junit.xml again from a run directory")
+    p = sub.add_parser("report", help="render report.md, report.html and junit.xml again from a run directory",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", help="a run directory, e.g. reports/20261127-181500-seed-2.3.5")
     p.set_defaults(func=lambda args: run(Path(args.run_dir)))
 

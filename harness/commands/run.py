@@ -15,9 +15,15 @@ if TYPE_CHECKING:
 
     from harness.run.lifecycle import RunOptions
 
+EXAMPLES = """examples:
+  milvus-harness run                                             # the seed scenario on the newest embedded Milvus
+  milvus-harness run --scenario smoke --milvus-version 2.3.5 --memory-limit 4GiB
+  MILVUS_USER=loader MILVUS_PASSWORD=... milvus-harness run --target external --uri https://milvus.example:19530 --allow-remote --db-name perf"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)")
+    p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(p)
     p.set_defaults(func=lambda args: run(run_options_from_args(args)))
 

@@ -23,9 +23,14 @@ if TYPE_CHECKING:
     from harness.run.lifecycle import RunOptions
     from harness.webui.session import UiSession
 
+EXAMPLES = """examples:
+  milvus-harness ui --scenario smoke                             # then open http://127.0.0.1:8089
+  milvus-harness ui --workers 2 --web-host 0.0.0.0 --web-login admin:CHANGE-ME"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ui", help="Locust's web UI with a live Milvus memory tab: start runs from a browser")
+    p = sub.add_parser("ui", help="Locust's web UI with a live Milvus memory tab: start runs from a browser",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(p)
     web = p.add_argument_group("web UI")
     web.add_argument("--web-host", default="127.0.0.1",

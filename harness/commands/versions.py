@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+EXAMPLES = """examples:
+  milvus-harness versions                                        # every published embedded version
+  milvus-harness versions --installed                            # only those in the cache"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("versions", help="list the installable embedded Milvus versions")
+    p = sub.add_parser("versions", help="list the installable embedded Milvus versions",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--installed", action="store_true", help="only those already in the cache")
     p.set_defaults(func=lambda args: run(installed_only=args.installed))
 

@@ -19,9 +19,14 @@ if TYPE_CHECKING:
 
     from harness.watch.kubernetes import KubernetesWatcher
 
+EXAMPLES = """examples:
+  milvus-harness watch --duration 30m                            # the harness's kind cluster
+  milvus-harness watch --target external --kube-context prod --allow-context prod --namespace milvus"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("watch", help="only watch Milvus pods (memory, restarts, OOM kills) into samples/events files")
+    p = sub.add_parser("watch", help="only watch Milvus pods (memory, restarts, OOM kills) into samples/events files",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--target", choices=["kind", "external"], default="kind",
                    help="kind: the harness's kind cluster (default); external: any cluster via --kube-context")
     p.add_argument("--kube-context", metavar="C", help="kube context (kind default: kind-milvus-harness)")

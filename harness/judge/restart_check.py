@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 from harness.load.dispenser import LoadPause
-from harness.milvus_client import MilvusAdmin
+from harness.milvus_client import Address, MilvusAdmin
 from harness.judge.summary import death_ref, describe_death
 from harness.watch import events
 from harness.watch.events import Event, RunEvents
@@ -37,7 +37,7 @@ FLUSH_TIMEOUT_S = 180.0
 class RestartCheck:
     """Listens for a Ready that follows a death and runs one check per restart on its own thread."""
 
-    def __init__(self, context: RunEvents, address: str, collection: str, pause: LoadPause,
+    def __init__(self, context: RunEvents, address: Address, collection: str, pause: LoadPause,
                  acked_rows: Callable[[], int], load_running: Callable[[], bool]) -> None:
         self.context = context
         self.address = address

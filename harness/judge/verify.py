@@ -23,7 +23,7 @@ import psutil
 
 from harness.judge.summary import acked_batches
 from harness.load import batches
-from harness.milvus_client import MilvusAdmin
+from harness.milvus_client import Address, MilvusAdmin
 from harness.rundir import RunDir, read_jsonl
 from harness.scenario.model import Scenario
 from harness.units import format_bytes
@@ -105,7 +105,7 @@ def plan(requested: str | None, scenario: Scenario, acked_rows: int, capacity: i
     return Plan(ROWS, f"chosen instead of pk-ranges because {reason}: {sizes}", estimate, capacity)
 
 
-def verify(address: str, collection: str, acked: list[dict[str, Any]], check: str = PK_RANGES,
+def verify(address: Address, collection: str, acked: list[dict[str, Any]], check: str = PK_RANGES,
            timeout: float = 300.0) -> dict[str, Any]:
     """Run `check` on the acked batches: a dict for summary.json's rows (see verify_pk_ranges
     and verify_rows), with {"verified": None, "note": why} when nothing could be checked."""
@@ -116,7 +116,7 @@ def verify(address: str, collection: str, acked: list[dict[str, Any]], check: st
     return verify_pk_ranges(address, collection, acked, timeout=timeout)
 
 
-def verify_rows(address: str, collection: str, acked: list[dict[str, Any]], timeout: float = 300.0) -> dict[str, Any]:
+def verify_rows(address: Address, collection: str, acked: list[dict[str, Any]], timeout: float = 300.0) -> dict[str, Any]:
     """Flush, then the persisted row count against the rows acked: {"verified": rows
     accounted for, "lost": at least this many missing, "persisted": the count}."""
     acked_rows = sum(a["rows"] for a in acked)
@@ -131,7 +131,7 @@ def verify_rows(address: str, collection: str, acked: list[dict[str, Any]], time
             "persisted": persisted}
 
 
-def verify_pk_ranges(address: str, collection: str, acked: list[dict[str, Any]],
+def verify_pk_ranges(address: Address, collection: str, acked: list[dict[str, Any]],
                      timeout: float = 300.0) -> dict[str, Any]:
     """{"verified": rows present of those acked, "lost": rows missing, "lost_batches": [...],
     "missing_by_batch": {batch: rows missing}} or {"verified": None, "note": why} when the
@@ -178,7 +178,7 @@ def _count_ranges(admin: MilvusAdmin, collection: str, acked: list[dict[str, Any
     return counts
 
 
-def verify_after_load(target: "Target", address: str, scenario: Scenario, run_dir: RunDir,
+def verify_after_load(target: "Target", address: Address, scenario: Scenario, run_dir: RunDir,
                       requested: str | None = None, context: RunEvents | None = None) -> dict[str, Any]:
     """Check the acked rows once the target is ready to answer, with the check `plan`
     chooses (or `requested`); the result says which check ran and why. With `context`, a

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.load import batches
 from harness.errors import TargetError
-from harness.milvus_client import MilvusAdmin
+from harness.milvus_client import Address, MilvusAdmin
 from harness.scenario.model import Scenario
 
 
@@ -32,7 +32,7 @@ def schema(scenario: Scenario) -> Any:
     return CollectionSchema(fields, description=f"milvus-harness scenario {scenario.name}")
 
 
-def create(address: str, scenario: Scenario) -> None:
+def create(address: Address, scenario: Scenario) -> None:
     """Drop and create the scenario's collection; a server that refuses it is TargetError."""
     from pymilvus import Collection, utility
 

@@ -18,8 +18,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from harness import milvus_client
 from harness.load import batches
 from harness.load.batches import Batch
+from harness.milvus_client import Address
 from harness.scenario.model import Scenario
 
 # schema_pb2.DataType values
@@ -203,16 +205,18 @@ def _status_error(status: Any) -> str | None:
 
 
 class NumpyInserter:
-    """The fast path: a raw gRPC Insert with a request built from numpy."""
+    """The fast path: a raw gRPC Insert with a request built from numpy, on a channel with
+    the same TLS, credentials and database as pymilvus's (milvus_client.open_channel)."""
 
-    def __init__(self, address: str, collection: str, scenario: Scenario, timeout: float) -> None:
-        import grpc
+    def __init__(self, address: Address, collection: str, scenario: Scenario, timeout: float) -> None:
         from pymilvus.grpc_gen import milvus_pb2
 
         self.collection = collection
         self.scenario = scenario
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[
+        connection = milvus_client.as_connection(address)
+        self._metadata = connection.credentials.grpc_metadata() or None
+        self._channel = milvus_client.open_channel(connection, options=[
             ("grpc.max_send_message_length", _MAX_MESSAGE),
             ("grpc.max_receive_message_length", _MAX_MESSAGE),
         ])
@@ -229,7 +233,7 @@ class NumpyInserter:
 
         began = time.perf_counter()
         try:
-            response = self._insert(prepared, timeout=self.timeout)
+            response = self._insert(prepared, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             return InsertResult(False, rows, time.perf_counter() - began,
                                 f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
@@ -249,13 +253,12 @@ class NumpyInserter:
 class PymilvusInserter:
     """The paths users' own code takes: ORM columns or MilvusClient row dicts."""
 
-    def __init__(self, address: str, collection: str, scenario: Scenario, timeout: float,
+    def __init__(self, address: Address, collection: str, scenario: Scenario, timeout: float,
                  rows: bool) -> None:
-        from pymilvus import Collection, connections
+        from pymilvus import Collection
 
         self.alias = f"insert-{id(self)}"
-        host, port = address.rsplit(":", 1)
-        connections.connect(alias=self.alias, host=host, port=port)
+        milvus_client.connect(self.alias, address)
         self.collection = Collection(collection, using=self.alias)
         self.scenario = scenario
         self.timeout = timeout
@@ -311,7 +314,7 @@ def batch_columns(batch: Batch) -> dict[str, list[Any]]:
     return columns
 
 
-def make_inserter(path: str, address: str, collection: str, scenario: Scenario) -> Inserter:
+def make_inserter(path: str, address: Address, collection: str, scenario: Scenario) -> Inserter:
     """The inserter for scenario.insert_path ('numpy', 'columns' or 'rows')."""
     if path == "numpy":
         return NumpyInserter(address, collection, scenario, scenario.insert_timeout_s)

@@ -28,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_STOPPING
 
 from harness.load import batches
+from harness.milvus_client import Connection, Credentials
 from harness.scenario import model as scenarios
 from harness.load.insert import Inserter, make_inserter
 from harness.load.dispenser import WAIT, Dispenser, LoadPause, ServerDown
@@ -50,6 +51,8 @@ class LoadConfig:
     def __init__(self, path: Path) -> None:
         raw = json.loads(path.read_text())
         self.address: str = raw["address"]
+        # The secrets come through this process's environment (locust_procs.locust_env), the rest from the file.
+        self.connection = Connection(self.address, Credentials.from_parts(raw.get("credentials") or {}, os.environ))
         self.scenario = scenarios.from_mapping(raw["scenario"], default_name=raw["scenario"]["name"])
         self.acks = Path(raw["acks"])
         # Absent in web UI runs: they never pause.
@@ -130,7 +133,7 @@ class MilvusInsertUser(User):
         self.config = config
         self.scenario = config.scenario
         # Channels are made here, after Locust forked its workers, never at import.
-        self.inserter: Inserter = make_inserter(self.scenario.insert_path, config.address,
+        self.inserter: Inserter = make_inserter(self.scenario.insert_path, config.connection,
                                                 self.scenario.collection, self.scenario)
         self.acks = JsonlWriter(config.acks)
         self.worker = f"{socket.gethostname()}:{os.getpid()}:{id(self) % 10000}"

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import psutil
 from rich.console import Console
 
-from harness import __version__
+from harness import __version__, software_versions
 from harness.load import collection
 from harness.run import inject
 from harness.scenario import model as scenarios
@@ -146,6 +146,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
     key = run_key(scenario, target_options, version, options.overrides)
     return {
         "run_id": run_id, "key": key.to_json(), "harness_version": __version__, "command": options.command,
+        "versions": software_versions(),
         "scenario": {"name": scenario.name, "hash": scenario.digest(), "fields": scenario.to_json()},
         "target": target_options.target, "milvus_version": version,
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
@@ -273,20 +274,21 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             facts = {**facts, **target.facts()}
             write_json(run_dir.run_json, {**inputs, "isolation": facts.get("isolation"), "facts": facts})
             progress.phase = "creating collection"
-            collection.create(endpoint.address, scenario)
+            collection.create(endpoint.connection, scenario)
             config = run_dir.path / "load.json"
-            write_json(config, {"address": endpoint.address, "scenario": scenario.to_json(),
-                                "acks": str(run_dir.acks), **pause.to_json(),
+            write_json(config, {"address": endpoint.address, "credentials": endpoint.credentials.to_json(),
+                                "scenario": scenario.to_json(), "acks": str(run_dir.acks), **pause.to_json(),
                                 **(down.to_json() if gate else {})})
             if scenario.check_after_restart:
-                restart_check = RestartCheck(context, endpoint.address, scenario.collection, pause,
+                restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
                                              load_running=lambda: locust is not None and locust.running())
             context.fire_event(component="harness", type=events.LOAD_STARTED,
                                detail=f"{scenario.users} users, {options.workers} workers")
             progress.load_started = time.time()
             progress.phase = "loading"
-            locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time)
+            locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
+                                    secrets=endpoint.credentials.to_env())
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
                                        lambda: tail.acked_rows)
             injector.start()
@@ -319,7 +321,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             progress.phase = "verifying acked rows"
             view.update()
             # The watchers stay on: an OOM kill while the check loads the collection is seen.
-            verification = verify_after_load(target, endpoint.address, scenario, run_dir, options.verify, context)
+            verification = verify_after_load(target, endpoint.connection, scenario, run_dir, options.verify, context)
             for watcher in target.watchers():
                 watcher.stop()
     except HarnessError as exc:

@@ -7,6 +7,7 @@ the harness process).
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -89,10 +90,19 @@ def log_tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def locust_env(secrets: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Locust processes' environment: ours, with the Milvus credentials replaced by the
+    run's own (`secrets`, Credentials.to_env), so they never go through a file or argv."""
+    from harness.milvus_client import PASSWORD_ENV, TOKEN_ENV, USER_ENV
+
+    env = {name: value for name, value in os.environ.items() if name not in (USER_ENV, PASSWORD_ENV, TOKEN_ENV)}
+    return {**env, **secrets, **(extra or {})}
+
+
 def start_headless(run_dir: RunDir, config: Path, users: int, workers: int,
-                   run_time: float | None) -> LocustProcesses:
+                   run_time: float | None, secrets: Mapping[str, str] | None = None) -> LocustProcesses:
     """Locust for `run`: headless, inserting what load.json (`config`) says, writing its stats
-    and HTML report into the run directory."""
+    and HTML report into the run directory; `secrets` (the credentials) go in its environment."""
     common = locust_argv(LOCUSTFILES / "insert.py", "--harness-config", str(config),
                          "--loglevel", "INFO", "--skip-log-setup")
     master = ["--headless", "-u", str(users), "-r", str(users),
@@ -101,5 +111,5 @@ def start_headless(run_dir: RunDir, config: Path, users: int, workers: int,
     if run_time:
         master += ["--run-time", f"{int(run_time)}s"]
     locust = LocustProcesses()
-    locust.start(common, master, workers, run_dir.logs / "locust.log")
+    locust.start(common, master, workers, run_dir.logs / "locust.log", locust_env(secrets or {}))
     return locust

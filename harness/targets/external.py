@@ -1,7 +1,10 @@
 """The external target: a Milvus the user already runs, optionally watched through a kube context.
 
 Nothing is installed or stopped. A URI whose host is not this machine needs --allow-remote
-(checked before any lookup or connection). With --kube-context the release's pods are watched (the
+(checked before any lookup or connection). Every client of the run (the harness's probes and
+checks, pymilvus and the raw insert channel in the Locust users) connects with the same
+credentials, database and TLS (options.credentials); credentials or a database the server
+refuses end the run as bad input (exit 2) before anything is created. With --kube-context the release's pods are watched (the
 context passes the same safety check as kind's: a kind cluster, or named by
 --allow-context); without it the run has no memory samples, only the load's view.
 """
@@ -27,7 +30,7 @@ DEFAULT_PORT = 19530
 
 
 def parse_uri(uri: str) -> tuple[str, int]:
-    """'http://host:port', 'tcp://host:port', 'host:port' or 'host' -> (host, port)."""
+    """'http://host:port', 'https://host:port' (TLS), 'tcp://host:port', 'host:port' or 'host' -> (host, port)."""
     text = uri.strip()
     parts = urlsplit(text if "://" in text else f"tcp://{text}")
     try:
@@ -69,13 +72,21 @@ class ExternalTarget(Target):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def connection(self) -> milvus_client.Connection:
+        return milvus_client.Connection(self.address, self.options.credentials)
+
     def bring_up(self, context: RunEvents) -> Endpoint:
         began = time.monotonic()
-        if not milvus_client.wait_until(lambda: milvus_client.answers(self.address), began + self._answer_timeout, interval=1.0):
+        if not milvus_client.wait_until(lambda: milvus_client.answers(self.connection), began + self._answer_timeout,
+                                        interval=1.0):
             raise TargetError(f"Milvus at {self.options.uri} does not answer within {self._answer_timeout:.0f} s")
         try:
-            with milvus_client.MilvusAdmin(self.address) as admin:
+            # The first call with the credentials: a refusal (UsageError) ends the run here.
+            with milvus_client.MilvusAdmin(self.connection) as admin:
                 self.server_version = admin.server_version()
+        except UsageError:
+            raise
         except Exception as exc:  # the version is a fact for run.json, not a requirement
             log.debug("server version unknown: %s", exc)
         context.fire_event(component="proxy", type=events.READY,
@@ -87,20 +98,21 @@ class ExternalTarget(Target):
                                                           interval=self.options.watch_interval,
                                                           scrape_components=self.options.under_test)
             self._watcher.start(context)
-        return Endpoint(self.host, self.port)
+        return Endpoint(self.host, self.port, credentials=self.options.credentials)
 
     def watchers(self) -> list[Watcher]:
         return [self._watcher] if self._watcher else []
 
     def wait_ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        return milvus_client.wait_until(lambda: milvus_client.accepts_writes(self.address, self.options.collection), deadline, interval=1.0)
+        return milvus_client.wait_until(lambda: milvus_client.accepts_writes(self.connection, self.options.collection), deadline, interval=1.0)
 
     def facts(self) -> dict[str, Any]:
         return {
             "target": self.kind,
             "uri": self.options.uri,
             "address": self.address,
+            "client": self.options.credentials.to_json(),  # user, database, TLS: never a secret
             "milvus_version": self.options.milvus_version or self.server_version,
             "server_version": self.server_version,
             "memory_limit_bytes": self.options.memory_limit,

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from harness.milvus_client import NO_CREDENTIALS, Connection, Credentials
 from harness.watch.events import RunEvents
 
 
@@ -24,10 +25,17 @@ class Endpoint:
     host: str
     port: int
     metrics_url: str | None = None
+    #: external: the --user/--password or --token, --db-name and TLS every client uses.
+    credentials: Credentials = NO_CREDENTIALS
 
     @property
     def uri(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.connection.uri
+
+    @property
+    def connection(self) -> Connection:
+        """The address with its credentials: what every client of the run connects with."""
+        return Connection(self.address, self.credentials)
 
     @property
     def address(self) -> str:
@@ -121,6 +129,8 @@ class TargetOptions:
     image_repository: str = "milvusdb/milvus"  # kind: where the image comes from
     uri: str | None = None
     allow_remote: bool = False  # external: a --uri that is not loopback
+    #: external: credentials, database and TLS (https:// URI); secrets are kept out of repr.
+    credentials: Credentials = NO_CREDENTIALS
     #: The scenario's collection: the only one the harness flushes (set by lifecycle.prepare).
     collection: str | None = None
     #: The scenario's rules.under_test: on kind and external the Kubernetes watcher reads these

@@ -240,13 +240,14 @@ class UiSession:
             self._recording = context
         assert self.endpoint is not None
         try:
-            collection.create(self.endpoint.address, scenario)
+            collection.create(self.endpoint.connection, scenario)
         except HarnessError as exc:
             run.finishing = True
             self._finish(run, reason=str(exc), inconclusive=str(exc))
             raise
         config = run_dir.path / "load.json"
-        write_json(config, {"address": self.endpoint.address, "scenario": scenario.to_json(),
+        write_json(config, {"address": self.endpoint.address, "credentials": self.endpoint.credentials.to_json(),
+                            "scenario": scenario.to_json(),
                             "acks": str(run_dir.acks.resolve()), **down.to_json()})
         context.fire_event(component="harness", type=events.LOAD_STARTED,
                            detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
@@ -307,7 +308,7 @@ class UiSession:
             verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
             if inconclusive is None and status == "FINISHED" and self.endpoint is not None:
                 self.phase = "verifying"
-                verification = verify_after_load(self.target, self.endpoint.address, run.scenario, run.run_dir,
+                verification = verify_after_load(self.target, self.endpoint.connection, run.scenario, run.run_dir,
                                                  self.options.verify, run.context)
             embedded = self.target_options.target == "embedded"
             if embedded:

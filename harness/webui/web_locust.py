@@ -4,7 +4,6 @@ runs (each run takes the part written while it loaded)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import time
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import TargetError
-from harness.run.locust_procs import LOCUSTFILES, LocustProcesses, locust_argv, log_tail
+from harness.run.locust_procs import LOCUSTFILES, LocustProcesses, locust_argv, locust_env, log_tail
 from harness.webui import CREDENTIALS_ENV, TOKEN_ENV
 from harness.webui.options import WebOptions
 
@@ -50,7 +49,8 @@ class WebLocust:
             master += ["--run-time", f"{int(options.run_time)}s"]
         if web.login:
             master.append("--web-login")
-        env = {**os.environ, TOKEN_ENV: token}
+        # The Milvus credentials, like the UI's own secrets, go through the environment only.
+        env = locust_env(options.target.credentials.to_env(), {TOKEN_ENV: token})
         if web.guarded:
             env[CREDENTIALS_ENV] = ("login:" if web.login else "basic:") + (web.login or web.auth or "")
         env.pop("LOCUST_HEADLESS", None)
