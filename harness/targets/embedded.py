@@ -31,6 +31,7 @@ from harness.targets.cgroup import CgroupUnavailable, MemoryCgroup, Watchdog
 from harness.errors import TargetError, UsageError
 from harness.procs import interrupts_deferred
 from harness.targets import install as installs
+from harness.targets.etcd_sessions import revoke_dead_sessions
 from harness.targets.milvus_config import parse_config_overrides
 from harness.targets.net import free_ports
 from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
@@ -115,6 +116,10 @@ class EmbeddedServer:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['etcd_port']}"
+
     def _write_config(self, overrides: dict[str, Any]) -> None:
         storage = self.data_dir / "data"
         for path in (self.data_dir / "configs", storage, self.log_dir):
@@ -127,17 +132,22 @@ class EmbeddedServer:
             rocketmq_data_dir=str(storage / "rocksmq"),  # the 2.2.x templates' spelling
         )
         # Embedded etcd listens on 2379/2380 in every server unless given its own config file.
+        # It skips fsync: a killed server's writes survive in the page cache (only a crash of
+        # the machine would lose them), and at ~10 ms per fsync here each restart's flush of
+        # hundreds of segments waited on its own metadata writes.
         etcd_config = self.data_dir / "configs" / "embedEtcd.yaml"
         client = f"http://127.0.0.1:{self.ports['etcd_port']}"
         peer = f"http://127.0.0.1:{self.ports['etcd_peer_port']}"
         etcd_config.write_text(yaml.safe_dump({
             "listen-client-urls": client, "advertise-client-urls": client,
             "listen-peer-urls": peer, "initial-advertise-peer-urls": peer,
-            "initial-cluster": f"default={peer}",
+            "initial-cluster": f"default={peer}", "unsafe-no-fsync": True,
         }))
         text = render_config(self.install.config_template.read_text(), values, overrides,
                              internal={"etcd.config.path": str(etcd_config)})
         (self.data_dir / "configs" / "milvus.yaml").write_text(text)
+        etcd = yaml.safe_load(text)["etcd"]
+        self.session_prefix = f"{etcd['rootPath']}/{etcd['metaSubPath']}/session/"
         if self.install.glog_conf.exists():  # the 2.2.x packages ship none
             shutil.copy(self.install.glog_conf, self.data_dir / "configs" / "glog.conf")
 
@@ -416,6 +426,10 @@ class EmbeddedTarget(Target):
                                         data={"restarts": self.restarts})
             threading.Thread(target=self._probe_ready, args=(restarted, self.restarts),
                              name=f"ready-probe-{self.restarts}", daemon=True).start()
+            threading.Thread(target=revoke_dead_sessions,
+                             args=(self.server.etcd_url, self.server.session_prefix,
+                                   lambda: restarted.poll() is None and not self._stopping.is_set(), START_TIMEOUT),
+                             name=f"revoke-sessions-{self.restarts}", daemon=True).start()
 
     def _probe_ready(self, proc: subprocess.Popen[bytes], restart: int) -> None:
         """Fire Ready once the restarted `proc` accepts writes; give up when it dies.

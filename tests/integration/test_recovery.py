@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import threading
 import time
 from datetime import datetime
@@ -61,9 +62,10 @@ class _OomCounter:
 
 
 def _log_times(log_dir: Path) -> list[float]:
-    """The time of every timestamped line of the server's logs."""
+    """The time of every timestamped line of the server's logs: its stdout too, as a server
+    killed early in its recovery may die before it opens its own standalone-<id>.log."""
     times = []
-    for path in log_dir.glob("standalone-*.log"):
+    for path in [*log_dir.glob("standalone-*.log"), log_dir / "milvus-stdout.log"]:
         for line in path.read_bytes().splitlines():
             m = _LOG_TIME.match(line)
             if m:
@@ -73,11 +75,16 @@ def _log_times(log_dir: Path) -> list[float]:
 
 def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(tmp_path, milvus_version,
                                                                                   harness_cli):
-    # The seed at its default 2 GiB: the restarted server replays its log and is OOM-killed again.
+    # The seed at 1 GiB: first OOM-killed at about 150,000 rows; the restarted server replays
+    # its log and is OOM-killed again. Kept short: two deaths while recovering make the loop
+    # (--crash-loop-after 2), back-offs of 1 s, and the persisted row count as the end check:
+    # counting per batch would load the seed's 256 segments (16 shards x 16 partitions), which
+    # took minutes here (docs/recovery.md).
     report_dir = tmp_path / "reports"
     began = time.time()
     proc = harness_cli.start("run", "--report-dir", str(report_dir), "--keep-going", "--set", "total_rows=1000000",
-                             "--restart-backoff", "1s")
+                             "--memory-limit", "1GiB", "--restart-backoff", "1s", "--restart-backoff-max", "1s",
+                             "--crash-loop-after", "2", "--verify", "rows")
     counter = _OomCounter()
     try:
         def cgroup_known() -> bool:
@@ -89,7 +96,7 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
             return proc.poll() is not None
 
         wait_for(cgroup_known, 240, "the run's cgroup in run.json")
-        out, err = proc.communicate(timeout=420)
+        out, err = proc.communicate(timeout=600)
     finally:
         counter.stop()
     elapsed = time.time() - began
@@ -101,14 +108,14 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
         print(f"  {e['t'] - began:7.1f} {e['type']:12} {e['detail'][:110]}")
     assert proc.returncode == 1 and summary["verdict"] == "FAIL", out + err
     reason = summary["reasons"][0]
-    assert re.fullmatch(r"standalone crash-looping: OOM-killed 3 times while recovering \(each within ~\d+ s of "
+    assert re.fullmatch(r"standalone crash-looping: OOM-killed 2 times while recovering \(each within ~\d+ s of "
                         r"restart\), never ready again after [\d,]+ acked rows", reason), reason
     assert f"after {summary['rows']['acked']:,} acked rows" in reason
     stopped = next(e for e in recorded if e["type"] == events.LOAD_STOPPED)
     assert stopped["detail"] == reason  # the crash loop stopped the load, nobody from outside
     ooms = [e for e in recorded if e["type"] == events.OOM_KILLED]
-    assert len(ooms) == 4  # the first during the load, three while recovering
-    assert [o["data"]["recovering"] for o in ooms] == [False, True, True, True]
+    assert len(ooms) == 3  # the first during the load, two while recovering
+    assert [o["data"]["recovering"] for o in ooms] == [False, True, True]
     # Each OOMKilled within 2 s of the kernel's kill, as the cgroup's counter showed it ...
     lateness = [round(o["t"] - counter.seen[o["data"]["oom_kill_count"]], 2) for o in ooms]
     # ... and of the server's last log line before it.
@@ -119,21 +126,22 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
           f"minus the server's last log line (s): {after_last_line}; recoveries: {summary['recoveries']}")
     assert all(abs(x) <= 2.0 for x in lateness), lateness
     assert all(x <= 2.0 for x in after_last_line), after_last_line
-    # Every recovery is a phase of its own in the summary: three ended by an OOM kill, then the
+    # Every recovery is a phase of its own in the summary: two ended by an OOM kill, then the
     # one with the limit lifted for the row check came back.
-    assert [r["outcome"] for r in summary["recoveries"]] == ["OOMKilled"] * 3 + ["ready"]
+    assert [r["outcome"] for r in summary["recoveries"]] == ["OOMKilled"] * 2 + ["ready"]
     assert all(r["peak_memory_bytes"] for r in summary["recoveries"])
     # Every acked row accounted for, with the limit lifted for the check.
     rows = summary["rows"]
+    assert rows["check"]["check"] == "rows" and rows["persisted"] >= rows["acked"]
     assert rows["verified"] is not None and rows["verified"] + rows["lost"] == rows["acked"] > 0
     # The load waited for the server instead of firing at a dead port.
     first_oom = ooms[0]["t"]
     fired_while_down = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["t_start"] > first_oom + 1.0]
     assert not fired_while_down, fired_while_down[:3]
-    # The verdict within 3 minutes of the first kill (how long the load takes to get there
-    # depends on the machine), the load stopped at the crash loop; the run then ended by itself.
-    assert stopped["t"] - ooms[0]["t"] < 180, stopped["t"] - ooms[0]["t"]
-    assert stopped["t"] - ooms[3]["t"] < 10, "the load was not stopped at once"
+    # The load stopped at the crash loop, and the whole run, verification included, ended by
+    # itself within 3 minutes.
+    assert stopped["t"] - ooms[-1]["t"] < 10, "the load was not stopped at once"
+    assert elapsed < 180, f"the run took {elapsed:.0f} s"
 
 
 def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_version, no_leftovers):
@@ -141,12 +149,9 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
     context = RunEvents()
     arrived: list[tuple[float, Event]] = []
     context.on_event(lambda e: arrived.append((time.time(), e)))
-    # A 20 s session TTL: the restarted server answers reads well before flush works, so the
-    # harness is sure to be in its readiness wait when the test kills it.
     # The collection is the one the readiness check flushes, as in a run (lifecycle.prepare).
     target = EmbeddedTarget(TargetOptions(milvus_version=milvus_version, restart_backoff=1.0,
-                                          restart_backoff_max=1.0, milvus_config={"common.session.ttl": "20"},
-                                          collection=seed.collection))
+                                          restart_backoff_max=1.0, collection=seed.collection))
     with target:
         target.start(context)
         address = target.server.address
@@ -160,10 +165,11 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
         wait_for(lambda: any(e.type == events.RESTARTED for _, e in arrived), 30, "the first restart")
         restarted = target.pid()
         assert restarted is not None
-        # The restarted server answers reads while its old session is still held, so flush does
-        # not work yet: the harness is in its readiness wait (no Ready since the restart).
+        # The restarted server answers reads; frozen at once (SIGSTOP), it cannot flush, so the
+        # harness stays in its readiness wait (no Ready since the restart) until the kill.
         wait_for(lambda: milvus_client.answers(address), 120, "the restarted server answers")
-        assert [e.type for _, e in arrived].count(events.READY) == 1, "ready before the old session expired"
+        target.kill(signal.SIGSTOP)
+        assert [e.type for _, e in arrived].count(events.READY) == 1, "ready before the test froze it"
         time.sleep(2.0)
         target.kill()
         killed_at = time.time()
@@ -204,3 +210,4 @@ def test_keep_going_through_kills_reaches_the_planned_rows_when_recovery_succeed
         started = [a for a in acks if death["t"] + 1.0 < a["t_start"] < ready]
         assert not started, (death, started[:3])
     assert summary["inserts"]["failures_while_down"] <= summary["inserts"]["failures"]
+
