@@ -33,6 +33,8 @@ class MemoryGroup(Protocol):
 
     def usage_bytes(self) -> int: ...
 
+    def memory_stat(self) -> dict[str, int]: ...
+
 
 class WatchedProcess(Protocol):
     """What the watcher reads of a supervised server; the embedded target provides it.
@@ -110,11 +112,13 @@ class ProcessWatcher:
         rss: int | None = None
         source = target.isolation or "process"
         error = None
+        stat: dict[str, int] = {}
         try:
             pid = target.pid()
             pids = cgroup.pids() if cgroup else ([pid] if pid is not None else [])
             rss = _rss_of(pids)
             memory = cgroup.usage_bytes() if cgroup else rss
+            stat = cgroup.memory_stat() if cgroup else {}
         except OSError as exc:
             error = f"memory read failed: {exc}"
         url = target.metrics_url()
@@ -127,7 +131,8 @@ class ProcessWatcher:
         self._note_gap(error)
         sample = Sample(t=time.time(), component="standalone", memory_bytes=memory,
                         limit_bytes=target.limit_bytes(), restarts=target.restarts,
-                        source=source, rss_bytes=rss, metrics=dict(self._metrics))
+                        source=source, rss_bytes=rss, metrics=dict(self._metrics),
+                        memory_stat=stat)
         self._context.fire_sample(sample)
         return sample
 
