@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from harness.judge.memory_split import memory_split_summary
 from harness.watch import events
 from harness.watch.kubernetes import API_COMPONENT, CRASH_LOOP_BACK_OFF, METRICS_COMPONENT
 from k8s_fakes import container_status, iso, make_pod
@@ -512,3 +513,25 @@ def test_no_log_no_signature_and_a_sigkill_is_not_read(fake_api, make_watcher, r
                                   "reason": "Error", "exit_code": 137, "finished": time.time() - 1, "container_id": "b"})])]
     watcher.poll_once()
     assert not [r for r in fake_api.requests if "/log" in r]
+
+
+def test_on_kind_the_split_is_what_the_pod_proxy_gives_and_no_page_cache(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s", containers=[("streamingnode", "16Gi")])]
+    fake_api.set_usage("sn", "streamingnode", "3Gi")
+    fake_api.pod_metrics_text["sn"] = (
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2.5e+09\n"
+        "# TYPE go_memstats_heap_inuse_bytes gauge\ngo_memstats_heap_inuse_bytes 1e+09\n"
+        "# TYPE go_memstats_sys_bytes gauge\ngo_memstats_sys_bytes 1.8e+09\n"
+        "# TYPE milvus_datanode_fg_buffer_size gauge\n"
+        'milvus_datanode_fg_buffer_size{collection_id="1",node_id="7"} 3e+08\n'
+        'milvus_datanode_fg_buffer_size{collection_id="2",node_id="7"} 1e+08\n'
+        "# TYPE milvus_datanode_flowgraph_num gauge\nmilvus_datanode_flowgraph_num{node_id=\"7\"} 16\n")
+    watcher = make_watcher(scrape_every=1)
+    watcher.poll_once(recorded.context)
+    samples = [s.to_json() for s in recorded.samples if s.component == "streamingnode"]
+    split = memory_split_summary(samples, until=None)
+    assert split is not None and split["sources"] == ["/metrics"]
+    peak = split["at_peak"]
+    assert peak["page_cache"] is None  # no memory.stat through the API: not read, not guessed
+    assert (peak["rss"], peak["go_heap_inuse"], peak["outside_go_heap"]) == (2_500_000_000, 1_000_000_000, 1_500_000_000)
+    assert (peak["write_buffer"], peak["go_heap_other"], peak["flowgraphs"]) == (400_000_000, 600_000_000, 16)
