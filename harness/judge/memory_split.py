@@ -71,6 +71,9 @@ def memory_split_summary(samples: list[dict[str, Any]], until: float | None) -> 
     split = [(s, split_memory(s.get("memory_stat") or {}, s.get("metrics") or {}, s.get("rss_bytes")))
              for s in kept]
     split = [(s, parts) for s, parts in split if has_split(parts)]
+    if any(parts["go_heap_inuse"] is not None for _, parts in split):
+        # /metrics did not answer on some ticks: those samples would hide the Go figures
+        split = [(s, parts) for s, parts in split if parts["go_heap_inuse"] is not None]
     if not split:
         return None
     peak_sample, peak_parts = max(split, key=lambda sp: sp[0].get("memory_bytes") or 0)

@@ -57,12 +57,17 @@ def split_component(report: RunReport) -> str | None:
 
 
 def memory_split_chart(report: RunReport) -> Figure | None:
-    """Stacked areas of the split over elapsed seconds (gids `split-<part>`), with the
-    component's memory as a line (`split-memory`) and its limit dashed."""
+    """Stacked areas of the split over elapsed seconds during the load (gids `split-<part>`),
+    with the component's memory as a line (`split-memory`) and its limit dashed. A sample
+    missing a part the others have (/metrics did not answer) is a gap, not a dip."""
     component = split_component(report)
     if component is None:
         return None
-    samples = [s for s in report.samples_of(component) if has_split(_parts(s))]
+    verify_started = report.summary.get("verify_started")
+    samples = [s for s in report.samples_of(component)
+               if has_split(_parts(s)) and (not isinstance(verify_started, (int, float)) or s.t < verify_started)]
+    if not samples:
+        return None
     parts = [_parts(s) for s in samples]
     xs = [report.elapsed(s.t) for s in samples]
     memory = [float(s.memory_bytes) if s.memory_bytes is not None else math.nan for s in samples]
@@ -70,8 +75,10 @@ def memory_split_chart(report: RunReport) -> Figure | None:
     top = max([*totals, *(m for m in memory if not math.isnan(m)), float(report.limit_of(component) or 0), 1.0])
     unit, unit_name = unit_for(top)
     figure, ax = new_figure(10, 3.9)
-    stacks = [[(p[key] or 0) / unit for p in parts] for key, _ in PARTS]
     present = [i for i, (key, _) in enumerate(PARTS) if any(p[key] is not None for p in parts)]
+    drawn = [key for i, (key, _) in enumerate(PARTS) if i in present and key != "write_buffer"]
+    whole = [all(p[key] is not None for key in drawn) for p in parts]
+    stacks = [[(p[key] or 0) / unit if ok else math.nan for p, ok in zip(parts, whole)] for key, _ in PARTS]
     ax.stackplot(xs, *[stacks[i] for i in present], colors=[PART_COLORS[i] for i in present],
                  labels=[PARTS[i][1] for i in present], alpha=0.9, lw=0)
     for artist, i in zip(ax.collections, present):

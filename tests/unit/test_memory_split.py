@@ -104,3 +104,12 @@ def test_no_split_no_chart(tmp_path: Path) -> None:
     (run_dir / "samples.jsonl").write_text("".join(
         json.dumps({k: v for k, v in s.items() if k != "metrics"}) + "\n" for s in samples))
     assert "memory-split" not in {c.name for c in build_charts(load_run(run_dir))}
+
+
+def test_a_tick_without_metrics_is_not_taken_for_the_split() -> None:
+    full = {"t": 1.0, "memory_bytes": 500 * MiB, "metrics": {"go_memstats_heap_inuse_bytes": 200 * MiB,
+                                                             "process_resident_memory_bytes": 450 * MiB},
+            "memory_stat": {"page_cache": 40 * MiB, "mapped_file": 0}}
+    bare = {"t": 2.0, "memory_bytes": 900 * MiB, "memory_stat": {"page_cache": 40 * MiB}}  # /metrics did not answer
+    split = memory_split_summary([full, bare], until=None)
+    assert split is not None and split["at_peak"]["t"] == 1.0 and split["last"]["t"] == 1.0
