@@ -113,3 +113,19 @@ def test_a_tick_without_metrics_is_not_taken_for_the_split() -> None:
     bare = {"t": 2.0, "memory_bytes": 900 * MiB, "memory_stat": {"page_cache": 40 * MiB}}  # /metrics did not answer
     split = memory_split_summary([full, bare], until=None)
     assert split is not None and split["at_peak"]["t"] == 1.0 and split["last"]["t"] == 1.0
+
+
+def test_a_real_oom_killed_run_shows_where_its_memory_went(tmp_path: Path) -> None:
+    run_dir = copy_fixture("real-oom-split-2.3.5", tmp_path)  # memory.stat and /metrics, 4 OOM kills
+    summary = json.loads((run_dir / "summary.json").read_text())
+    split = summary["components"]["standalone"]["memory_split"]
+    peak = split["at_peak"]
+    assert peak["t"] <= summary["first_oom"]["t"] and split["sources"] == ["/metrics", "cgroup memory.stat"]
+    # recomputed from the samples as the summary does: the same figures
+    samples = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert memory_split_summary(samples, until=summary["first_oom"]["t"])["at_peak"] == peak
+    assert sum(peak[k] for k, _ in memory_section.PARTS) == peak["page_cache"] + peak["rss"]
+    render_report(run_dir)
+    page = (run_dir / "report.html").read_text()
+    assert all(f'id="split-{k}"' in page for k, _ in memory_section.PARTS)
+    assert "802.96 MiB" in page  # the write buffer at the peak, as summary.json has it
