@@ -13,7 +13,7 @@ from harness.rundir import RunDir, write_json
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
 #: What `milvus-harness report` renders into a run directory.
-RENDERED = ("report.md", "report.html", "junit.xml", "memory.png")
+RENDERED = ("report.md", "report.html", "junit.xml", "memory.png", "memory-split.png")
 
 
 def _jsonl(path: Path, records: Iterable[Mapping[str, Any]]) -> None:

@@ -30,7 +30,8 @@ from rich.console import Console
 from harness.run import lifecycle
 from harness.scenario import model as scenarios
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
-from harness.compare.run_keys import component_total, find_finished_run, finished_summary, memory_limit_bytes, peak_memory_bytes
+from harness.compare.run_keys import (component_total, crash_line, find_finished_run, finished_summary,
+                                      memory_limit_bytes, peak_memory_bytes)
 from harness.rundir import new_numbered_dir, read_json, write_json
 from harness.run.lifecycle import RunOptions
 from harness.units import parse_bytes
@@ -258,6 +259,7 @@ def _cell_summary(matrix_dir: Path, cell: Cell, result: CellResult | None) -> di
         "verdict": result.verdict.value,
         "status": "FINISHED",
         "reasons": [str(r) for r in s.get("reasons") or []],
+        "crash": crash_line(s),
         "rows_planned": rows.get("planned"),
         "rows_acked": rows.get("acked"),
         "rows_acked_at_first_oom": first_oom.get("rows_acked_before") if first_oom else None,

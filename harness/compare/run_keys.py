@@ -186,6 +186,14 @@ def component_total(summary: Mapping[str, Any], field_name: str) -> int | None:
     return sum(numbers) if numbers else None
 
 
+def crash_line(summary: Mapping[str, Any]) -> str | None:
+    """The first crash signature of a run ("standalone: assertion ... in segcore InsertRecord
+    (InsertRecord.h:330), ..."), None when no dead component's log named why it died."""
+    crashes = summary.get("crashes")
+    first = crashes[0] if isinstance(crashes, list) and crashes and isinstance(crashes[0], Mapping) else None
+    return f"{first.get('component')}: {first.get('line')}" if first else None
+
+
 def memory_limit_bytes(summary: Mapping[str, Any]) -> int | None:
     """The largest memory limit of any component in a run summary, or None if none was set."""
     values = [c.get("limit_bytes") for c in (summary.get("components") or {}).values() if isinstance(c, Mapping)]

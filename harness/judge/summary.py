@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.judge.memory_split import memory_split_summary
 from harness.judge.recovery import recovery_phases
 from harness.rundir import RunDir, read_jsonl
 from harness.watch.sources import finest_sources, source_kind
@@ -141,6 +142,14 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             c["watch_gaps"] += 1
         elif e["type"] == "Restarted":
             c["restarts"] = max(c["restarts"], e.get("data", {}).get("restarts", c["restarts"]))
+    for name, c in components.items():
+        # The split just before the component's first death, or at the end of the load.
+        death = next((e["t"] for e in events if e["component"] == name and e["type"] in ("OOMKilled", "Exited")),
+                     None)
+        split = memory_split_summary([s for s in samples if s["component"] == name],
+                                     death if death is not None else (verify_started or load_stop))
+        if split is not None:
+            c["memory_split"] = split
     first_oom = None
     if ooms:
         first_oom = {"t": ooms[0]["t"], "component": ooms[0]["component"],
@@ -179,6 +188,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         },
         "components": components,
         "first_oom": first_oom,
+        "crashes": [{"t": e["t"], "component": e["component"], "line": e["data"]["crash"].get("line", "")}
+                    for e in events if e["type"] == "Exited" and isinstance(e.get("data", {}).get("crash"), dict)],
         "verify_started": verify_started,
         "inserts": {
             "count": attempts,

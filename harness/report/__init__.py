@@ -19,27 +19,32 @@ from harness.rundir import write_text
 __all__ = ["RunReport", "load_run", "render_report"]
 
 MEMORY_PNG = "memory.png"
+MEMORY_SPLIT_PNG = "memory-split.png"
 
 
 def render_report(run_dir: Path, with_charts: bool = True) -> list[Path]:
     """Write report.md, report.html and junit.xml into `run_dir` and return their paths.
 
-    memory.png, the memory chart report.md links to, is written next to them when there are
-    memory samples to draw. Without charts (a run interrupted while rendering) the pages take
+    memory.png and memory-split.png, the charts report.md links to, are written next to them
+    when there are samples to draw. Without charts (a run interrupted while rendering) the pages take
     well under a second; `milvus-harness report RUN_DIR` draws them later.
     """
     run_dir = Path(run_dir)
     report = load_run(run_dir)
     charts = build_charts(report) if with_charts else []
-    memory = next((c for c in charts if c.name == "memory"), None)
-    png = run_dir / MEMORY_PNG
-    if memory is not None:
-        memory.save_png(png, title=f"{report.banner}: {report.scenario_name} on Milvus "
-                                   f"{report.milvus_version or '?'}, memory over time")
-    elif png.exists():
-        png.unlink()  # a stale chart from an earlier rendering would contradict the report
+    pngs = {}
+    for name, file_name, what in (("memory", MEMORY_PNG, "memory over time"),
+                                  ("memory-split", MEMORY_SPLIT_PNG, "where the memory went")):
+        chart = next((c for c in charts if c.name == name), None)
+        png = run_dir / file_name
+        if chart is not None:
+            chart.save_png(png, title=f"{report.banner}: {report.scenario_name} on Milvus "
+                                      f"{report.milvus_version or '?'}, {what}")
+            pngs[name] = file_name
+        elif png.exists():
+            png.unlink()  # a stale chart from an earlier rendering would contradict the report
     outputs = (
-        (run_dir / "report.md", render_markdown(report, MEMORY_PNG if memory is not None else None)),
+        (run_dir / "report.md", render_markdown(report, pngs.get("memory"), pngs.get("memory-split"))),
         (run_dir / "report.html", render_html(report, charts)),
         (run_dir / "junit.xml", render_junit(report)),
     )

@@ -19,6 +19,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from harness.report.chart_kit import (COMPONENT_COLORS, STYLE, Chart, count, legend_above, new_figure, segments,
                                       thin, trim, unit_for)
+from harness.report.memory_section import memory_split_chart
 from harness.report.model import MARKER_TYPES, RunReport
 from harness.units import format_bytes
 from harness.watch import events
@@ -38,13 +39,15 @@ SMALL = (5.6, 3.5)
 
 
 def build_charts(report: RunReport) -> list[Chart]:
-    """Every chart the run has data for, in page order: memory, rows, latency, memory vs rows."""
+    """Every chart the run has data for, in page order: memory, rows, latency, memory vs rows,
+    and where the memory went (harness.report.memory_section)."""
     charts = []
     for name, title, draw in (
         ("memory", "Memory over time", memory_chart),
         ("rows", "Rows acked over time", rows_chart),
         ("latency", "Insert latency per batch", latency_chart),
         ("memory-vs-rows", "Memory against rows acked", memory_vs_rows_chart),
+        ("memory-split", "Where the memory went", memory_split_chart),
     ):
         with matplotlib.rc_context(STYLE):
             figure = draw(report)

@@ -10,7 +10,7 @@ import html
 from importlib import resources
 from typing import Collection, Sequence
 
-from harness.report import tables
+from harness.report import memory_section, tables
 from harness.report.chart_kit import Chart
 from harness.report.model import RunReport
 from harness.units import format_bytes
@@ -42,6 +42,7 @@ def render_html(report: RunReport, charts: Sequence[Chart]) -> str:
         _card("Inserts", _kv(tables.inserts_table(report))),
         "</div>",
         _card("Components", _components(report)),
+        _memory_split(report, by_name),
         _card("Recovery after each restart", _recoveries(report),
               hint="from the restart to Ready, or to its death while recovering; shaded on the memory chart")
         if report.recoveries else "",
@@ -191,6 +192,21 @@ def _components(report: RunReport) -> str:
             cells.append(f'<td class="num{tone}">{_e(value)}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f'<table id="components"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _memory_split(report: RunReport, charts: dict[str, Chart]) -> str:
+    """The "where the memory went" card; "" when the run has nothing to show in it."""
+    rows = memory_section.split_rows(report)
+    header, sites = memory_section.sites_table(memory_section.top_allocation_sites(report))
+    if "memory-split" not in charts and not rows and not sites:
+        return ""
+    parts = [_chart(charts, "memory-split") if "memory-split" in charts else "", _kv(rows) if rows else ""]
+    if sites:
+        head = "".join(f"<th>{_e(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in sites)
+        parts.append(f'<table id="allocation-sites"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>')
+    return _card(memory_section.TITLE, "\n".join(p for p in parts if p),
+                 hint="page cache not mapped, resident outside the Go heap, Go heap, write buffer; line: memory")
 
 
 def _recoveries(report: RunReport) -> str:

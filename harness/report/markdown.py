@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from harness.report import tables
+from harness.report import memory_section, tables
 from harness.report.model import RunReport
 
 BANNER_ICON = {"PASS": "✅", "FAIL": "❌", "INCONCLUSIVE": "⚠️", "ABORTED": "⏹️"}
 
 
-def render_markdown(report: RunReport, memory_png: str | None = "memory.png") -> str:
-    """The report as Markdown; `memory_png` is the chart's file name next to it (None: no chart)."""
+def render_markdown(report: RunReport, memory_png: str | None = "memory.png",
+                    split_png: str | None = None) -> str:
+    """The report as Markdown; `memory_png` and `split_png` are the memory and "where the
+    memory went" charts' file names next to it (None: no such chart)."""
     lines: list[str] = []
     banner = report.banner
     title = f"{report.scenario_name} on Milvus {report.milvus_version or '?'}"
@@ -34,6 +36,7 @@ def render_markdown(report: RunReport, memory_png: str | None = "memory.png") ->
     lines += _table(header, rows) if rows else ["No components were watched."]
     lines.append("")
 
+    lines += _memory_split(report, split_png)
     header, rows = tables.recovery_table(report)
     if rows:
         lines += ["## Recovery after each restart", ""] + _table(header, rows) + [""]
@@ -65,6 +68,21 @@ def render_markdown(report: RunReport, memory_png: str | None = "memory.png") ->
     lines += ["## Files", ""] + [f"- [{name}]({name}{'/' if name == 'logs' else ''}): {what}"
                                   for name, what in tables.run_files(report, exclude="report.md")] + [""]
     return "\n".join(lines)
+
+
+def _memory_split(report: RunReport, split_png: str | None) -> list[str]:
+    rows = memory_section.split_rows(report)
+    header, sites = memory_section.sites_table(memory_section.top_allocation_sites(report))
+    if not rows and not split_png and not sites:
+        return []
+    lines = [f"## {memory_section.TITLE}", ""]
+    if split_png:
+        lines += [f"[![{memory_section.TITLE}]({split_png})]({split_png})", ""]
+    lines += _pairs(rows) + [""] if rows else []
+    if sites:
+        lines += ["Top allocation sites at the last heap profile before the death:", ""]
+        lines += _table(header, sites) + [""]
+    return lines
 
 
 def _pairs(rows: Sequence[tuple[str, str]]) -> list[str]:

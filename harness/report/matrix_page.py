@@ -203,7 +203,7 @@ def _html(summary: Mapping[str, Any], cells: Sequence[MatrixCell], axes: Sequenc
                  + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead><tbody>"
                  + "".join(grid_rows) + "</tbody></table>")
 
-    head = ["version", *value_axes, "verdict", *_COLUMNS, "run", "reasons"]
+    head = ["version", *value_axes, "verdict", *_COLUMNS, "run", "crash", "reasons"]
     rows = []
     for cell in cells:
         d = cell.data
@@ -216,6 +216,7 @@ def _html(summary: Mapping[str, Any], cells: Sequence[MatrixCell], axes: Sequenc
             + "".join(f"<td>{_e(values.get(a, ''))}</td>" for a in value_axes)
             + f'<td class="v-{_e(cell.verdict)}">{_e(cell.verdict)}</td>' + numbers
             + f"<td>{_run_link(d, run_text) if d.get('run_dir') else '-'}</td>"
+            + f'<td class="crash">{_e(d.get("crash") or "-")}</td>'
             + f'<td class="reasons">{_e("; ".join(d.get("reasons") or []) or "-")}</td></tr>')
     table = ("<table><thead><tr>" + "".join(
         f'<th class="num">{_e(h)}</th>' if h in _COLUMNS else f"<th>{_e(h)}</th>" for h in head)
@@ -289,7 +290,7 @@ def _markdown(summary: Mapping[str, Any], cells: Sequence[MatrixCell], axes: Seq
             parts.append(f"[{cell.verdict}]({link}/report.md)" if link else cell.verdict)
         lines.append(f"| `{_md(version)}` | " + " | ".join(parts) + " |")
     value_axes = list((summary.get("axes") or {}))
-    head = ["version", *value_axes, "verdict", *_COLUMNS, "run"]
+    head = ["version", *value_axes, "verdict", *_COLUMNS, "run", "crash"]
     lines += ["", "## Cells", "", "| " + " | ".join(head) + " |",
               "| " + " | ".join("---:" if h in _COLUMNS else "---" for h in head) + " |"]
     for cell in cells:
@@ -298,7 +299,8 @@ def _markdown(summary: Mapping[str, Any], cells: Sequence[MatrixCell], axes: Seq
         run = (f"[{_md(d.get('run_id') or 'run')}]({d['run_dir']}/report.md)" if d.get("run_dir") else "-")
         lines.append("| " + " | ".join([f"`{_md(d.get('version'))}`", *(_md(values.get(a, "")) for a in value_axes),
                                         cell.verdict, *(_md(x) for x in _figures(d)),
-                                        run + (" (reused)" if d.get("reused") else "")]) + " |")
+                                        run + (" (reused)" if d.get("reused") else ""), _md(d.get("crash") or "-")])
+                     + " |")
     reasons = [(cell, d) for cell in cells if (d := cell.data).get("reasons") and cell.verdict != "PASS"]
     if reasons:
         lines += ["", "## Why not PASS", ""]

@@ -319,12 +319,14 @@ def _parse_all(lines: Iterable[dict[str, Any]], parse: Any) -> list[Any]:
 
 def _sample(d: Mapping[str, Any]) -> Sample:
     metrics = d.get("metrics") or {}
+    stat = d.get("memory_stat") or {}
     return Sample(t=float(d["t"]), component=str(d.get("component") or "milvus"),
                   memory_bytes=_int_or_none(d.get("memory_bytes")),
                   limit_bytes=_int_or_none(d.get("limit_bytes")),
                   restarts=int(d.get("restarts") or 0), source=str(d.get("source") or ""),
                   rss_bytes=_int_or_none(d.get("rss_bytes")),
-                  metrics=dict(metrics) if isinstance(metrics, Mapping) else {})
+                  metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
+                  memory_stat=dict(stat) if isinstance(stat, Mapping) else {})
 
 
 def _event(d: Mapping[str, Any]) -> Event:

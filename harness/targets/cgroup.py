@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 CGROUP_ROOT = Path(os.environ.get("MILVUS_HARNESS_CGROUP_ROOT", "/sys/fs/cgroup"))
 #: Every cgroup the harness makes starts with this, so leftovers are easy to find and remove.
 PREFIX = "milvus-harness-"
+#: memory.stat keys kept, per cgroup version, under the names MemoryCgroup.memory_stat uses.
+STAT_NAMES_V1 = {"rss": "anon", "cache": "page_cache", "mapped_file": "mapped_file", "shmem": "shmem"}
+STAT_NAMES_V2 = {"anon": "anon", "file": "page_cache", "file_mapped": "mapped_file", "shmem": "shmem"}
 
 
 class CgroupUnavailable(Exception):
@@ -107,6 +110,18 @@ class MemoryCgroup:
         name = "memory.limit_in_bytes" if self.version == 1 else "memory.max"
         text = (self.path / name).read_text().strip()
         return int(text) if text != "max" else 0
+
+    def memory_stat(self) -> dict[str, int]:
+        """Where the cgroup's memory is, in bytes, under one name for v1 and v2:
+        `anon` (v1 rss, v2 anon), `page_cache` (v1 cache, v2 file), `mapped_file`
+        (v1 mapped_file, v2 file_mapped) and `shmem` (counted inside page_cache on both)."""
+        names = STAT_NAMES_V1 if self.version == 1 else STAT_NAMES_V2
+        stat: dict[str, int] = {}
+        for line in (self.path / "memory.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in names:
+                stat[names[key]] = int(value)
+        return stat
 
     def oom_kills(self) -> int:
         """How many processes the kernel OOM-killed in this cgroup so far."""

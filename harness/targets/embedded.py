@@ -35,7 +35,7 @@ from harness.targets.etcd_sessions import revoke_dead_sessions
 from harness.targets.milvus_config import parse_config_overrides
 from harness.targets.net import free_ports
 from harness.targets.protocol import Endpoint, Target, TargetOptions, Watcher
-from harness.watch import events
+from harness.watch import crash_log, events
 from harness.watch.process import ProcessWatcher
 from harness.watch.events import RunEvents
 
@@ -106,6 +106,7 @@ class EmbeddedServer:
         self.ports = dict(zip(_PORT_KEYS, ports))
         self.metrics_port = ports[-1]
         self.starts = 0
+        self.log_starts: dict[Path, int] = {}  # where the live process's output begins in each log
         self._write_config(overrides)
 
     @property
@@ -160,6 +161,7 @@ class EmbeddedServer:
         self.starts += 1
         out = open(self.log_dir / "milvus-stdout.log", "ab")
         err = open(self.log_dir / "milvus-stderr.log", "ab")
+        self.log_starts = {Path(f.name): f.seek(0, 2) for f in (out, err)}
         cgroup = self.cgroup
         try:
             with interrupts_deferred():  # a server spawned but not recorded would never be stopped
@@ -172,6 +174,10 @@ class EmbeddedServer:
             out.close()
             err.close()
         return self.proc.pid
+
+    def crash_signature(self) -> crash_log.CrashSignature | None:
+        """The panic or assertion in what the last process wrote before it died."""
+        return crash_log.extract(crash_log.read_tail(path, start) for path, start in self.log_starts.items())
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         proc = self.proc
@@ -478,5 +484,8 @@ class EmbeddedTarget(Target):
                 detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
                 data={**common, "oom_kill_count": kills, "source": source})
         else:
+            # SIGKILL leaves no trace in the log; anything else may have written why.
+            crash = self.server.crash_signature() if self.server and code != -signal.SIGKILL else None
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
-                                    detail=f"server exited ({how})", data=common)
+                                    detail=f"server exited ({how})" + (f": {crash.line()}" if crash else ""),
+                                    data={**common, "crash": crash.to_json()} if crash else common)

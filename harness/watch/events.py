@@ -38,7 +38,8 @@ class Sample:
     """One observation of one component.
 
     `memory_bytes` is the figure limits are enforced on (cgroup usage, container working set);
-    `rss_bytes` the resident set of its processes; `metrics` selected Prometheus values.
+    `rss_bytes` the resident set of its processes; `metrics` selected Prometheus values;
+    `memory_stat` where the cgroup's memory is (harness.targets.cgroup.MemoryCgroup.memory_stat).
     """
 
     t: float
@@ -49,11 +50,13 @@ class Sample:
     source: str
     rss_bytes: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    memory_stat: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        if not self.metrics:
-            data.pop("metrics")
+        for optional in ("metrics", "memory_stat"):
+            if not data[optional]:
+                data.pop(optional)
         return data
 
 

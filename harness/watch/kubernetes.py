@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from harness.units import format_bytes
-from harness.watch import events, sources
+from harness.watch import crash_log, events, sources
 from harness.watch.events import RunEvents, Sample
 from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
 from harness.watch.metrics import parse_metrics
@@ -49,6 +49,9 @@ API_COMPONENT = "kube-apiserver"
 METRICS_COMPONENT = "metrics.k8s.io"
 #: Milvus serves Prometheus metrics on this port in every pod.
 METRICS_PORT = 9091
+#: Lines of a dead container's log read for its crash signature: the goroutine dump follows
+#: the panic or signal header, so the header is within this many lines of the end (one read per death).
+CRASH_LOG_LINES = 100_000
 
 
 @dataclass
@@ -342,10 +345,32 @@ class KubernetesWatcher:
                       + (f" at its {format_bytes(limit)} limit" if limit else ""))
             ctx.fire_event(component=series, type=events.OOM_KILLED, t=_ts(finished, now), detail=detail, data=data)
         else:
+            crash = self._crash_signature(state.name, container, term)
+            if crash is not None:
+                data["crash"] = crash.to_json()
             ctx.fire_event(component=series, type=events.EXITED, t=_ts(finished, now),
                            detail=f"container {container} of pod {state.name} terminated: "
-                                  f"{term.reason or 'no reason given'} (exit code {term.exit_code})",
+                                  f"{term.reason or 'no reason given'} (exit code {term.exit_code})"
+                                  + (f": {crash.line()}" if crash else ""),
                            data=data)
+
+    def _crash_signature(self, pod: str, container: str, term: Any) -> crash_log.CrashSignature | None:
+        """The panic or assertion in the dead container's log (kubelet keeps the previous one),
+        None when it exited cleanly, was SIGKILLed (137), or its log cannot be read."""
+        if term.exit_code in (0, 137):
+            return None
+        for previous in (True, False):  # restarted: kubelet's previous log; not yet: the current one
+            try:
+                text = self._core.read_namespaced_pod_log(pod, self.namespace, container=container, previous=previous,
+                                                          tail_lines=CRASH_LOG_LINES,
+                                                          _request_timeout=self.request_timeout)
+            except Exception as exc:  # no previous log (not restarted yet), or the API is busy
+                log.debug("reading the log of %s/%s failed: %s", pod, container, exc)
+                continue
+            found = crash_log.extract([str(text)])
+            if found is not None:
+                return found
+        return None
 
     def _update_ready(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
         conditions = (pod.status.conditions if pod.status is not None else None) or []

@@ -18,7 +18,7 @@ METRIC_PREFIXES = (
     "go_memstats_sys_bytes",
     "milvus_datanode_",
 )
-_DATANODE_WORDS = ("buffer", "memory", "size", "flush", "consume_bytes")
+_DATANODE_WORDS = ("buffer", "memory", "size", "flush", "consume_bytes", "flowgraph_num")
 
 
 def _wanted(line: str) -> bool:

@@ -22,6 +22,7 @@ from harness.watch.metrics import parse_metrics
 log = logging.getLogger(__name__)
 
 def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
+    """The selected figures of a /metrics endpoint (harness.watch.metrics.parse_metrics)."""
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return parse_metrics(response.read().decode("utf-8", "replace"))
 
@@ -32,6 +33,8 @@ class MemoryGroup(Protocol):
     def pids(self) -> list[int]: ...
 
     def usage_bytes(self) -> int: ...
+
+    def memory_stat(self) -> dict[str, int]: ...
 
 
 class WatchedProcess(Protocol):
@@ -63,37 +66,45 @@ class WatchedProcess(Protocol):
 
 
 class ProcessWatcher:
-    """Samples the embedded server every `interval` seconds on its own thread."""
+    """Samples the embedded server every `interval` seconds on its own thread.
 
-    def __init__(self, target: WatchedProcess, interval: float = 1.0, metrics_every: int = 5) -> None:
+    /metrics is scraped on a second thread every `metrics_every` intervals, so a server slow to
+    answer under memory pressure never delays or drops a memory sample; each sample carries the
+    figures of the last scrape that answered (none while the server is down).
+    """
+
+    def __init__(self, target: WatchedProcess, interval: float = 1.0, metrics_every: int = 5,
+                 metrics_timeout: float | None = None) -> None:
         self.target = target
         self.interval = interval
         self.metrics_every = max(1, metrics_every)
+        self.metrics_timeout = metrics_timeout if metrics_timeout is not None else interval * self.metrics_every
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._context: RunEvents | None = None
         self._in_gap = False
         self._metrics: dict[str, float] = {}
 
     def start(self, context: RunEvents) -> None:
         self._context = context
-        self._thread = threading.Thread(target=self._loop, name="process-watcher", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._loop, name="process-watcher", daemon=True),
+                         threading.Thread(target=self._scrape_loop, name="metrics-scraper", daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
 
     def _loop(self) -> None:
-        tick = 0
         next_at = time.monotonic()
         while not self._stop.is_set():
             try:
-                self.sample_once(with_metrics=tick % self.metrics_every == 0)
+                self.sample_once()
             except Exception:  # the watcher must outlive anything it reads
                 log.exception("watcher tick failed")
-            tick += 1
             next_at += self.interval
             delay = next_at - time.monotonic()
             if delay < 0:  # fell behind (machine busy): skip ahead instead of bursting
@@ -101,8 +112,26 @@ class ProcessWatcher:
                 delay = 0
             self._stop.wait(delay)
 
-    def sample_once(self, with_metrics: bool = True) -> Sample:
-        """Read memory, limit, restarts (and metrics) once and fire the sample."""
+    def _scrape_loop(self) -> None:
+        while not self._stop.is_set():
+            self.scrape_once()
+            self._stop.wait(self.interval * self.metrics_every)
+
+    def scrape_once(self) -> None:
+        """Read /metrics once; the figures are kept for the samples until the next scrape."""
+        url = self.target.metrics_url()
+        if not url or not self.target.pid():
+            self._metrics = {}
+            return
+        try:
+            self._metrics = fetch_metrics(url, timeout=self.metrics_timeout)
+        except Exception as exc:  # server busy or restarting: no figures until it answers
+            log.debug("metrics fetch failed: %s", exc)
+            self._metrics = {}
+
+    def sample_once(self) -> Sample:
+        """Read memory, limit, restarts and memory.stat once and fire the sample, with the
+        figures of the last /metrics scrape."""
         assert self._context is not None
         target = self.target
         cgroup = target.memory_group()
@@ -110,24 +139,20 @@ class ProcessWatcher:
         rss: int | None = None
         source = target.isolation or "process"
         error = None
+        stat: dict[str, int] = {}
         try:
             pid = target.pid()
             pids = cgroup.pids() if cgroup else ([pid] if pid is not None else [])
             rss = _rss_of(pids)
             memory = cgroup.usage_bytes() if cgroup else rss
+            stat = cgroup.memory_stat() if cgroup else {}
         except OSError as exc:
             error = f"memory read failed: {exc}"
-        url = target.metrics_url()
-        if with_metrics and url and target.pid():
-            try:
-                self._metrics = fetch_metrics(url)
-            except Exception as exc:  # server busy or restarting: no figures this sample
-                log.debug("metrics fetch failed: %s", exc)
-                self._metrics = {}
         self._note_gap(error)
         sample = Sample(t=time.time(), component="standalone", memory_bytes=memory,
                         limit_bytes=target.limit_bytes(), restarts=target.restarts,
-                        source=source, rss_bytes=rss, metrics=dict(self._metrics))
+                        source=source, rss_bytes=rss, metrics=dict(self._metrics) if target.pid() else {},
+                        memory_stat=stat)
         self._context.fire_sample(sample)
         return sample
 

@@ -39,6 +39,19 @@ def test_default_run_reproduces_the_oom(tmp_path, milvus_version, harness_cli):
                  "junit.xml", "locust_stats.csv", "locust.html", "logs/milvus-stdout.log"):
         assert (run_dir / name).exists(), name
     assert any(e["type"] == "OOMKilled" for e in read_jsonl(run_dir / "events.jsonl"))
+    # Where the memory went, read from memory.stat and /metrics before the kill.
+    split = summary["components"]["standalone"]["memory_split"]
+    assert split["sources"] == ["/metrics", "cgroup memory.stat"]
+    peak = split["at_peak"]
+    assert peak["t"] <= summary["first_oom"]["t"]
+    for part in ("page_cache", "outside_go_heap", "go_heap_other", "write_buffer", "rss", "go_heap_inuse"):
+        assert isinstance(peak[part], int), part
+    assert peak["go_heap_other"] + peak["write_buffer"] == peak["go_heap_inuse"] <= peak["rss"]
+    page = (run_dir / "report.html").read_text()
+    assert "Where the memory went" in page and 'id="chart-memory-split"' in page
+    assert all(f'id="split-{p}"' in page for p in ("page_cache", "outside_go_heap", "go_heap_other", "write_buffer"))
+    assert "## Where the memory went" in (run_dir / "report.md").read_text()
+    assert (run_dir / "memory-split.png").stat().st_size > 0
     run = json.loads((run_dir / "run.json").read_text())
     assert run["facts"]["isolation"].startswith("cgroup") and run["key"]["memory_limit_bytes"] == 2 * 2**30
 

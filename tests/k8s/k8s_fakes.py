@@ -38,6 +38,7 @@ _PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
 _METRICS = re.compile(r"^/apis/metrics\.k8s\.io/v1beta1/namespaces/([^/]+)/pods$")
 _CONFIGMAPS = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps(?:/([^/]+))?$")
 _PROXY = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+):(\d+)/proxy/(.*)$")
+_LOG = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/:]+)/log$")
 
 
 def iso(t: float) -> str:
@@ -158,6 +159,8 @@ class FakeKubeAPI:
         self.pods_status = 200
         self.pods_body: str | None = None  # raw body instead of the pod list (garbage tests)
         self.pod_metrics_text: dict[str, str] = {}
+        #: (pod, container, previous) -> the container's log text (previous: the last terminated one)
+        self.container_logs: dict[tuple[str, str, bool], str] = {}
         #: pod name -> PodMetrics item timestamp (epoch) and window; default: now and 10s
         self.metrics_stamp: dict[str, tuple[float, str]] = {}
         #: (namespace, name) -> ConfigMap JSON
@@ -246,6 +249,15 @@ class FakeKubeAPI:
             if found is None:
                 return self._status(req, 404, "NotFound", f'configmaps "{m.group(2)}" not found')
             return self._json(req, 200, found)
+        if m := _LOG.match(path):
+            previous = query.get("previous") in ("true", "True")
+            with self.lock:
+                text = self.container_logs.get((m.group(2), query.get("container", ""), previous))
+            if text is None:
+                return self._status(req, 400, "BadRequest", f'previous terminated container not found')
+            if "tailLines" in query:
+                text = "".join(text.splitlines(keepends=True)[-int(query["tailLines"]):])
+            return self._send(req, 200, text.encode(), "text/plain")
         if m := _PROXY.match(path):
             with self.lock:
                 text = self.pod_metrics_text.get(m.group(2))

@@ -7,10 +7,12 @@ is exact; the outage and never-crash tests run the watcher's own thread.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
+from harness.judge.memory_split import memory_split_summary
 from harness.watch import events
 from harness.watch.kubernetes import API_COMPONENT, CRASH_LOOP_BACK_OFF, METRICS_COMPONENT
 from k8s_fakes import container_status, iso, make_pod
@@ -468,3 +470,68 @@ def test_the_scenarios_roles_under_test_reach_the_kind_watcher(overrides, expect
     _, target_options = prepare(RunOptions(scenario="seed", overrides=overrides, target=TargetOptions(target="kind")))
     assert target_options.under_test == expected
     assert make_target(target_options, log_dir=None).under_test == expected
+
+
+CRASH_LOGS = Path(__file__).resolve().parents[1] / "fixtures" / "crash_logs"
+
+
+def test_a_container_that_aborts_is_named_by_the_crash_in_its_previous_log(fake_api, make_watcher, recorded):
+    uid = "abort"
+    fake_api.pods = [make_pod("milvus-querynode-q", "querynode", uid=uid, containers=[("querynode", "4Gi")])]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    # The container's log as kubelet keeps it: stdout and stderr in one stream (real 2.3.0 lines).
+    fake_api.container_logs[("milvus-querynode-q", "querynode", True)] = (
+        (CRASH_LOGS / "2.3.0-load-sigabrt.stdout.log").read_text()
+        + (CRASH_LOGS / "2.3.0-load-sigabrt.stderr.log").read_text())
+    died = int(time.time()) - 5
+    fake_api.pods = [make_pod("milvus-querynode-q", "querynode", uid=uid, containers=[("querynode", "4Gi")],
+                              statuses=[container_status("querynode", restarts=1, last_terminated={
+                                  "reason": "Error", "exit_code": 134, "finished": died})])]
+    watcher.poll_once()
+    exited = next(e for e in recorded.events if e.type == events.EXITED)
+    assert exited.detail.startswith("container querynode of pod milvus-querynode-q terminated: Error (exit code 134): "
+                                    'assertion "unsupported" in segcore InsertRecord (InsertRecord.h:330)')
+    assert exited.data["crash"]["where"] == "InsertRecord.h:330"
+    asked = [r for r in fake_api.requests if "/log" in r]
+    assert len(asked) == 1 and "previous=true" in asked[0].lower() and "container=querynode" in asked[0]
+
+
+def test_no_log_no_signature_and_a_sigkill_is_not_read(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("milvus-datanode-d", "datanode", uid="d", containers=[("datanode", "4Gi")])]
+    watcher = make_watcher()
+    watcher.poll_once(recorded.context)
+    fake_api.pods = [make_pod("milvus-datanode-d", "datanode", uid="d", containers=[("datanode", "4Gi")],
+                              statuses=[container_status("datanode", restarts=1, last_terminated={
+                                  "reason": "Error", "exit_code": 2, "finished": time.time() - 5, "container_id": "a"})])]
+    watcher.poll_once()  # no log served: the exit is still recorded, without a signature
+    exited = [e for e in recorded.events if e.type == events.EXITED]
+    assert len(exited) == 1 and exited[0].detail.endswith("(exit code 2)") and "crash" not in exited[0].data
+    fake_api.requests.clear()
+    fake_api.pods = [make_pod("milvus-datanode-d", "datanode", uid="d", containers=[("datanode", "4Gi")],
+                              statuses=[container_status("datanode", restarts=2, last_terminated={
+                                  "reason": "Error", "exit_code": 137, "finished": time.time() - 1, "container_id": "b"})])]
+    watcher.poll_once()
+    assert not [r for r in fake_api.requests if "/log" in r]
+
+
+def test_on_kind_the_split_is_what_the_pod_proxy_gives_and_no_page_cache(fake_api, make_watcher, recorded):
+    fake_api.pods = [make_pod("sn", "streamingnode", uid="s", containers=[("streamingnode", "16Gi")])]
+    fake_api.set_usage("sn", "streamingnode", "3Gi")
+    fake_api.pod_metrics_text["sn"] = (
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes 2.5e+09\n"
+        "# TYPE go_memstats_heap_inuse_bytes gauge\ngo_memstats_heap_inuse_bytes 1e+09\n"
+        "# TYPE go_memstats_sys_bytes gauge\ngo_memstats_sys_bytes 1.8e+09\n"
+        "# TYPE milvus_datanode_fg_buffer_size gauge\n"
+        'milvus_datanode_fg_buffer_size{collection_id="1",node_id="7"} 3e+08\n'
+        'milvus_datanode_fg_buffer_size{collection_id="2",node_id="7"} 1e+08\n'
+        "# TYPE milvus_datanode_flowgraph_num gauge\nmilvus_datanode_flowgraph_num{node_id=\"7\"} 16\n")
+    watcher = make_watcher(scrape_every=1)
+    watcher.poll_once(recorded.context)
+    samples = [s.to_json() for s in recorded.samples if s.component == "streamingnode"]
+    split = memory_split_summary(samples, until=None)
+    assert split is not None and split["sources"] == ["/metrics"]
+    peak = split["at_peak"]
+    assert peak["page_cache"] is None  # no memory.stat through the API: not read, not guessed
+    assert (peak["rss"], peak["go_heap_inuse"], peak["outside_go_heap"]) == (2_500_000_000, 1_000_000_000, 1_500_000_000)
+    assert (peak["write_buffer"], peak["go_heap_other"], peak["flowgraphs"]) == (400_000_000, 600_000_000, 16)

@@ -6,6 +6,7 @@ are dictionary look-ups, so every boundary position and skip pattern is cheap to
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ from harness.compare.bisect_search import (
 )
 from harness.errors import ExitCode, Interrupted, TargetError, UsageError
 from harness.compare.run_keys import RunKey
-from harness.rundir import read_json
+from harness.rundir import SCHEMA_VERSION, read_json
 from harness.judge.verdict import Verdict
 from run_dirs import write_run_dir
 
@@ -361,6 +362,8 @@ def test_read_versions_file(tmp_path: Path) -> None:
 # --- run_bisect: the command's core with scripted runs writing fake run directories -------------
 
 GIB = 2**30
+CRASH_LINE = ('assertion "unsupported" in segcore InsertRecord (InsertRecord.h:330), from segcore SegmentSealedImpl '
+              "(SegmentSealedImpl.cpp:699)")
 
 
 _RUN_NUMBERS = itertools.count(1)
@@ -388,6 +391,7 @@ class FakeRuns:
             "rows": {"planned": 1_000_000, "acked": 650_000 if verdict is F else 1_000_000},
             "components": {"standalone": {"peak_memory_bytes": peak, "limit_bytes": int(2.5 * GIB),
                                           "restarts": int(verdict is F), "oom_kills": int(verdict is F)}},
+            "crashes": [{"t": 1.0, "component": "standalone", "line": CRASH_LINE}] if verdict is F else [],
         }
         run_dir = write_run_dir(self.report_dir / f"run-{version}-{next(_RUN_NUMBERS)}",
                                 run={"key": self.key_for(version).to_json()}, summary=summary,
@@ -412,7 +416,7 @@ def test_run_bisect_writes_the_report(tmp_path: Path) -> None:
     assert [s.version for s in steps] == runs.calls == result.evaluated
 
     summary = read_json(reports / "bisect-t1" / "summary.json")
-    assert summary["schema_version"] == 1 and summary["status"] == "FINISHED"
+    assert summary["schema_version"] == SCHEMA_VERSION and summary["status"] == "FINISHED"
     assert summary["outcome"] == "FOUND" and summary["exit_code"] == 0
     assert summary["last_good"]["version"] == "2.2.16" and summary["first_bad"]["version"] == "2.3.0"
     assert summary["first_bad"]["run_dir"] == str(result.first_bad.result.run_dir)
@@ -431,6 +435,10 @@ def test_run_bisect_writes_the_report(tmp_path: Path) -> None:
         assert f"`{version}`" in md and f"<code>{version}</code>" in page and version in svg
     assert "2.60 GiB" in md and "2.60 GiB" in page and "limit 2.50 GiB" in svg
     assert "first bad version: 2.3.0 (last good: 2.2.16)" in md
+    # the crash signature per tested version: the failing one names it, a passing one has none
+    assert tested["2.3.0"]["crash"] == f"standalone: {CRASH_LINE}" and tested["2.2.4"]["crash"] is None
+    assert f"| standalone: {CRASH_LINE} |" in md.replace("\\|", "|")
+    assert html.escape(f"standalone: {CRASH_LINE}") in page and '<td class="crash">-</td>' in page
     assert "../run-2.3.0-" in page and "report.html" in page  # relative links to each run's report
     assert "<svg" in page and all(f"<title>{v}: " in page for v in runs.calls)
     assert "memory limit" in page

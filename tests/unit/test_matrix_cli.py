@@ -23,7 +23,7 @@ from harness.compare import matrix
 from harness.run import lifecycle
 from harness.compare.bisect_command import Prefetcher
 from harness.errors import HarnessError
-from harness.rundir import RunDir, read_json
+from harness.rundir import SCHEMA_VERSION, RunDir, read_json
 from harness.run.lifecycle import RunOptions, RunResult
 from harness.judge.verdict import Verdict
 from run_dirs import write_run_dir
@@ -55,7 +55,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def write_run(options: RunOptions, verdict: str, *, oom_at: int | None = None, growth: float = 300.0,
               rate: float = 40_000.0, p50: float = 700.0, status: str = "FINISHED", exit_code: int | None = None,
-              ) -> Path:
+              crash: str | None = None) -> Path:
     """A run directory as lifecycle.run leaves it: run.json with the run key, summary, samples, acks."""
     scenario, target = lifecycle.prepare(options)
     version = target.milvus_version
@@ -88,6 +88,7 @@ def write_run(options: RunOptions, verdict: str, *, oom_at: int | None = None, g
         "inserts": {"count": k, "failures": 0, "rows_per_s": rate,
                     "latency_ms": {"p50": p50, "p95": p50, "p99": p50, "max": p50}},
         "memory_growth_mb_per_100k_rows": growth,
+        "crashes": [{"t": t0 + 1, "component": "standalone", "line": crash}] if crash else [],
     }
     if exit_code is not None:
         summary["exit_code"] = exit_code
@@ -118,7 +119,8 @@ def by_shards(version: str, overrides: dict[str, str]) -> dict[str, Any]:
     """2.3.x with 16 shards OOMs; 2.2.16 with 16 shards cannot be tested; the rest pass."""
     shards = int(overrides.get("shards", "1"))
     if shards == 16 and version.startswith("2.3"):
-        return {"verdict": "FAIL", "oom_at": 150_000, "growth": 400.0 + shards, "rate": 30_000.0}
+        return {"verdict": "FAIL", "oom_at": 150_000, "growth": 400.0 + shards, "rate": 30_000.0,
+                "crash": f"panic: scripted in {version}"}
     if shards == 16:
         return {"verdict": "INCONCLUSIVE", "growth": 250.0}
     return {"verdict": "PASS", "growth": 100.0 + shards, "rate": 50_000.0}
@@ -258,7 +260,7 @@ def test_matrix_summary_holds_each_cells_figures(tmp_path: Path, monkeypatch: py
     code, _, out = run_scripted_matrix(tmp_path, monkeypatch, by_shards)
     assert code == 1  # one FAIL among the cells
     summary = read_json(out / "summary.json")
-    assert summary["schema_version"] == 1 and summary["kind"] == "matrix" and summary["status"] == "FINISHED"
+    assert summary["schema_version"] == SCHEMA_VERSION and summary["kind"] == "matrix" and summary["status"] == "FINISHED"
     assert summary["exit_code"] == 1
     assert summary["axes"] == {"shards": ["1", "16"]} and summary["versions"] == ["2.2.16", "2.3.5"]
     assert summary["counts"] == {"PASS": 2, "FAIL": 1, "INCONCLUSIVE": 1, "PENDING": 0}
@@ -301,6 +303,10 @@ def test_matrix_page_shows_every_cell(tmp_path: Path, monkeypatch: pytest.Monkey
     assert re.search(r"\| `2\.3\.5` \| 16 \| FAIL \| 150,000 \| 150,000 \| [0-9.]+ MiB of 4\.00 GiB \| 416 \| 30,000 \| 700 \|",
                      md), md
     assert "![Memory against rows acked, every cell](memory-vs-rows.png)" in md
+    # each cell's crash signature, told apart per version; "-" where nothing crashed
+    crashes = re.findall(r'<tr class="cell".*?<td class="crash">(.*?)</td>', page)
+    assert crashes == ["-", "-", "-", "standalone: panic: scripted in 2.3.5"], crashes
+    assert md.count("standalone: panic: scripted in 2.3.5") == 1
     assert (out / "memory-vs-rows.png").stat().st_size > 1000
     assert (out / "growth-shards.png").exists() and (out / "growth-version.png").exists()
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from harness.judge.memory_split import has_split, split_memory
 from harness.report import load_run, render_report
 from harness.units import format_bytes
 from run_dirs import FIXTURES, copy_fixture
@@ -67,6 +68,8 @@ def test_html_has_the_charts_and_no_external_urls(rendered: tuple[Path, dict[str
         expected += ["rows", "latency"] + (["memory-vs-rows"] if expected else [])
     if run_dir.name in ("oom-kill", "pass"):
         assert len(expected) == 4
+    if any(has_split(split_memory(s.memory_stat, s.metrics, s.rss_bytes)) for s in run.samples):
+        expected.append("memory-split")
     for chart in expected:
         assert f'<figure id="chart-{chart}"><svg' in page, chart
     assert page.count("<svg") == len(expected)
@@ -136,6 +139,9 @@ JUNIT_EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     # three OOM kills while recovering, every acked row still there
     "crash-loop-2.3.5": [("no crash loop", "failure"), ("no OOM kill", "failure"), ("no restart", "failure"),
                          ("no memory stall", None), ("no acked row lost", None)],
+    # four OOM kills, three of them while recovering (--verify none: no row was checked)
+    "real-oom-split-2.3.5": [("no crash loop", "failure"), ("no OOM kill", "failure"), ("no restart", "failure"),
+                             ("no memory stall", None), ("no acked row lost", None)],
     # PASS: nothing died, every row verified
     "real-pass-a": [("no crash loop", None), ("no OOM kill", None), ("no restart", None), ("no memory stall", None),
                     ("no acked row lost", None)],
