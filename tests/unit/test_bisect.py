@@ -29,7 +29,7 @@ from harness.compare.bisect_search import (
 )
 from harness.errors import ExitCode, Interrupted, TargetError, UsageError
 from harness.compare.run_keys import RunKey
-from harness.rundir import read_json
+from harness.rundir import SCHEMA_VERSION, read_json
 from harness.judge.verdict import Verdict
 from run_dirs import write_run_dir
 
@@ -412,7 +412,7 @@ def test_run_bisect_writes_the_report(tmp_path: Path) -> None:
     assert [s.version for s in steps] == runs.calls == result.evaluated
 
     summary = read_json(reports / "bisect-t1" / "summary.json")
-    assert summary["schema_version"] == 1 and summary["status"] == "FINISHED"
+    assert summary["schema_version"] == SCHEMA_VERSION and summary["status"] == "FINISHED"
     assert summary["outcome"] == "FOUND" and summary["exit_code"] == 0
     assert summary["last_good"]["version"] == "2.2.16" and summary["first_bad"]["version"] == "2.3.0"
     assert summary["first_bad"]["run_dir"] == str(result.first_bad.result.run_dir)

@@ -23,7 +23,7 @@ from harness.compare import matrix
 from harness.run import lifecycle
 from harness.compare.bisect_command import Prefetcher
 from harness.errors import HarnessError
-from harness.rundir import RunDir, read_json
+from harness.rundir import SCHEMA_VERSION, RunDir, read_json
 from harness.run.lifecycle import RunOptions, RunResult
 from harness.judge.verdict import Verdict
 from run_dirs import write_run_dir
@@ -258,7 +258,7 @@ def test_matrix_summary_holds_each_cells_figures(tmp_path: Path, monkeypatch: py
     code, _, out = run_scripted_matrix(tmp_path, monkeypatch, by_shards)
     assert code == 1  # one FAIL among the cells
     summary = read_json(out / "summary.json")
-    assert summary["schema_version"] == 1 and summary["kind"] == "matrix" and summary["status"] == "FINISHED"
+    assert summary["schema_version"] == SCHEMA_VERSION and summary["kind"] == "matrix" and summary["status"] == "FINISHED"
     assert summary["exit_code"] == 1
     assert summary["axes"] == {"shards": ["1", "16"]} and summary["versions"] == ["2.2.16", "2.3.5"]
     assert summary["counts"] == {"PASS": 2, "FAIL": 1, "INCONCLUSIVE": 1, "PENDING": 0}

@@ -17,6 +17,7 @@ from harness.compare.run_keys import (
     peak_memory_bytes,
     run_key_of,
 )
+from harness.rundir import SCHEMA_VERSION
 from run_dirs import write_run_dir
 
 GIB = 2**30
@@ -147,7 +148,8 @@ def test_every_verdict_of_a_finished_run_is_reused(tmp_path: Path, verdict: str)
         finished(status="ABORTED"),
         finished(status="RUNNING"),
         finished(verdict="MAYBE"),
-        {**finished(), "schema_version": 2},  # a newer harness wrote it: not comparable
+        {**finished(), "schema_version": SCHEMA_VERSION + 1},  # a newer harness wrote it: not comparable
+        {**finished(), "schema_version": SCHEMA_VERSION - 1},  # an older one: its time to verdict meant another moment
     ],
 )
 def test_unfinished_runs_are_not_reused(tmp_path: Path, summary: dict[str, Any] | None) -> None:
