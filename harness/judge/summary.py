@@ -166,6 +166,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         "time_to_verdict_s": round(time_to_verdict, 1) if time_to_verdict is not None else None,
         "load_s": _span(load_start, load_stopped),
         "verify_s": _span(verify_started, verify_finished),
+        # From the end of the load to the end of the run (the target stopped; reports follow).
+        "after_load_s": _span(load_stopped, ended),
         "target": facts.get("target"),
         "milvus_version": facts.get("milvus_version"),
         "scenario": scenario["name"],

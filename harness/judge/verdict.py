@@ -187,8 +187,10 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
     if rows.get("verified") is None and summary.get("target") in CLUSTER_TARGETS:
         reason = f"the acked rows could not be checked: {rows.get('verify_note', 'no answer')}"
         return Verdict.INCONCLUSIVE, [reason], checked
-    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check) "
-                          "with no rule broken" if rows.get("verified") is not None and by_count else
+    fast = (rows.get("check") or {}).get("fast")
+    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check"
+                          f"{', fast path: nothing was in doubt' if fast else ''}) with no rule broken"
+                          if rows.get("verified") is not None and by_count else
                           f"{rows['acked']:,} rows inserted and verified with no rule broken"
                           if rows.get("verified") is not None else
                           f"{rows['acked']:,} rows inserted with no rule broken"], checked
