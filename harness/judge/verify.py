@@ -11,7 +11,9 @@ Two checks, both after a flush of the scenario's collection:
 
 When every insert attempt was acked at its first try and no component died, no row can
 have been written twice, so the row count equal to the rows acked proves none was lost:
-that is the fast path, taken without an index or a load. Otherwise (`doubts`) the count is
+that is the fast path, taken without an index or a load. (Segment row counts do not subtract
+deletes, which live in delta logs: the harness never deletes, so a test that fakes a loss by
+deleting rows must make the exact check run.) Otherwise (`doubts`) the count is
 only a lower bound on the loss, and `plan` chooses pk-ranges when the estimate of the loaded
 collection fits the memory the query nodes have, else rows (or takes what --verify asked for).
 """
