@@ -53,7 +53,12 @@ def print_result(console: Console, result: "RunResult") -> None:
     if s.get("memory_growth_mb_per_100k_rows") is not None:
         table.add_row("growth", f"{s['memory_growth_mb_per_100k_rows']:,.0f} MB per 100k rows")
     if s.get("time_to_verdict_s") is not None:
-        table.add_row("time to verdict", f"{s['time_to_verdict_s']:.1f} s from the command")
+        table.add_row("time to verdict", f"{s['time_to_verdict_s']:.1f} s from the command"
+                      + (f" ({s['time_to_verdict_basis']})" if s.get("time_to_verdict_basis") else ""))
+    if s.get("load_s") is not None or s.get("verify_s") is not None:
+        check = (rows.get("check") or {}).get("check")
+        table.add_row("phases", f"load {s.get('load_s') or 0:.1f} s, verification {s.get('verify_s') or 0:.1f} s"
+                                + (f" ({check} check)" if check else ""))
     console.print(table)
     console.print(f"report: {result.run_dir / 'report.html'}")
     console.print(f"run directory: {result.run_dir}")

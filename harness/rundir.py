@@ -16,7 +16,7 @@ from harness.errors import UsageError
 from harness.units import format_bytes
 
 #: Carried by every JSON file the harness writes; bump when a field changes meaning.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 2  # 2: time_to_verdict_s is when the verdict was decided; load_s, verify_s, memory_split, crashes added
 
 #: Free space a report dir must have before a run starts: samples, acks, Milvus's logs and the
 #: report of a long run take tens of MiB.

@@ -106,6 +106,7 @@ class DirectCount:
         self.per_batch: list[int] | None = None
 
     def wrap(self, real_verify: Callable[..., Any]) -> Callable[..., Any]:
+        from harness.load import batches
         from harness.milvus_client import MilvusAdmin
 
         def verify_then_count_directly(address: str, collection: str, acked: list[dict], *args: Any,
@@ -115,6 +116,8 @@ class DirectCount:
             result = real_verify(address, collection, acked, *args, **kw)
             with MilvusAdmin(address, timeout=30) as admin:
                 coll = admin.collection(collection)
+                if not coll.has_index():  # the fast row count builds none; a query needs one
+                    coll.create_index(batches.VECTOR, {"index_type": "FLAT", "metric_type": "L2", "params": {}})
                 coll.load(timeout=300)
                 self.per_batch = [coll.query(f"id >= {a['first_pk']} and id <= {a['last_pk']}",
                                              output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]

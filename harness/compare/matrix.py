@@ -271,6 +271,8 @@ def _cell_summary(matrix_dir: Path, cell: Cell, result: CellResult | None) -> di
         "rows_per_s": inserts.get("rows_per_s"),
         "insert_p50_ms": latency.get("p50"),
         "insert_p95_ms": latency.get("p95"),
+        "time_to_verdict_s": s.get("time_to_verdict_s"),
+        "verify_s": s.get("verify_s"),
         "run_id": s.get("run_id") or (result.run_dir.name if result.run_dir else None),
         "run_dir": None if run_dir is None else Path(run_dir).as_posix(),
         "reused": result.reused,

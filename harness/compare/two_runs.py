@@ -107,6 +107,8 @@ def _figures(summary: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
         "insert p95 (ms)": _number((inserts.get("latency_ms") or {}).get("p95"), "{:,.0f}".format),
         "rows lost": _number(rows.get("lost"), "{:,.0f}".format),
         "time to verdict (s)": _number(summary.get("time_to_verdict_s"), "{:,.1f}".format),
+        "load (s)": _number(summary.get("load_s"), "{:,.1f}".format),
+        "verification (s)": _number(summary.get("verify_s"), "{:,.1f}".format),
     }
 
 
@@ -119,6 +121,8 @@ _DIRECTION = {
     "rows lost": HIGHER_IS_WORSE,
     # Shorter is better for a PASS and "failed sooner" for a FAIL: shown, never judged.
     "time to verdict (s)": INFORMATION,
+    "load (s)": INFORMATION,
+    "verification (s)": INFORMATION,
 }
 
 

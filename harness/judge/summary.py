@@ -94,6 +94,11 @@ def lost_after_deaths(missing_by_batch: dict[int, int], acks_ok: list[dict[str, 
     return sorted(groups.values(), key=lambda g: g["death"]["t"] if g["death"] else float("inf"))
 
 
+def _span(begin: float | None, end: float | None) -> float | None:
+    """Seconds from begin to end, None unless both happened."""
+    return round(end - begin, 1) if begin is not None and end is not None else None
+
+
 def _new_component() -> dict[str, Any]:
     return {"peak_memory_bytes": 0, "limit_bytes": None, "restarts": 0, "oom_kills": 0, "stalls": 0,
             "injected_kills": 0, "watch_gaps": 0}
@@ -159,6 +164,8 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
     acked_rows = sum(a["rows"] for a in ok)
     last_ack = max((a["t"] for a in ok), default=None)
     rate = acked_rows / (last_ack - load_start) if load_start and last_ack and last_ack > load_start else 0.0
+    load_stopped = next((e["t"] for e in events if e["type"] == "LoadStopped"), None)
+    verify_finished = next((e["t"] for e in events if e["type"] == "VerifyFinished"), None)
     return {
         "run_id": run_id,
         "status": status,
@@ -166,6 +173,10 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
         "ended": ended,
         "duration_s": round(ended - started, 1),
         "time_to_verdict_s": round(time_to_verdict, 1) if time_to_verdict is not None else None,
+        "load_s": _span(load_start, load_stopped),
+        "verify_s": _span(verify_started, verify_finished),
+        # From the end of the load to the end of the run (the target stopped; reports follow).
+        "after_load_s": _span(load_stopped, ended),
         "target": facts.get("target"),
         "milvus_version": facts.get("milvus_version"),
         "scenario": scenario["name"],
@@ -185,6 +196,7 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             **({"verify_note": verification["note"]} if verification.get("note") else {}),
             **({"check": verification["check"]} if verification.get("check") else {}),
             **({"persisted": verification["persisted"]} if "persisted" in verification else {}),
+            **({"count_queries": verification["count_queries"]} if "count_queries" in verification else {}),
         },
         "components": components,
         "first_oom": first_oom,

@@ -187,11 +187,34 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
     if rows.get("verified") is None and summary.get("target") in CLUSTER_TARGETS:
         reason = f"the acked rows could not be checked: {rows.get('verify_note', 'no answer')}"
         return Verdict.INCONCLUSIVE, [reason], checked
-    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check) "
-                          "with no rule broken" if rows.get("verified") is not None and by_count else
+    fast = (rows.get("check") or {}).get("fast")
+    return Verdict.PASS, [f"{rows['acked']:,} rows inserted and counted in the persisted segments (rows check"
+                          f"{', fast path: nothing was in doubt' if fast else ''}) with no rule broken"
+                          if rows.get("verified") is not None and by_count else
                           f"{rows['acked']:,} rows inserted and verified with no rule broken"
                           if rows.get("verified") is not None else
                           f"{rows['acked']:,} rows inserted with no rule broken"], checked
+
+
+#: Rule names whose failure is decided by an event during the run, not by the check after it.
+_EVENT_RULES = {"no crash loop": ("CrashLoop",), "no OOM kill": ("OOMKilled",), "no restart": ("Exited",),
+                "no memory stall": ("MemoryStall",)}
+
+
+def decided_at(verdict: Verdict, rules: list[RuleResult], events: list[dict[str, Any]],
+               verified_at: float | None) -> tuple[float | None, str]:
+    """When the verdict could no longer change, and why then: the first event that broke a
+    rule of its own (an OOM kill, an exit, a stall, a crash loop) for a FAIL decided by one;
+    else the end of the check of the acked rows (`verified_at`, None if it never ran)."""
+    if verdict == Verdict.FAIL:
+        kinds = {kind for r in rules if not r.passed for kind in _EVENT_RULES.get(r.name, ())}
+        first = next((e for e in sorted(events, key=lambda e: e["t"]) if e["type"] in kinds
+                      and not (e["type"] == "Exited" and e.get("data", {}).get("injected"))), None)
+        if first is not None:
+            return first["t"], f"the first {first['type']} ({first['component']}) failed the run"
+    if verified_at is None:
+        return None, "the acked rows were never checked"
+    return verified_at, "the end of the check of the acked rows"
 
 
 def _not_under_test(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:

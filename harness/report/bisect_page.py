@@ -66,6 +66,7 @@ class BisectPage:
                 "oom_kills": component_total(summary, "oom_kills"),
                 "restarts": component_total(summary, "restarts"),
                 "rows_acked": (summary.get("rows") or {}).get("acked") if isinstance(summary.get("rows"), Mapping) else None,
+                "time_to_verdict_s": summary.get("time_to_verdict_s"),
                 "reasons": [str(r) for r in summary.get("reasons") or []],
                 "crash": crash_line(summary),
                 "run_dir": None if run.run_dir is None else str(run.run_dir),
@@ -125,15 +126,16 @@ class BisectPage:
         if summary["compare_link"]:
             lines.append(f"- changes: <{summary['compare_link']}>")
         lines += ["", "![peak memory of each tested version](peak-memory.svg)", "",
-                  "| version | verdict | step | peak memory | OOM kills | restarts | rows acked | crash | reasons | run |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
+                  "| version | verdict | step | peak memory | OOM kills | restarts | rows acked | verdict after s | crash | reasons | run |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |"]
         for row in sorted(rows, key=lambda r: self.versions.index(r["version"])):
             link = self._link(Path(row["run_dir"])) if row["run_dir"] else None
             run = f"[{cell(Path(row['run_dir']).name)}]({link})" if link else "-"
             lines.append("| " + " | ".join([
                 f"`{cell(row['version'])}`", row["verdict"], str(row["step"]),
                 format_bytes(row["peak_memory_bytes"]), _dash(row["oom_kills"]), _dash(row["restarts"]),
-                _dash(row["rows_acked"]), cell(row.get("crash") or "-"), cell("; ".join(row["reasons"]) or "-"),
+                _dash(row["rows_acked"]), _dash(row.get("time_to_verdict_s")), cell(row.get("crash") or "-"),
+                cell("; ".join(row["reasons"]) or "-"),
                 run + (" (reused)" if row["reused"] else ""),
             ]) + " |")
         return "\n".join(lines) + "\n"
@@ -149,8 +151,8 @@ class BisectPage:
             url = e(summary["compare_link"])
             body.append(f'<p>Commits in the boundary range: <a href="{url}">{url}</a></p>')
         body.append(f'<figure>{svg}<figcaption>Peak memory of each tested version (highest component).</figcaption></figure>')
-        head = ["version", "verdict", "step", "peak memory", "OOM kills", "restarts", "rows acked", "crash", "reasons",
-                "run"]
+        head = ["version", "verdict", "step", "peak memory", "OOM kills", "restarts", "rows acked", "verdict after s",
+                "crash", "reasons", "run"]
         table = ["<table><thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>"]
         for row in sorted(rows, key=lambda r: self.versions.index(r["version"])):
             link = self._link(Path(row["run_dir"])) if row["run_dir"] else None
@@ -165,6 +167,7 @@ class BisectPage:
                     f"<td>{_dash(row['oom_kills'])}</td>",
                     f"<td>{_dash(row['restarts'])}</td>",
                     f"<td>{_dash(row['rows_acked'])}</td>",
+                    f"<td>{_dash(row.get('time_to_verdict_s'))}</td>",
                     f'<td class="crash">{e(row.get("crash") or "-")}</td>',
                     f"<td>{e('; '.join(row['reasons']) or '-')}</td>",
                     f"<td>{run}{' (reused)' if row['reused'] else ''}</td>",

@@ -148,8 +148,7 @@ def _cards(report: RunReport) -> str:
         cards.append(_stat("Memory growth", f"{growth:,.0f} MB", "per 100k rows acked"))
     ttv = report.summary.get("time_to_verdict_s")
     if isinstance(ttv, (int, float)):
-        cards.append(_stat("Time to verdict", tables.fmt_seconds(ttv),
-                           f"run took {tables.fmt_seconds(report.duration_s)}"))
+        cards.append(_stat("Time to verdict", tables.fmt_seconds(ttv), tables.phase_times(report.summary)))
     return f'<section class="cards">{"".join(cards)}</section>'
 
 

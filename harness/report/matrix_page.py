@@ -115,10 +115,13 @@ def _figures(cell: Mapping[str, Any]) -> list[str]:
         _dash(cell.get("memory_growth_mb_per_100k_rows"), "{:,.0f}"),
         _dash(cell.get("rows_per_s"), "{:,.0f}"),
         _dash(cell.get("insert_p50_ms"), "{:,.0f}"),
+        _dash(cell.get("time_to_verdict_s"), "{:,.1f}"),
+        _dash(cell.get("verify_s"), "{:,.1f}"),
     ]
 
 
-_COLUMNS = ("rows acked", "rows acked at first OOM", "peak memory", "MB per 100k rows", "rows/s", "insert p50 ms")
+_COLUMNS = ("rows acked", "rows acked at first OOM", "peak memory", "MB per 100k rows", "rows/s", "insert p50 ms",
+            "verdict after s", "verification s")
 
 
 def _combos(cells: Sequence[MatrixCell]) -> list[tuple[tuple[str, str], ...]]:

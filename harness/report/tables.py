@@ -18,6 +18,14 @@ def fmt_count(value: Any) -> str:
     return f"{int(value):,}"
 
 
+def phase_times(summary: dict[str, Any]) -> str:
+    """'load 31.6 s, verification 12.0 s (rows check), run 61.2 s' from summary.json."""
+    check = ((summary.get("rows") or {}).get("check") or {}).get("check")
+    return (f"load {fmt_seconds(float_or_none(summary.get('load_s')))}, verification "
+            f"{fmt_seconds(float_or_none(summary.get('verify_s')))}" + (f" ({check} check)" if check else "")
+            + f", run {fmt_seconds(float_or_none(summary.get('duration_s')))}")
+
+
 def fmt_seconds(value: float | None) -> str:
     """41.535 -> '41.5 s'; 3725 -> '1 h 2 min 5 s'."""
     if value is None:
@@ -112,7 +120,9 @@ def facts(report: RunReport) -> list[tuple[str, str]]:
     rows += [
         ("Started", fmt_clock(report.started)),
         ("Duration", fmt_seconds(report.duration_s)),
-        ("Time to verdict", fmt_seconds(float_or_none(report.summary.get("time_to_verdict_s")))),
+        ("Time to verdict", fmt_seconds(float_or_none(report.summary.get("time_to_verdict_s")))
+         + (f" ({report.summary['time_to_verdict_basis']})" if report.summary.get("time_to_verdict_basis") else "")),
+        ("Load / verification", phase_times(report.summary)),
         ("Host", ", ".join(host_parts) or "-"),
         ("Harness version", str(run.get("harness_version") or "-")),
         ("Run id", report.run_id),

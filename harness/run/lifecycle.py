@@ -37,7 +37,7 @@ from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
 from harness.targets.protocol import Target, TargetOptions
 from harness.units import parse_bytes
-from harness.judge.verdict import Verdict, judge
+from harness.judge.verdict import Verdict, decided_at, judge
 from harness.judge.verify import verify_after_load
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunEvents
@@ -167,7 +167,7 @@ def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str |
 
 
 def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
-                 began: float, verdict_at: float | None, verification: dict[str, Any], status: str = "FINISHED",
+                 began: float, verification: dict[str, Any], status: str = "FINISHED",
                  exit_code: int | None = None, inconclusive: str | None = None,
                  console: Console | None = None) -> RunResult:
     """Judge a stopped run from its directory: summary.json with the verdict, then the reports.
@@ -177,16 +177,20 @@ def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, 
     """
     ended = time.time()
     summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
-                      ended=ended, verification=verification, status=status,
-                      time_to_verdict=(verdict_at - began) if verdict_at else None)
-    events = list(read_jsonl(run_dir.events))
+                      ended=ended, verification=verification, status=status, time_to_verdict=None)
+    recorded = list(read_jsonl(run_dir.events))
     if status == "ABORTED":
         verdict, reasons, rules = None, [f"the run was interrupted (exit {exit_code}); figures are partial"], []
         summary["exit_code"] = exit_code
     elif inconclusive:
         verdict, reasons, rules = Verdict.INCONCLUSIVE, [inconclusive], []
     else:
-        verdict, reasons, rules = judge(scenario.rules, summary, events)
+        verdict, reasons, rules = judge(scenario.rules, summary, recorded)
+    if verdict is not None:
+        verified_at = next((e["t"] for e in recorded if e["type"] == events.VERIFY_FINISHED), None)
+        decided, basis = decided_at(verdict, rules, recorded, verified_at)
+        summary.update(time_to_verdict_s=round(decided - began, 1) if decided is not None else None,
+                       time_to_verdict_basis=basis)
     summary.update(verdict=verdict.value if verdict else "ABORTED", reasons=reasons,
                    rules=[r.to_json() for r in rules])
     write_json(run_dir.summary, summary)
@@ -257,7 +261,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
                   paused=lambda: pause.requested() or verifying.is_set() or down.is_down())
 
-    status, exit_code, verdict_at = "FINISHED", None, None
+    status, exit_code = "FINISHED", None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
                              "memory_limit_bytes": target_options.memory_limit}
     verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
@@ -308,7 +312,6 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                     stop_reason = ruled
                     break
                 time.sleep(0.25)
-            verdict_at = time.time()
             injector.stop()
             if restart_check:
                 restart_check.stop()
@@ -344,6 +347,6 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             target.stop()
         finally:
             recorder.close()
-    return finalize_run(run_dir, run_id=run_id, scenario=scenario, facts=facts, began=began, verdict_at=verdict_at,
+    return finalize_run(run_dir, run_id=run_id, scenario=scenario, facts=facts, began=began,
                         verification=verification, status=status, exit_code=exit_code, inconclusive=inconclusive,
                         console=console)

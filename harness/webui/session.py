@@ -86,7 +86,6 @@ class _Run:
     active: bool = True
     finishing: bool = False
     stop_request: str | None = None
-    verdict_at: float | None = None
     result: RunResult | None = None
     injector: inject.Injector | None = None
     crash_loop: CrashLoopDetector | None = None
@@ -282,7 +281,6 @@ class UiSession:
             if run is None or run.run_id != run_id or not run.active:
                 return {"phase": self.phase}
             run.active = False
-            run.verdict_at = time.time()
             if self._closing:
                 return {"phase": "closing"}  # close() finalizes it as ABORTED
             run.finishing = True
@@ -320,7 +318,7 @@ class UiSession:
             run.recorder.close()
             self.phase = "reporting"
             run.result = finalize_run(run.run_dir, run_id=run.run_id, scenario=run.scenario, facts=self.facts,
-                                      began=run.began, verdict_at=run.verdict_at or time.time(),
+                                      began=run.began,
                                       verification=verification, status=status, exit_code=exit_code,
                                       inconclusive=inconclusive, console=self.console)
             summary = run.result.summary

@@ -32,6 +32,9 @@ def test_default_run_reproduces_the_oom(tmp_path, milvus_version, harness_cli):
     assert summary["first_oom"]["rows_acked_before"] >= 100_000
     assert summary["components"]["standalone"]["oom_kills"] == 1
     assert summary["time_to_verdict_s"] < time.time() - began
+    # Decided by the OOM kill, not by the check after the load.
+    assert summary["time_to_verdict_basis"] == "the first OOMKilled (standalone) failed the run"
+    assert summary["time_to_verdict_s"] == round(summary["first_oom"]["t"] - summary["started"], 1)
     # the acked rows were checked after the server came back
     assert summary["rows"]["verified"] == summary["rows"]["acked"] and summary["rows"]["lost"] == 0
     assert "time to verdict" in result.stdout and str(run_dir) in result.stdout.splitlines()[-1]
@@ -62,6 +65,20 @@ def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, harne
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["verdict"] == "PASS"
     assert summary["rows"] == {**summary["rows"], "planned": 300_000, "acked": 300_000, "verified": 300_000, "lost": 0}
+    # Nothing was in doubt: the persisted row count decided, with no index and no load.
+    check = summary["rows"]["check"]
+    assert check["check"] == "rows" and check["fast"] is True and check["doubts"] == [], check
+    assert check["why"].startswith("fast path: every insert was acked at its first try")
+    assert summary["rows"]["persisted"] == 300_000 and "count_queries" not in summary["rows"]
+    # The verdict was known when the check ended, not when the load stopped; the phases are recorded.
+    events = list(read_jsonl(run_dir / "events.jsonl"))
+    load_stopped = next(e["t"] for e in events if e["type"] == "LoadStopped")
+    verify_finished = next(e["t"] for e in events if e["type"] == "VerifyFinished")
+    assert summary["time_to_verdict_basis"] == "the end of the check of the acked rows"
+    assert summary["time_to_verdict_s"] == round(verify_finished - summary["started"], 1)
+    assert summary["load_s"] > 0 and 0 < summary["verify_s"] < summary["after_load_s"]
+    assert summary["after_load_s"] == round(summary["ended"] - load_stopped, 1)
+    print(f"load end to the end of the run: {summary['after_load_s']} s (verification {summary['verify_s']} s)")
     stats = (run_dir / "locust_stats.csv").read_text()
     assert "insert 50000 rows" in stats
 

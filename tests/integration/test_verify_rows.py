@@ -76,3 +76,44 @@ def test_row_count_check_after_an_oom_kill_and_flushes_of_the_scenario_collectio
         assert short["lost"] == acked_rows + 2 * seed.batch_rows - counted["persisted"] >= seed.batch_rows
         # Readiness (prepare_verification) and the check flushed the scenario's collection only.
         assert _persisted(address, other.collection) == 0
+
+
+def test_an_insert_cut_by_a_kill_is_in_doubt_and_the_exact_check_accounts_for_every_batch(tmp_path, milvus_version,
+                                                                                         no_leftovers, direct_count):
+    """The server is SIGKILLed while the next insert is in flight (the Locust user sends the batch
+    it built ahead as soon as the previous one is acked). That insert fails: it may have been
+    applied, in part, so the fast row count cannot decide and the exact check runs. Its
+    per-batch figures must match a direct count(*) of every acked range: each batch it calls
+    whole is whole, each it names missing is short by what it says."""
+    import io
+
+    from rich.console import Console
+
+    from harness.rundir import read_jsonl
+    from harness.run.lifecycle import RunOptions, run
+
+    result = run(RunOptions(scenario="smoke", inject=["kill@rows=30000"], report_dir=tmp_path,
+                            overrides={"total_rows": "80000"},
+                            target=TargetOptions(milvus_version=milvus_version, restart_backoff=2.0)),
+                 console=Console(file=io.StringIO()))
+    summary, rows = result.summary, result.summary["rows"]
+    events = list(read_jsonl(result.run_dir / "events.jsonl"))
+    acks = list(read_jsonl(result.run_dir / "acks.jsonl"))
+    killed = next(e["t"] for e in events if e["type"] == "Injected")
+    cut = [a for a in acks if not a["ok"] and a["t_start"] < killed < a["t"]]
+    assert cut, "an insert should have been in flight at the kill"
+    check = rows["check"]
+    assert check["check"] == "pk-ranges" and not check["fast"], check
+    assert any("insert" in d and f"batch {cut[0]['batch']}" in d for d in check["doubts"]), check["doubts"]
+    assert any("death" in d and "(first: standalone injected kill)" in d for d in check["doubts"]), check["doubts"]
+    assert "the row count alone cannot decide" in check["why"]
+    # The exact check against a direct count of each acked batch's range.
+    acked = sorted((a for a in acks if a["ok"]), key=lambda a: a["batch"])
+    assert direct_count.per_batch is not None and len(direct_count.per_batch) == len(acked) >= 7
+    short = {a["batch"]: a["rows"] - n for a, n in zip(acked, direct_count.per_batch) if n < a["rows"]}
+    assert rows["lost_batches"] == sorted(short) and rows["lost"] == sum(short.values())
+    assert rows["verified"] == sum(min(n, a["rows"]) for a, n in zip(acked, direct_count.per_batch))
+    assert summary["verdict"] == ("FAIL" if short else "PASS"), summary["reasons"]
+    # Fewer count queries than batches: the batches acked at their first try were counted together.
+    assert rows["count_queries"] < len(acked) or short
+    assert summary["time_to_verdict_basis"] == "the end of the check of the acked rows" and summary["verify_s"] > 0

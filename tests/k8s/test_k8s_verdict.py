@@ -88,7 +88,6 @@ def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: s
 
         if killed is not None and not while_verifying:
             kill()
-        verdict_at = time.time()
         context.fire_event(component="harness", type=events.LOAD_STOPPED, detail="scripted load ended")
         context.fire_event(component="harness", type=events.VERIFY_STARTED, detail="scripted check")
         if killed is not None and while_verifying:
@@ -100,7 +99,7 @@ def watched_run(make_watcher: Any, fake_api: Any, options: RunOptions, killed: s
                     "check": {"check": "rows", "why": "scripted", "estimate_bytes": None, "capacity_bytes": None}}
     return lifecycle.finalize_run(run_dir, run_id=run_id, scenario=scenario,
                                   facts={"target": target_options.target, "milvus_version": version},
-                                  began=began, verdict_at=verdict_at, verification=verification)
+                                  began=began, verification=verification)
 
 
 def _options(tmp_path: Path, **overrides: str) -> RunOptions:

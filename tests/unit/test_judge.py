@@ -163,3 +163,20 @@ def test_nothing_under_test_watched_is_inconclusive():
         "watched: datanode, proxy, streamingnode, streamingnode-2"]
     s["components"] = {}  # nothing watched at all (external without a kube context): the rows decide
     assert judge(Rules(under_test=("querynode",)), s, [])[0] is Verdict.PASS
+
+
+def test_time_to_verdict_is_the_first_failing_death_or_the_end_of_the_check():
+    from harness.judge.verdict import RuleResult, Verdict, decided_at
+
+    deaths = [{"t": 30.0, "type": "Exited", "component": "standalone", "data": {"injected": True}},
+              {"t": 40.0, "type": "OOMKilled", "component": "standalone"},
+              {"t": 55.0, "type": "OOMKilled", "component": "standalone"}]
+    oom = [RuleResult("no OOM kill", False, "OOM-killed"), RuleResult("no acked row lost", True, "all present")]
+    assert decided_at(Verdict.FAIL, oom, deaths, verified_at=90.0) == (40.0, "the first OOMKilled (standalone) failed the run")
+    # A FAIL decided by the check after the load (lost rows) and a PASS are known when the check ends.
+    lost = [RuleResult("no OOM kill", True, "none"), RuleResult("no acked row lost", False, "1 batch missing")]
+    assert decided_at(Verdict.FAIL, lost, deaths[:1], verified_at=90.0)[0] == 90.0
+    assert decided_at(Verdict.PASS, oom[1:], [], verified_at=90.0) == (90.0, "the end of the check of the acked rows")
+    # An injected kill is the experiment: it never decides a restart failure.
+    restart = [RuleResult("no restart", False, "restarted")]
+    assert decided_at(Verdict.FAIL, restart, deaths[:1], verified_at=None) == (None, "the acked rows were never checked")

@@ -149,6 +149,7 @@ def test_every_verdict_of_a_finished_run_is_reused(tmp_path: Path, verdict: str)
         finished(status="RUNNING"),
         finished(verdict="MAYBE"),
         {**finished(), "schema_version": SCHEMA_VERSION + 1},  # a newer harness wrote it: not comparable
+        {**finished(), "schema_version": SCHEMA_VERSION - 1},  # an older one: its time to verdict meant another moment
     ],
 )
 def test_unfinished_runs_are_not_reused(tmp_path: Path, summary: dict[str, Any] | None) -> None:

@@ -55,3 +55,78 @@ def test_bad_verify_is_exit_2(args, message, capsys):
     assert main(["run", *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def _ack(k: int, ok: bool = True, rows: int = 100, **extra) -> dict:
+    return {"t": 1000.0 + k, "batch": k, "first_pk": k * rows, "last_pk": (k + 1) * rows - 1, "rows": rows, "ok": ok,
+            **extra}
+
+
+def test_nothing_in_doubt_takes_the_fast_row_count_even_where_pk_ranges_would_fit():
+    smoke = scenarios.load("smoke")
+    clean = [_ack(k) for k in range(4)]
+    assert verify.doubts(clean, [{"type": "LoadStopped", "t": 2000.0, "component": "harness"}]) == []
+    chosen = verify.plan(None, smoke, 400, 64 * GiB, "plenty", verify.doubts(clean, []))
+    assert chosen.check == "rows" and chosen.fast and chosen.why.startswith("fast path: ")
+    # --verify still forces the exact check; an unknown history (None) is not taken for a clean one.
+    assert verify.plan("pk-ranges", smoke, 400, 64 * GiB, "plenty", []).check == "pk-ranges"
+    assert verify.plan(None, smoke, 400, 64 * GiB, "plenty", None).check == "pk-ranges"
+
+
+def test_failed_inserts_and_deaths_need_the_exact_check_and_say_why():
+    smoke = scenarios.load("smoke")
+    acks = [_ack(0), _ack(1, ok=False, error="UNAVAILABLE: Connection reset", retry=True), _ack(1),
+            _ack(2, ok=False, error="DEADLINE_EXCEEDED: Deadline Exceeded", retry=False), _ack(3)]
+    death = {"type": "Exited", "t": 1001.5, "component": "standalone", "data": {"injected": True}}
+    found = verify.doubts(acks, [death])
+    assert found == ["1 insert retried (batch 1; UNAVAILABLE: Connection reset)",
+                     "1 insert ended in doubt (batch 2; DEADLINE_EXCEEDED: Deadline Exceeded)",
+                     "1 death (first: standalone injected kill)"]
+    assert verify.doubtful_batches(acks) == {1, 2}
+    chosen = verify.plan(None, smoke, 300, 64 * GiB, "plenty", found)
+    assert chosen.check == "pk-ranges" and not chosen.fast and chosen.doubts == tuple(found)
+    assert "cannot decide: 1 insert retried" in chosen.why
+    # Only a death: still no fast path (a restart may have lost what was acked before it).
+    assert verify.plan(None, smoke, 300, 64 * GiB, "plenty", verify.doubts([_ack(0)], [death])).check == "pk-ranges"
+    # Does not fit: the row count, as a lower bound, with the doubts named.
+    tight = verify.plan(None, smoke, 300, 1, "1 B free", found)
+    assert tight.check == "rows" and not tight.fast and "would not fit" in tight.why
+
+
+class _Server:
+    """Primary keys as a server would hold them, counted by the filters verify builds."""
+
+    def __init__(self, keys: list[int]) -> None:
+        self.keys = keys
+        self.queries: list[str] = []
+
+    def count(self, expr: str) -> int:
+        import re
+
+        self.queries.append(expr)
+        ranges = [(int(a), int(b)) for a, b in re.findall(r"id >= (\d+) and id <= (\d+)", expr)]
+        assert ranges and expr.count(" or ") == len(ranges) - 1
+        return sum(1 for key in self.keys if any(a <= key <= b for a, b in ranges))
+
+
+def test_pk_range_counts_take_one_query_when_nothing_is_missing_and_name_the_short_batches():
+    acked = [_ack(k) for k in range(16) if k != 5]  # batch 5 failed: its keys are not asked about
+    whole = [key for a in acked for key in range(a["first_pk"], a["last_pk"] + 1)] + list(range(500, 520))
+    server = _Server(whole)
+    assert verify.count_present(server.count, acked) == {a["batch"]: 100 for a in acked}
+    assert len(server.queries) == 1 and "(id >= 0 and id <= 499) or (id >= 600 and id <= 1599)" == server.queries[0]
+
+    short = _Server([key for key in whole if not 930 <= key < 1000 and not 1200 <= key < 1300])
+    present = verify.count_present(short.count, acked)
+    assert {k: n for k, n in present.items() if n < 100} == {9: 30, 12: 0}
+    assert len(short.queries) < len(acked)  # per batch, as before, would take 15
+
+
+def test_a_doubtful_batch_written_twice_cannot_hide_a_loss_elsewhere():
+    acked = [_ack(k) for k in range(8)]
+    keys = [key for a in acked for key in range(a["first_pk"], a["last_pk"] + 1)]
+    # Batch 2 was re-sent and is there twice; batch 6 lost 100 rows: the total still matches.
+    keys = [k for k in keys if not 600 <= k < 700] + list(range(200, 300))
+    assert _Server(keys).count(verify.ranges_expr(acked)) == 800
+    present = verify.count_present(_Server(keys).count, acked, doubtful={2})
+    assert present[2] == 200 and present[6] == 0 and all(present[k] == 100 for k in (0, 1, 3, 4, 5, 7))
