@@ -254,7 +254,7 @@ class FakeKubeAPI:
             with self.lock:
                 text = self.container_logs.get((m.group(2), query.get("container", ""), previous))
             if text is None:
-                return self._status(req, 400, "BadRequest", f'previous terminated container not found')
+                return self._status(req, 400, "BadRequest", 'previous terminated container not found')
             if "tailLines" in query:
                 text = "".join(text.splitlines(keepends=True)[-int(query["tailLines"]):])
             return self._send(req, 200, text.encode(), "text/plain")

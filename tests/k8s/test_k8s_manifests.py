@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -250,9 +251,7 @@ def _step(words: str) -> dict[str, Any]:
     return [s for s in _steps() if words in s.get("name", "") or words in s.get("uses", "")][0]
 
 
-def _bash(script: str, env: dict[str, str], cwd: Path) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-
+def _bash(script: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["bash", "-e", "-c", script], env={"PATH": os.environ["PATH"], **env}, cwd=cwd,
                           capture_output=True, text=True, timeout=60)
 
