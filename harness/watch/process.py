@@ -17,9 +17,12 @@ import psutil
 
 from harness.watch import events
 from harness.watch.events import RunEvents, Sample
-from harness.watch.metrics import parse_metrics
+from harness.watch.metrics import HEAP_PATH, parse_metrics
 
 log = logging.getLogger(__name__)
+
+#: The one component of the embedded target.
+COMPONENT = "standalone"
 
 def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
@@ -130,6 +133,16 @@ class ProcessWatcher:
                         source=source, rss_bytes=rss, metrics=dict(self._metrics))
         self._context.fire_sample(sample)
         return sample
+
+    def fetch_heap(self, component: str, timeout: float) -> bytes | None:
+        """The server's Go heap profile from its metrics port (harness.profiles.capture.HeapProfiled)."""
+        url = self.target.metrics_url()
+        if component != COMPONENT or url is None:
+            return None
+        if self.target.pid() is None:
+            raise ConnectionError("the server is down")
+        with urllib.request.urlopen(url.rsplit("/", 1)[0] + "/" + HEAP_PATH, timeout=timeout) as response:
+            return response.read()
 
     def _note_gap(self, error: str | None) -> None:
         assert self._context is not None
