@@ -171,7 +171,7 @@ class ProfileCapturer:
         self.captured.extend(names)
         self.context.fire_event(
             component=request.component, type=HEAP_PROFILE,
-            detail=f"heap profile at {request.trigger}: {format_bytes(len(data))} in {seconds:.2f} s",
+            detail=f"heap profile ({request.trigger}): {format_bytes(len(data))} in {seconds:.2f} s",
             data={"files": names, "trigger": request.trigger, "bytes": len(data), "seconds": round(seconds, 3),
                   "memory_bytes": request.memory_bytes, "limit_bytes": request.limit_bytes})
 

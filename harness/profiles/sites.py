@@ -88,7 +88,9 @@ def top(totals: dict[str, int], n: int = 10, before: dict[str, int] | None = Non
     rest = ranked[n:]
     if rest:
         size = sum(v for _, v in rest)
-        growth = None if before is None else size - sum(before.get(k, 0) for k, _ in rest)
+        # Everything not listed, sites gone since `before` included: the growths keep their sum too.
+        growth = None if before is None else (
+            sum(totals.values()) - sum(before.values()) - sum(s.growth_bytes or 0 for s in sites))
         sites.append(Site(OTHER, size, size / whole, growth))
     return sites
 
