@@ -39,6 +39,8 @@ BAD = [
     (["run", "--crash-loop-after", "0"], "--crash-loop-after '0': allowed is a whole number of deaths, 1 or more"),
     (["run", "--crash-loop-after", "two"], "--crash-loop-after 'two': allowed is a whole number"),
     (["run", "--crash-loop-after", "2.5"], "--crash-loop-after '2.5': allowed is a whole number"),
+    (["run", "--profile-every", "5s"], "--profile-every '5s' is below the minimum of 10s"),
+    (["run", "--profile-every", "often"], "--profile-every 'often' is not a duration"),
     (["report", "/nonexistent"], "is not a finished run directory"),
     (["frobnicate"], "invalid choice"),
 ]
