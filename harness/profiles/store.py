@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.profiles import proto, sites
-from harness.profiles.capture import THRESHOLDS
+from harness.profiles.capture import STALL, THRESHOLDS
 from harness.profiles.sites import Site
 from harness.rundir import RunDir, read_jsonl
 from harness.watch import events
@@ -76,12 +76,14 @@ def first_death(run_dir: Path) -> tuple[str, float] | None:
 
 def evidence(run_dir: Path) -> tuple[Capture, Capture | None] | None:
     """The capture to explain the run with and the earlier one to measure growth against: the
-    last capture before the first death (of the component that died), else the run's last; the
+    last capture before the first death (of the component that died; for a stall, its stall
+    capture), else the run's last; the
     baseline is that component's first capture when it is an earlier one. None without captures."""
     found = captures(run_dir)
     death = first_death(run_dir)
     if death is not None:
-        before = [c for c in found if c.component == death[0] and c.t <= death[1]]
+        # A stall leaves the server alive: its own capture, just after, is the stuck heap.
+        before = [c for c in found if c.component == death[0] and (c.t <= death[1] or c.label == STALL)]
         found = before or found
     if not found:
         return None

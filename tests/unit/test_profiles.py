@@ -70,7 +70,7 @@ def test_garbage_is_a_profile_error():
         proto.decode(b"\x1f\x8bnot gzip")
 
 
-def _run_dir(tmp_path: Path, names: list[str], death_t: float | None) -> Path:
+def _run_dir(tmp_path: Path, names: list[str], death_t: float | None, death: str = "OOMKilled") -> Path:
     run = tmp_path / "run"
     (run / "profiles").mkdir(parents=True)
     data = FIXTURE.read_bytes()
@@ -81,7 +81,7 @@ def _run_dir(tmp_path: Path, names: list[str], death_t: float | None) -> Path:
         (run / "profiles" / f"{name}.pb.gz").write_bytes(gzip.compress(raw))
     events = [{"t": t0 - 10, "component": "harness", "type": "LoadStarted"}]
     if death_t is not None:
-        events.append({"t": t0 + death_t, "component": "standalone", "type": "OOMKilled"})
+        events.append({"t": t0 + death_t, "component": "standalone", "type": death})
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     (run / "run.json").write_text(json.dumps({"started": t0 - 20}))
     return run
@@ -106,6 +106,14 @@ def test_the_evidence_is_the_last_capture_before_the_first_death(tmp_path):
     assert sites.total_of(top) == proto.decode(FIXTURE.read_bytes()).total()
     assert all(s.growth_bytes == 0 for s in top)  # the same heap each time
     assert store.top_sites(tmp_path) == []
+
+
+def test_a_stalls_evidence_is_its_stall_capture(tmp_path):
+    # The stall capture is requested by the stall event, so it is taken just after it.
+    run = _run_dir(tmp_path, ["standalone-50", "standalone-80", "standalone-stall"], death_t=1.5,
+                   death="MemoryStall")
+    last, first = store.evidence(run)
+    assert (last.name, first.name) == ("standalone-stall", "standalone-50")
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
