@@ -153,22 +153,25 @@ def print_comparison(console: Console, comparison: "Comparison") -> None:
                   else "nothing got worse past the factor", markup=False)
 
 
-def print_sites(console: Console, title: str, sites: Sequence[Any], *, growth_label: str | None = None) -> None:
+def print_sites(console: Console, title: str, sites: Sequence[Any], *, growth_label: str | None = None,
+                total: int | None = None, total_growth: int | None = None) -> None:
     """Allocation sites of a heap profile (harness.profiles.sites.Site): bytes, share and, with
-    `growth_label`, the growth since the capture it names."""
+    `growth_label`, the growth since the capture it names; the last row is the profile's
+    `total` (default: the sites' sum, which is the total when they came from sites.top)."""
+    def signed(value: int | None) -> str:
+        return "-" if value is None else ("+" if value >= 0 else "-") + format_bytes(abs(value))
+
     table = Table(title=title)
     table.add_column("site", overflow="fold")
     table.add_column("in use", justify="right")
     table.add_column("share", justify="right")
     if growth_label:
-        table.add_column(f"growth since {growth_label}", justify="right")
+        table.add_column(growth_label, justify="right")
     for site in sites:
         row = [site.name, format_bytes(site.bytes), f"{100 * site.share:.1f} %"]
-        if growth_label:
-            row.append("-" if site.growth_bytes is None else
-                       ("+" if site.growth_bytes >= 0 else "-") + format_bytes(abs(site.growth_bytes)))
-        table.add_row(*row)
-    table.add_row("total", format_bytes(sum(s.bytes for s in sites)), "", *([""] if growth_label else []))
+        table.add_row(*row, *([signed(site.growth_bytes)] if growth_label else []))
+    whole = sum(s.bytes for s in sites) if total is None else total
+    table.add_row("total in use", format_bytes(whole), "", *([signed(total_growth)] if growth_label else []))
     console.print(table)
 
 

@@ -41,9 +41,10 @@ def run(run_dir: Path | None, diff: list[str] | None, by: str = "function", top:
     if diff:
         a, b = (store.resolve(spec, run_dir) for spec in diff)
         before, after = sites.by(a.profile(), by), sites.by(b.profile(), by)
-        print_sites(console, f"{b.path} against {a.path}: largest changes by {by}",
-                    sites.growth(before, after, top), growth_label=a.name)
-        console.print(f"in use: {sum(before.values()):,} -> {sum(after.values()):,} bytes")
+        console.print(f"A: {a.path}\nB: {b.path}")
+        print_sites(console, f"largest changes by {by} from A to B (bytes in use in B)",
+                    sites.growth(before, after, top), growth_label="B - A",
+                    total=sum(after.values()), total_growth=sum(after.values()) - sum(before.values()))
         return 0
     if run_dir is None:
         raise UsageError("profile: give a RUN_DIR, or --diff A B")
@@ -54,8 +55,10 @@ def run(run_dir: Path | None, diff: list[str] | None, by: str = "function", top:
     print_captures(console, [{"name": c.name, "at_s": c.t - started if started else None,
                               "inuse_bytes": c.profile().total()} for c in found])
     last, first = store.evidence(run_dir) or (found[-1], None)
-    print_sites(console, f"top sites by {by} at {last.name}", store.top_sites(run_dir, top, by),
-                growth_label=first.name if first else None)
+    listed = store.top_sites(run_dir, top, by)
+    growth = sum(s.growth_bytes or 0 for s in listed) if first else None
+    print_sites(console, f"top sites by {by} at {last.name}", listed,
+                growth_label=f"growth since {first.name}" if first else None, total_growth=growth)
     return 0
 
 

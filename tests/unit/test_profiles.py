@@ -131,7 +131,7 @@ def test_profile_command_prints_captures_sites_and_a_diff(tmp_path):
     shutil.copy(FIXTURE, other)
     result = _cli("--diff", str(other), str(run), "--by", "package")
     assert result.returncode == 0, result.stderr
-    assert "in use:" in result.stdout
+    assert "B - A" in result.stdout and "total in use" in result.stdout
 
 
 BAD = [
