@@ -90,3 +90,18 @@ def test_a_failing_proxy_is_a_watch_gap_and_a_slow_one_does_not_hold_the_watcher
         watcher.stop()
         capturer.stop()
     assert not (tmp_path / "profiles").exists()
+
+
+def test_every_n_seconds_each_profiled_component_is_captured(fake_api, make_watcher, recorded, tmp_path):
+    _cluster(fake_api)
+    watcher = make_watcher(scrape_components=("streamingnode",))
+    watcher.poll_once(recorded.context)  # both components seen, neither past a threshold for the pod under test
+    capturer = ProfileCapturer(recorded.context, tmp_path / "profiles", lambda: [watcher], every=0.6,
+                               thresholds=(99,)).start()
+    try:
+        wait_for(lambda: len(capturer.captured) >= 2, 30, "two periodic captures")
+    finally:
+        capturer.stop()
+    assert capturer.captured[:2] == ["streamingnode-t0.01m.pb.gz", "streamingnode-t0.02m.pb.gz"]
+    # The proxy role is not under test: asked once, then never again.
+    assert all("milvus-proxy-0" not in r for r in _heap_requests(fake_api))
