@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 #: The one component of the embedded target.
 COMPONENT = "standalone"
 
+
 def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return parse_metrics(response.read().decode("utf-8", "replace"))
@@ -128,7 +129,7 @@ class ProcessWatcher:
                 log.debug("metrics fetch failed: %s", exc)
                 self._metrics = {}
         self._note_gap(error)
-        sample = Sample(t=time.time(), component="standalone", memory_bytes=memory,
+        sample = Sample(t=time.time(), component=COMPONENT, memory_bytes=memory,
                         limit_bytes=target.limit_bytes(), restarts=target.restarts,
                         source=source, rss_bytes=rss, metrics=dict(self._metrics))
         self._context.fire_sample(sample)
@@ -147,7 +148,7 @@ class ProcessWatcher:
     def _note_gap(self, error: str | None) -> None:
         assert self._context is not None
         if error and not self._in_gap:
-            self._context.fire_event(component="standalone", type=events.WATCH_GAP, detail=error)
+            self._context.fire_event(component=COMPONENT, type=events.WATCH_GAP, detail=error)
         self._in_gap = error is not None
 
 
