@@ -156,3 +156,36 @@ def print_comparison(console: Console, comparison: "Comparison") -> None:
     worse = comparison.worse
     console.print(f"{len(worse)} figure(s) worse past the factor: {', '.join(r.name for r in worse)}" if worse
                   else "nothing got worse past the factor", markup=False)
+
+
+def print_sites(console: Console, title: str, sites: Sequence[Any], *, growth_label: str | None = None,
+                total: int | None = None, total_growth: int | None = None) -> None:
+    """Allocation sites of a heap profile (harness.profiles.sites.Site): bytes, share and, with
+    `growth_label`, the growth since the capture it names; the last row is the profile's
+    `total` (default: the sites' sum, which is the total when they came from sites.top)."""
+    def signed(value: int | None) -> str:
+        return "-" if value is None else ("+" if value >= 0 else "-") + format_bytes(abs(value))
+
+    table = Table(title=title)
+    table.add_column("site", overflow="fold")
+    table.add_column("in use", justify="right")
+    table.add_column("share", justify="right")
+    if growth_label:
+        table.add_column(growth_label, justify="right")
+    for site in sites:
+        row = [site.name, format_bytes(site.bytes), f"{100 * site.share:.1f} %"]
+        table.add_row(*row, *([signed(site.growth_bytes)] if growth_label else []))
+    whole = sum(s.bytes for s in sites) if total is None else total
+    table.add_row("total in use", format_bytes(whole), "", *([signed(total_growth)] if growth_label else []))
+    console.print(table)
+
+
+def print_captures(console: Console, rows: Sequence[Mapping[str, Any]]) -> None:
+    """A run's heap profiles: name, when (seconds into the run) and in-use bytes."""
+    table = Table(title="heap profiles")
+    for column in ("capture", "at", "in use"):
+        table.add_column(column, justify="left" if column == "capture" else "right")
+    for row in rows:
+        table.add_row(row["name"], f"{row['at_s']:.0f} s" if row.get("at_s") is not None else "-",
+                      format_bytes(row["inuse_bytes"]))
+    console.print(table)

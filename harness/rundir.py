@@ -147,6 +147,11 @@ class RunDir:
         return self.path / "logs"
 
     @property
+    def profiles(self) -> Path:
+        """Go heap profiles, <component>-<trigger>.pb.gz (harness.profiles.capture)."""
+        return self.path / "profiles"
+
+    @property
     def locust_prefix(self) -> Path:
         """Locust's --csv prefix: locust_stats.csv, locust_stats_history.csv, ..."""
         return self.path / "locust"

@@ -6,7 +6,7 @@ harness/cli.py only parses, dispatches and is the one error boundary.
 
 from __future__ import annotations
 
-from harness.commands import bisect, cluster, compare, matrix, report, run, scenarios, ui, versions, watch
+from harness.commands import bisect, cluster, compare, matrix, profile, report, run, scenarios, ui, versions, watch
 
 #: In the order `milvus-harness --help` lists them.
-ALL = [run, ui, report, scenarios, versions, cluster, watch, matrix, bisect, compare]
+ALL = [run, ui, report, profile, scenarios, versions, cluster, watch, matrix, bisect, compare]

@@ -39,6 +39,7 @@ from harness.targets.protocol import Target, TargetOptions
 from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, decided_at, judge
 from harness.judge.verify import verify_after_load
+from harness.profiles.capture import ProfileCapturer
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunEvents
 from harness.watch.stall import StallDetector
@@ -60,6 +61,8 @@ class RunOptions:
     #: --verify: pk-ranges, rows or none; None chooses by whether the collection fits the query nodes.
     verify: str | None = None
     crash_loop_after: int = DEFAULT_CRASH_LOOP_AFTER
+    #: --profile-every: seconds between periodic heap profiles (None: only at thresholds, stall, end).
+    profile_every: float | None = None
     run_id: str | None = None
     command: str = ""
 
@@ -260,6 +263,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
     StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
                   paused=lambda: pause.requested() or verifying.is_set() or down.is_down())
+    profiles = ProfileCapturer(context, run_dir.profiles, target.watchers, every=options.profile_every).start()
 
     status, exit_code = "FINISHED", None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -320,6 +324,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             locust.stop()
             tail.poll()
             context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=stop_reason)
+            profiles.capture_end()  # before verification changes the heap
             verifying.set()
             progress.phase = "verifying acked rows"
             view.update()
@@ -343,6 +348,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             restart_check.stop(wait=False)
         if locust:
             locust.stop(timeout=30)
+        profiles.stop()
         try:
             target.stop()
         finally:

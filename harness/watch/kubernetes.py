@@ -36,7 +36,7 @@ from harness.units import format_bytes
 from harness.watch import crash_log, events, sources
 from harness.watch.events import RunEvents, Sample
 from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
-from harness.watch.metrics import parse_metrics
+from harness.watch.metrics import HEAP_PATH, parse_metrics
 
 log = logging.getLogger(__name__)
 
@@ -426,6 +426,26 @@ class KubernetesWatcher:
             except Exception as exc:  # restarting pod: keep nothing rather than stale figures
                 log.debug("scraping %s failed: %s", state.name, exc)
                 self._scraped.pop(state.uid, None)
+
+    def fetch_heap(self, component: str, timeout: float) -> bytes | None:
+        """A pod's Go heap profile through the API server's pod proxy, for the series `component`
+        of a role under test (harness.profiles.capture.HeapProfiled); None for other series."""
+        if "/" in component:  # a side container's series: not a Milvus process
+            return None
+        state = next((p for p in list(self._pods.values()) if p.series == component), None)
+        role = state.component if state is not None else component.rsplit("-", 1)[0]
+        if role not in self.scrape_components and "all" not in self.scrape_components:
+            return None
+        if state is None:  # between a pod's death and its replacement
+            raise LookupError(f"no live pod for {component}")
+        # Raw bytes: the client would decode a gzipped body as text otherwise.
+        response = self._core.connect_get_namespaced_pod_proxy_with_path(
+            f"{state.name}:{METRICS_PORT}", self.namespace, HEAP_PATH, _preload_content=False,
+            _request_timeout=timeout)
+        try:
+            return response.data
+        finally:
+            response.release_conn()
 
     def _fire_samples(self, ctx: RunEvents, live: list[tuple[Any, _Pod]],
                       usage: dict[tuple[str, str], tuple[int, float | None, float | None]] | None, now: float) -> None:

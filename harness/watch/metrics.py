@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
+#: Go's heap profile on the same port (gzipped profile.proto; harness.profiles reads it).
+HEAP_PATH = "debug/pprof/heap"
+
 #: Metric names kept from /metrics (summed over labels): process and Go heap, and the
 #: data node's write-buffer figures where the version exposes them.
 METRIC_PREFIXES = (

@@ -17,9 +17,13 @@ import psutil
 
 from harness.watch import events
 from harness.watch.events import RunEvents, Sample
-from harness.watch.metrics import parse_metrics
+from harness.watch.metrics import HEAP_PATH, parse_metrics
 
 log = logging.getLogger(__name__)
+
+#: The one component of the embedded target.
+COMPONENT = "standalone"
+
 
 def fetch_metrics(url: str, timeout: float = 0.5) -> dict[str, float]:
     """The selected figures of a /metrics endpoint (harness.watch.metrics.parse_metrics)."""
@@ -149,17 +153,27 @@ class ProcessWatcher:
         except OSError as exc:
             error = f"memory read failed: {exc}"
         self._note_gap(error)
-        sample = Sample(t=time.time(), component="standalone", memory_bytes=memory,
+        sample = Sample(t=time.time(), component=COMPONENT, memory_bytes=memory,
                         limit_bytes=target.limit_bytes(), restarts=target.restarts,
                         source=source, rss_bytes=rss, metrics=dict(self._metrics) if target.pid() else {},
                         memory_stat=stat)
         self._context.fire_sample(sample)
         return sample
 
+    def fetch_heap(self, component: str, timeout: float) -> bytes | None:
+        """The server's Go heap profile from its metrics port (harness.profiles.capture.HeapProfiled)."""
+        url = self.target.metrics_url()
+        if component != COMPONENT or url is None:
+            return None
+        if self.target.pid() is None:
+            raise ConnectionError("the server is down")
+        with urllib.request.urlopen(url.rsplit("/", 1)[0] + "/" + HEAP_PATH, timeout=timeout) as response:
+            return response.read()
+
     def _note_gap(self, error: str | None) -> None:
         assert self._context is not None
         if error and not self._in_gap:
-            self._context.fire_event(component="standalone", type=events.WATCH_GAP, detail=error)
+            self._context.fire_event(component=COMPONENT, type=events.WATCH_GAP, detail=error)
         self._in_gap = error is not None
 
 

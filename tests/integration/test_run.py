@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.profiles import sites, store
 from harness.rundir import read_jsonl
 
 pytestmark = pytest.mark.milvus
@@ -57,6 +58,13 @@ def test_default_run_reproduces_the_oom(tmp_path, milvus_version, harness_cli):
     assert (run_dir / "memory-split.png").stat().st_size > 0
     run = json.loads((run_dir / "run.json").read_text())
     assert run["facts"]["isolation"].startswith("cgroup") and run["key"]["memory_limit_bytes"] == 2 * 2**30
+    # Heap profiles on the way up, all before the kill; the evidence's sites add up to its heap.
+    captured = {c.label: c for c in store.captures(run_dir)}
+    oom_at = summary["first_oom"]["t"]
+    assert {"50", "80"} <= set(captured) and all(c.t <= oom_at for c in captured.values()), captured
+    evidence, first = store.evidence(run_dir)
+    assert first.label == "50" and evidence.label in ("80", "95")
+    assert sites.total_of(store.top_sites(run_dir, 5)) == evidence.profile().total() > 0
 
 
 def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, harness_cli):
@@ -81,6 +89,7 @@ def test_eight_gib_passes_and_verifies_every_row(tmp_path, milvus_version, harne
     print(f"load end to the end of the run: {summary['after_load_s']} s (verification {summary['verify_s']} s)")
     stats = (run_dir / "locust_stats.csv").read_text()
     assert "insert 50000 rows" in stats
+    assert "end" in {c.label for c in store.captures(run_dir)}  # the heap a PASS left
 
 
 def test_workers_and_users_insert_every_batch_exactly_once(tmp_path, milvus_version, harness_cli):

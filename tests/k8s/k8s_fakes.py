@@ -1,7 +1,8 @@
 """Test doubles for the Kubernetes side: an API-shaped HTTP server and pod JSON builders.
 
 FakeKubeAPI answers the requests the harness makes, in the Kubernetes API's JSON shapes
-(PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text, ConfigMaps); the
+(PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text and
+/debug/pprof/heap bytes, ConfigMaps); the
 test changes its state between polls. `down()` closes the listening socket (connection
 refused), `up()` opens it again on the same port.
 
@@ -161,6 +162,9 @@ class FakeKubeAPI:
         self.pod_metrics_text: dict[str, str] = {}
         #: (pod, container, previous) -> the container's log text (previous: the last terminated one)
         self.container_logs: dict[tuple[str, str, bool], str] = {}
+        #: pod name -> the gzipped heap profile its pod proxy serves at :9091/debug/pprof/heap
+        self.pod_heap: dict[str, bytes] = {}
+        self.heap_delay = 0.0  # seconds the heap answer takes (a busy Go runtime, a slow proxy)
         #: pod name -> PodMetrics item timestamp (epoch) and window; default: now and 10s
         self.metrics_stamp: dict[str, tuple[float, str]] = {}
         #: (namespace, name) -> ConfigMap JSON
@@ -258,6 +262,14 @@ class FakeKubeAPI:
             if "tailLines" in query:
                 text = "".join(text.splitlines(keepends=True)[-int(query["tailLines"]):])
             return self._send(req, 200, text.encode(), "text/plain")
+        if (m := _PROXY.match(path)) and m.group(4) == "debug/pprof/heap":
+            with self.lock:
+                heap, delay = self.pod_heap.get(m.group(2)), self.heap_delay
+            if delay:
+                time.sleep(delay)
+            if heap is None or m.group(3) != "9091":
+                return self._status(req, 503, "ServiceUnavailable", "no endpoints available")
+            return self._send(req, 200, heap, "application/octet-stream")
         if m := _PROXY.match(path):
             with self.lock:
                 text = self.pod_metrics_text.get(m.group(2))

@@ -47,6 +47,8 @@ BAD = [
      "--tls-ca needs an https:// --uri"),
     (["run", "--target", "external", "--uri", "https://127.0.0.1:1", "--tls-ca", "/nonexistent.pem"],
      "is not a file; give the CA certificate in PEM"),
+    (["run", "--profile-every", "5s"], "--profile-every '5s' is below the minimum of 10s"),
+    (["run", "--profile-every", "often"], "--profile-every 'often' is not a duration"),
     (["report", "/nonexistent"], "is not a finished run directory"),
     (["frobnicate"], "invalid choice"),
 ]

@@ -17,7 +17,7 @@ from run_dirs import copy_fixture
 
 def test_the_help_lists_every_command_module_in_order():
     listed = re.findall(r"^    (\w+) ", build_parser().format_help(), flags=re.M)
-    assert listed == ["run", "ui", "report", "scenarios", "versions", "cluster", "watch", "matrix", "bisect", "compare"]
+    assert listed == ["run", "ui", "report", "profile", "scenarios", "versions", "cluster", "watch", "matrix", "bisect", "compare"]
     assert [c.__name__.rsplit(".", 1)[1] for c in commands.ALL] == listed
 
 
