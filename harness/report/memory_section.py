@@ -1,18 +1,19 @@
 """The report's "where the memory went" section: a stacked chart of one component's memory
 split over time (harness.judge.memory_split), the split at its peak, and the top allocation
-sites of its last heap profile when a profile reader provides them.
+sites of its last heap profile before the death when the run has profiles.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from harness.judge.memory_split import PARTS, has_split, split_memory
+from harness.profiles import store
+from harness.profiles.sites import Site
 from harness.report.chart_kit import legend_above, new_figure, trim, unit_for
 from harness.report.model import RunReport
 from harness.units import format_bytes
@@ -23,24 +24,10 @@ TITLE = "Where the memory went"
 NOT_READ = "not read"
 
 
-@dataclass(frozen=True)
-class AllocationSite:
-    """One allocation site of a heap profile: in-use bytes at the last capture before the
-    death, and how much they grew since the earliest capture (None: one capture only)."""
-
-    function: str
-    inuse_bytes: int
-    growth_bytes: int | None = None
-
-
-def top_allocation_sites(report: RunReport) -> list[AllocationSite]:
-    """HOOK for heap profiles (branch `profiles`): the top allocation sites of the component
-    in split_component() at its last capture before the death, with their growth.
-
-    No profile reader exists on this branch, so this returns []; the section then shows no
-    sites table. The profiles reader replaces this body at merge.
-    """
-    return []
+def top_allocation_sites(report: RunReport) -> list[Site]:
+    """The top allocation sites at the last heap profile before the first death (or at a
+    stall, or the end), with their growth since the first capture; [] without profiles."""
+    return store.top_sites(report.path)
 
 
 def split_component(report: RunReport) -> str | None:
@@ -114,10 +101,10 @@ def split_rows(report: RunReport) -> list[tuple[str, str]]:
     return rows
 
 
-def sites_table(sites: Sequence[AllocationSite]) -> tuple[list[str], list[list[str]]]:
+def sites_table(sites: Sequence[Site]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the allocation sites table (empty rows: no sites given)."""
     header = ["Function", "In use", "Growth"]
-    rows = [[s.function, format_bytes(s.inuse_bytes),
+    rows = [[s.name, format_bytes(s.bytes),
              "-" if s.growth_bytes is None else ("+" if s.growth_bytes >= 0 else "-") + format_bytes(abs(s.growth_bytes))]
             for s in sites]
     return header, rows

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import shutil
 import subprocess
 import sys
 import uuid
@@ -12,9 +14,12 @@ import pytest
 
 from harness.judge.memory_split import memory_split_summary, split_memory
 from harness.report import load_run, memory_section, render_report
+from harness.profiles import store
 from harness.report.charts import build_charts
 from harness.targets.cgroup import CgroupUnavailable, MemoryCgroup
 from run_dirs import copy_fixture
+
+PROFILES = Path(__file__).parent.parent / "fixtures" / "profiles"
 
 MiB = 2**20
 HOLD = """
@@ -78,24 +83,26 @@ def test_summary_split_is_taken_before_the_death() -> None:
     assert memory_split_summary([{"t": 1.0, "memory_bytes": 5}], until=None) is None
 
 
-def test_the_report_has_the_section_and_the_sites_table_when_sites_are_given(tmp_path: Path,
-                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_report_has_the_section_and_the_sites_table_when_the_run_has_profiles(tmp_path: Path) -> None:
     run_dir = copy_fixture("real-oom-2.3.5", tmp_path)  # a real OOM-killed run: /metrics figures, no memory.stat
     render_report(run_dir)
     page = (run_dir / "report.html").read_text()
     assert memory_section.TITLE in page and 'id="chart-memory-split"' in page
     assert 'id="split-outside_go_heap"' in page and 'id="split-go_heap_other"' in page
     assert 'id="split-page_cache"' not in page  # not read on that run: not drawn
-    assert 'id="allocation-sites"' not in page
+    assert 'id="allocation-sites"' not in page  # no profiles: no table
     markdown = (run_dir / "report.md").read_text()
     assert f"## {memory_section.TITLE}" in markdown and "(memory-split.png)" in markdown
     assert (run_dir / "memory-split.png").stat().st_size > 0
-    sites = [memory_section.AllocationSite("internal/storage.mergeFloatVectorField", 65 * MiB, 40 * MiB)]
-    monkeypatch.setattr(memory_section, "top_allocation_sites", lambda report: sites)
+    # a heap profile captured from a real 2.3.5 server, stored as a run stores it
+    (run_dir / "profiles").mkdir()
+    shutil.copy(PROFILES / "milvus-2.3.5-heap.pb.gz", run_dir / "profiles" / "standalone-80.pb.gz")
+    top = store.top_sites(run_dir)
+    assert top and sum(site.bytes for site in top) == store.evidence(run_dir)[0].profile().total()
     render_report(run_dir, with_charts=False)
     page = (run_dir / "report.html").read_text()
-    assert 'id="allocation-sites"' in page and "mergeFloatVectorField" in page and "+40.00 MiB" in page
-    assert "mergeFloatVectorField" in (run_dir / "report.md").read_text()
+    assert 'id="allocation-sites"' in page and html.escape(top[0].name) in page
+    assert top[0].name in (run_dir / "report.md").read_text()
 
 
 def test_no_split_no_chart(tmp_path: Path) -> None:
