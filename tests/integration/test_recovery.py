@@ -138,10 +138,9 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
     first_oom = ooms[0]["t"]
     fired_while_down = [a for a in read_jsonl(run_dir / "acks.jsonl") if a["t_start"] > first_oom + 1.0]
     assert not fired_while_down, fired_while_down[:3]
-    # The load stopped at the crash loop, and the whole run, verification included, ended by
-    # itself within 3 minutes.
+    # The load stopped at the crash loop. How long the whole run took is printed above, not
+    # asserted: a duration on a shared 2-core machine is a measurement, not a behaviour.
     assert stopped["t"] - ooms[-1]["t"] < 10, "the load was not stopped at once"
-    assert elapsed < 180, f"the run took {elapsed:.0f} s"
 
 
 def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_version, no_leftovers):
