@@ -6,37 +6,30 @@ pymilvus errors are translated here, where they enter: callers see TargetError o
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
-import uuid
-from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _bounded(timeout: float) -> int:
-    """pymilvus ends its retries (75 of them, ~3.5 min against a dead server) at `timeout`
-    only when it is an int; a float is ignored, so a readiness probe outlives the server."""
-    return max(1, math.ceil(timeout))
+def uri_of(address: str) -> str:
+    """The MilvusClient URI of a host:port address."""
+    return f"http://{address}"
 
 
 class MilvusAdmin:
-    """A pymilvus ORM connection under its own alias; close() drops it."""
+    """A pymilvus MilvusClient on a channel of its own (not pymilvus's shared one, which
+    outlives the server it pointed at); close() closes it."""
 
     def __init__(self, address: str, timeout: float = 10.0) -> None:
-        from pymilvus import connections
+        from pymilvus import MilvusClient
 
         self.address = address
-        self.alias = f"harness-{uuid.uuid4().hex[:8]}"
-        host, port = address.rsplit(":", 1)
-        connections.connect(alias=self.alias, host=host, port=port, timeout=timeout)
+        self.client = MilvusClient(uri=uri_of(address), timeout=timeout, dedicated=True)
 
     def close(self) -> None:
-        from pymilvus import connections
-
         try:
-            connections.disconnect(self.alias)
+            self.client.close()
         except Exception:  # already gone with the server
             pass
 
@@ -47,37 +40,38 @@ class MilvusAdmin:
         self.close()
 
     def server_version(self) -> str:
-        from pymilvus import utility
-
-        return str(utility.get_server_version(using=self.alias))
+        return str(self.client.get_server_version())
 
     def list_collections(self, timeout: float = 10.0) -> list[str]:
-        from pymilvus import utility
-
-        return list(utility.list_collections(timeout=_bounded(timeout), using=self.alias))
-
-    def collection(self, name: str) -> Any:
-        from pymilvus import Collection
-
-        return Collection(name, using=self.alias)
+        return list(self.client.list_collections(timeout=timeout))
 
     def flush(self, name: str, timeout: float = 30.0) -> None:
-        self.collection(name).flush(timeout=_bounded(timeout))
+        self.client.flush(name, timeout=timeout)
 
     def persisted_rows(self, name: str, timeout: float = 60.0) -> int:
         """Rows in the collection's persisted (sealed or flushed) segments, as the data
         coordinator counts them: needs no query node and no load. Call it after a flush."""
-        from pymilvus import connections
+        return sum(int(info.num_rows) for info in self.client.list_persistent_segments(name, timeout=timeout))
 
-        handler = connections._fetch_handler(self.alias)  # pymilvus has no public wrapper for this RPC
-        infos = handler.get_persistent_segment_infos(name, timeout=timeout)
-        return sum(int(info.num_rows) for info in infos)
+    def row_count(self, name: str, timeout: float = 60.0) -> int:
+        """The collection's row count from its statistics (num_entities): no load needed."""
+        return int(self.client.get_collection_stats(name, timeout=timeout)["row_count"])
+
+    def load_for_queries(self, name: str, vector_field: str, timeout: float = 300.0) -> None:
+        """Index the vector field (FLAT) unless an index exists, then load the collection."""
+        if not self.client.list_indexes(name, timeout=timeout):
+            params = self.client.prepare_index_params()
+            params.add_index(vector_field, index_type="FLAT", metric_type="L2")
+            self.client.create_index(name, params, timeout=timeout)
+        self.client.load_collection(name, timeout=timeout)
+
+    def release(self, name: str, timeout: float = 60.0) -> None:
+        self.client.release_collection(name, timeout=timeout)
 
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
-        collection = self.collection(name)
-        result = collection.query(expr=expr or "", output_fields=["count(*)"],
-                                  consistency_level="Strong", timeout=timeout)
+        result = self.client.query(name, filter=expr, output_fields=["count(*)"],
+                                   consistency_level="Strong", timeout=timeout)
         return int(result[0]["count(*)"])
 
 

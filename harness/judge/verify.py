@@ -140,17 +140,13 @@ def verify_pk_ranges(address: str, collection: str, acked: list[dict[str, Any]],
         return {"verified": 0, "lost": 0, "lost_batches": []}
     try:
         with MilvusAdmin(address, timeout=30) as admin:
-            coll = admin.collection(collection)
-            coll.flush(timeout=timeout)
-            if not coll.has_index():
-                coll.create_index(batches.VECTOR, {"index_type": "FLAT", "metric_type": "L2", "params": {}},
-                                  timeout=timeout)
-            coll.load(timeout=timeout)
+            admin.flush(collection, timeout=timeout)
+            admin.load_for_queries(collection, batches.VECTOR, timeout=timeout)
             try:
                 present = _count_ranges(admin, collection, acked)
             finally:
                 try:
-                    coll.release(timeout=60)
+                    admin.release(collection, timeout=60)
                 except Exception:  # releasing is a courtesy; the server is stopped next
                     pass
     except Exception as exc:  # pymilvus/grpc errors: the server could not answer
@@ -172,8 +168,8 @@ def _count_ranges(admin: MilvusAdmin, collection: str, acked: list[dict[str, Any
             counts.append(admin.count(collection, expr))
         except Exception:
             # Servers before count(*) (2.2.x): fetch the keys and count them.
-            rows = admin.collection(collection).query(expr=expr, output_fields=[batches.PK],
-                                                      consistency_level="Strong")
+            rows = admin.client.query(collection, filter=expr, output_fields=[batches.PK],
+                                      consistency_level="Strong")
             counts.append(len(rows))
     return counts
 
