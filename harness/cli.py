@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Sequence
 
-from harness import __version__, commands
+from harness import __version__, commands, milvus_client
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         if not args.verbose:
             # pymilvus logs every failed RPC at ERROR; during an OOM that is expected noise.
-            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+            milvus_client.quiet_pymilvus()
         return int(args.func(args))
     except HarnessError as exc:
         print(f"milvus-harness: error: {exc}", file=sys.stderr)

@@ -8,8 +8,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 log = logging.getLogger(__name__)
+
+#: The level for pymilvus's loggers that the command asked for (None: pymilvus's own).
+_pymilvus_level: int | None = None
+
+
+def quiet_pymilvus(level: int = logging.CRITICAL) -> None:
+    """Hold pymilvus's loggers at `level`. pymilvus sets its own level when it is first
+    imported (lazily, after the command set one), so the level is applied again then."""
+    global _pymilvus_level
+    _pymilvus_level = level
+    logging.getLogger("pymilvus").setLevel(level)
+
+
+def open_client(address: str, timeout: float) -> Any:
+    """A MilvusClient on a channel of its own (pymilvus's shared one outlives the server it
+    pointed at)."""
+    from pymilvus import MilvusClient
+
+    if _pymilvus_level is not None:
+        logging.getLogger("pymilvus").setLevel(_pymilvus_level)
+    return MilvusClient(uri=uri_of(address), timeout=timeout, dedicated=True)
 
 
 def uri_of(address: str) -> str:
@@ -18,14 +40,11 @@ def uri_of(address: str) -> str:
 
 
 class MilvusAdmin:
-    """A pymilvus MilvusClient on a channel of its own (not pymilvus's shared one, which
-    outlives the server it pointed at); close() closes it."""
+    """A pymilvus MilvusClient on a channel of its own; close() closes it."""
 
     def __init__(self, address: str, timeout: float = 10.0) -> None:
-        from pymilvus import MilvusClient
-
         self.address = address
-        self.client = MilvusClient(uri=uri_of(address), timeout=timeout, dedicated=True)
+        self.client = open_client(address, timeout)
 
     def close(self) -> None:
         try:

@@ -258,9 +258,7 @@ class PymilvusInserter:
         self.columns_target: Any = None
         self.alias = f"insert-{id(self)}"
         if rows:
-            from pymilvus import MilvusClient
-
-            self.client = MilvusClient(uri=milvus_client.uri_of(address), dedicated=True)
+            self.client = milvus_client.open_client(address, timeout)
         else:
             from pymilvus import Collection, connections
 
