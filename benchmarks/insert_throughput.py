@@ -19,7 +19,6 @@ import argparse
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -30,7 +29,7 @@ import psutil
 from harness.load import batches, collection
 from harness.scenario import model as scenarios
 from harness.load.insert import NumpyInserter, build_insert_request
-from harness.run.lifecycle import LOCUSTFILE
+from harness.run.locust_procs import LOCUSTFILES, locust_argv, log_tail
 from harness.targets.protocol import TargetOptions
 from harness.targets.embedded import EmbeddedTarget
 from harness.watch.events import RunEvents
@@ -55,9 +54,11 @@ def locust_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[
         acks = Path(tmp) / "acks.jsonl"
         config = Path(tmp) / "load.json"
         config.write_text(json.dumps({"address": address, "scenario": scenario.to_json(), "acks": str(acks)}))
-        proc = subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-                                 "-u", "1", "-r", "1", "--harness-config", str(config), "--only-summary",
-                                 "--exit-code-on-error", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = (Path(tmp) / "locust.log").open("wb")
+        proc = subprocess.Popen(locust_argv(LOCUSTFILES / "insert.py", "--headless", "-u", "1", "-r", "1",
+                                            "--harness-config", str(config), "--only-summary",
+                                            "--exit-code-on-error", "0"),
+                                stdout=log, stderr=subprocess.STDOUT)
         rss: list[int] = []
 
         def sample() -> None:
@@ -71,8 +72,10 @@ def locust_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[
 
         threading.Thread(target=sample, daemon=True).start()
         proc.wait()
-        ok = [json.loads(line) for line in acks.read_text().splitlines()]
-    ok = [a for a in ok if a["ok"]]
+        log.close()
+        ok = [a for a in map(json.loads, acks.read_text().splitlines()) if a["ok"]] if acks.exists() else []
+        if not ok:
+            raise SystemExit(f"the Locust block acked no batch; its log ends:\n{log_tail(Path(tmp) / 'locust.log')}")
     return sum(a["rows"] for a in ok), max(a["t"] for a in ok) - min(a["t_start"] for a in ok), rss
 
 

@@ -11,7 +11,7 @@ import logging
 import sys
 from typing import Sequence
 
-from harness import commands, software_versions
+from harness import commands, milvus_client, software_versions
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError
 
 
@@ -43,7 +43,7 @@ VERBOSE_HELP = "show subprocess output and debug logs"
 
 
 def version_line() -> str:
-    """`milvus-harness 0.1.0 (pymilvus 2.3.7, locust 2.24.1, grpcio 1.60.0)`."""
+    """`milvus-harness 0.1.0 (pymilvus 2.6.17, locust 2.47.0, grpcio 1.85.3)`."""
     versions = software_versions()
     harness = versions.pop("milvus-harness")
     return f"milvus-harness {harness} (" + ", ".join(f"{name} {v or 'not installed'}" for name, v in versions.items()) + ")"
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
         if not args.verbose:
             # pymilvus logs every failed RPC at ERROR; during an OOM that is expected noise.
-            logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+            milvus_client.quiet_pymilvus()
         return int(args.func(args))
     except HarnessError as exc:
         print(f"milvus-harness: error: {exc}", file=sys.stderr)

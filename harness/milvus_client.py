@@ -1,7 +1,7 @@
 """Talking to Milvus: how to reach it (Connection: address, credentials, database, TLS) and,
 from the harness process, readiness, schema and counts.
 
-Every pymilvus connect argument and the raw insert channel's gRPC credentials and metadata are
+Every MilvusClient argument and the raw insert channel's gRPC credentials and metadata are
 made here, nowhere else. pymilvus errors are translated here, where they enter: callers see
 TargetError, UsageError (credentials refused) or False.
 """
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
@@ -21,6 +19,9 @@ from typing import Any, Mapping, Sequence, Union
 from harness.errors import UsageError
 
 log = logging.getLogger(__name__)
+
+#: The level for pymilvus's loggers that the command asked for (None: pymilvus's own).
+_pymilvus_level: int | None = None
 
 #: The environment variables the credentials come from when no flag gives them; the Locust
 #: child gets them the same way, so they never reach a file or a command line.
@@ -43,7 +44,7 @@ class Credentials:
     server_pem_path: str | None = None
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """The pymilvus connect arguments for these credentials (only those that are set)."""
+        """The MilvusClient arguments for these credentials (only those that are set)."""
         kwargs: dict[str, Any] = {"secure": self.secure}
         if self.token:
             kwargs["token"] = self.token
@@ -113,23 +114,6 @@ def as_connection(address: Address) -> Connection:
     return address if isinstance(address, Connection) else Connection(address)
 
 
-def connect(alias: str, address: Address, timeout: float = 10.0) -> None:
-    """pymilvus connections.connect under `alias`, with the credentials, database and TLS of
-    `address`; the only call of connect in the harness. Credentials the server refuses are a
-    UsageError (exit 2): retrying cannot fix them."""
-    from pymilvus import connections
-
-    connection = as_connection(address)
-    try:
-        connections.connect(alias=alias, uri=connection.uri, timeout=timeout,
-                            **connection.credentials.connect_kwargs())
-    except Exception as exc:
-        refused = refusal(exc)
-        if refused:
-            raise UsageError(f"Milvus at {connection.uri} refused the connection: {refused}") from None
-        raise
-
-
 # What Milvus 2.3 answers (measured): UNAUTHENTICATED "auth check failure, please check username and
 # password are correct" or "missing authorization in header"; code 800 "database not found[database=x]".
 _REFUSALS = ("auth check failure", "unauthenticated", "database not found", "permission denied")
@@ -165,26 +149,51 @@ def open_channel(address: Address, options: Sequence[tuple[str, Any]] = ()) -> A
                                options=list(options))
 
 
-def _bounded(timeout: float) -> int:
-    """pymilvus ends its retries (75 of them, ~3.5 min against a dead server) at `timeout`
-    only when it is an int; a float is ignored, so a readiness probe outlives the server."""
-    return max(1, math.ceil(timeout))
+
+def quiet_pymilvus(level: int = logging.CRITICAL) -> None:
+    """Hold pymilvus's loggers at `level`. pymilvus sets its own level when it is first
+    imported (lazily, after the command set one), so the level is applied again then."""
+    global _pymilvus_level
+    _pymilvus_level = level
+    logging.getLogger("pymilvus").setLevel(level)
+
+
+def open_client(address: Address, timeout: float) -> Any:
+    """A MilvusClient on a channel of its own (pymilvus's shared one outlives the server it
+    pointed at), with the credentials, database and TLS of `address`; the only place the
+    harness opens one. Credentials the server refuses are a UsageError (exit 2): retrying
+    cannot fix them."""
+    from pymilvus import MilvusClient
+
+    if _pymilvus_level is not None:
+        logging.getLogger("pymilvus").setLevel(_pymilvus_level)
+    connection = as_connection(address)
+    try:
+        return MilvusClient(uri=connection.uri, timeout=timeout, dedicated=True,
+                            **connection.credentials.connect_kwargs())
+    except Exception as exc:
+        refused = refusal(exc)
+        if refused:
+            raise UsageError(f"Milvus at {connection.uri} refused the connection: {refused}") from None
+        raise
+
+
+def uri_of(address: Address) -> str:
+    """The MilvusClient URI of an address (https when its connection is TLS)."""
+    return as_connection(address).uri
 
 
 class MilvusAdmin:
-    """A pymilvus ORM connection under its own alias; close() drops it."""
+    """A pymilvus MilvusClient on a channel of its own; close() closes it."""
 
     def __init__(self, address: Address, timeout: float = 10.0) -> None:
         self.connection = as_connection(address)
         self.address = self.connection.address
-        self.alias = f"harness-{uuid.uuid4().hex[:8]}"
-        connect(self.alias, self.connection, timeout=timeout)
+        self.client = open_client(self.connection, timeout)
 
     def close(self) -> None:
-        from pymilvus import connections
-
         try:
-            connections.disconnect(self.alias)
+            self.client.close()
         except Exception:  # already gone with the server
             pass
 
@@ -195,37 +204,38 @@ class MilvusAdmin:
         self.close()
 
     def server_version(self) -> str:
-        from pymilvus import utility
-
-        return str(utility.get_server_version(using=self.alias))
+        return str(self.client.get_server_version())
 
     def list_collections(self, timeout: float = 10.0) -> list[str]:
-        from pymilvus import utility
-
-        return list(utility.list_collections(timeout=_bounded(timeout), using=self.alias))
-
-    def collection(self, name: str) -> Any:
-        from pymilvus import Collection
-
-        return Collection(name, using=self.alias)
+        return list(self.client.list_collections(timeout=timeout))
 
     def flush(self, name: str, timeout: float = 30.0) -> None:
-        self.collection(name).flush(timeout=_bounded(timeout))
+        self.client.flush(name, timeout=timeout)
 
     def persisted_rows(self, name: str, timeout: float = 60.0) -> int:
         """Rows in the collection's persisted (sealed or flushed) segments, as the data
         coordinator counts them: needs no query node and no load. Call it after a flush."""
-        from pymilvus import connections
+        return sum(int(info.num_rows) for info in self.client.list_persistent_segments(name, timeout=timeout))
 
-        handler = connections._fetch_handler(self.alias)  # pymilvus has no public wrapper for this RPC
-        infos = handler.get_persistent_segment_infos(name, timeout=timeout)
-        return sum(int(info.num_rows) for info in infos)
+    def row_count(self, name: str, timeout: float = 60.0) -> int:
+        """The collection's row count from its statistics (num_entities): no load needed."""
+        return int(self.client.get_collection_stats(name, timeout=timeout)["row_count"])
+
+    def load_for_queries(self, name: str, vector_field: str, timeout: float = 300.0) -> None:
+        """Index the vector field (FLAT) unless an index exists, then load the collection."""
+        if not self.client.list_indexes(name, timeout=timeout):
+            params = self.client.prepare_index_params()
+            params.add_index(vector_field, index_type="FLAT", metric_type="L2")
+            self.client.create_index(name, params, timeout=timeout)
+        self.client.load_collection(name, timeout=timeout)
+
+    def release(self, name: str, timeout: float = 60.0) -> None:
+        self.client.release_collection(name, timeout=timeout)
 
     def count(self, name: str, expr: str = "", timeout: float = 60.0) -> int:
         """Rows matching expr (all rows when empty), read with Strong consistency."""
-        collection = self.collection(name)
-        result = collection.query(expr=expr or "", output_fields=["count(*)"],
-                                  consistency_level="Strong", timeout=timeout)
+        result = self.client.query(name, filter=expr, output_fields=["count(*)"],
+                                   consistency_level="Strong", timeout=timeout)
         return int(result[0]["count(*)"])
 
 

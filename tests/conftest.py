@@ -106,22 +106,25 @@ class DirectCount:
         self.per_batch: list[int] | None = None
 
     def wrap(self, real_verify: Callable[..., Any]) -> Callable[..., Any]:
-        from harness.load import batches
-        from harness.milvus_client import MilvusAdmin
+        from pymilvus import MilvusClient
 
         def verify_then_count_directly(address: str, collection: str, acked: list[dict], *args: Any,
                                        **kw: Any) -> Any:
             if self.before:
                 self.before(address, collection)
             result = real_verify(address, collection, acked, *args, **kw)
-            with MilvusAdmin(address, timeout=30) as admin:
-                coll = admin.collection(collection)
-                if not coll.has_index():  # the fast row count builds none; a query needs one
-                    coll.create_index(batches.VECTOR, {"index_type": "FLAT", "metric_type": "L2", "params": {}})
-                coll.load(timeout=300)
-                self.per_batch = [coll.query(f"id >= {a['first_pk']} and id <= {a['last_pk']}",
-                                             output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
+            client = MilvusClient(uri=f"http://{address}", timeout=30, dedicated=True)
+            try:
+                if not client.list_indexes(collection):  # the fast row count builds none; a query needs one
+                    params = client.prepare_index_params()
+                    params.add_index("embedding", index_type="FLAT", metric_type="L2")
+                    client.create_index(collection, params)
+                client.load_collection(collection, timeout=300)
+                self.per_batch = [client.query(collection, filter=f"id >= {a['first_pk']} and id <= {a['last_pk']}",
+                                               output_fields=["count(*)"], consistency_level="Strong")[0]["count(*)"]
                                   for a in acked]
+            finally:
+                client.close()
             return result
 
         return verify_then_count_directly

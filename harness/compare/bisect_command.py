@@ -182,12 +182,14 @@ def bisect_versions(target: str, versions_file: Path | None) -> list[str]:
         if versions_file is None:
             raise UsageError("bisect on kind needs --versions-file: image tags one per line, oldest first")
         return read_versions_file(versions_file)
-    from harness.targets.install import published_versions
+    from harness.targets.install import check_supported, published_versions
 
     published = published_versions()
     if versions_file is None:
         return published
     versions = read_versions_file(versions_file)
+    for version in versions:
+        check_supported(version)
     unknown = [v for v in versions if v not in published]
     if unknown:
         raise UsageError(f"--versions-file {versions_file} names unpublished milvus version(s) "

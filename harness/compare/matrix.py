@@ -203,10 +203,11 @@ def plan(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base: RunOp
     for cell in cells:
         lifecycle.prepare(cell_options(base, cell))
     if base.target.target == "embedded":
-        from harness.targets.install import published_versions
+        from harness.targets.install import check_supported, published_versions
 
         published = published_versions()
         for version in versions:
+            check_supported(version)
             if version not in published:
                 close = difflib.get_close_matches(version, published, n=1)
                 hint = f"did you mean {close[0]}? " if close else ""

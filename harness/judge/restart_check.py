@@ -82,9 +82,8 @@ class RestartCheck:
             held_from = time.time()  # from here no insert is in flight until release
             acked = self.acked_rows()
             with MilvusAdmin(self.address, timeout=30) as admin:
-                coll = admin.collection(self.collection)
-                coll.flush(timeout=FLUSH_TIMEOUT_S)
-                present = int(coll.num_entities)
+                admin.flush(self.collection, timeout=FLUSH_TIMEOUT_S)
+                present = admin.row_count(self.collection)
         except Exception as exc:  # the server died again, or would not flush: the end check decides
             log.warning("row check after restart failed: %s", exc)
             self._fire(began, death, f"not checked after the {after}: {str(exc)[:160]}")

@@ -189,12 +189,8 @@ def verify_pk_ranges(address: Address, collection: str, acked: list[dict[str, An
     queries = 0
     try:
         with MilvusAdmin(address, timeout=30) as admin:
-            coll = admin.collection(collection)
-            coll.flush(timeout=timeout)
-            if not coll.has_index():
-                coll.create_index(batches.VECTOR, {"index_type": "FLAT", "metric_type": "L2", "params": {}},
-                                  timeout=timeout)
-            coll.load(timeout=timeout)
+            admin.flush(collection, timeout=timeout)
+            admin.load_for_queries(collection, batches.VECTOR, timeout=timeout)
 
             def count(expr: str) -> int:
                 nonlocal queries
@@ -205,7 +201,7 @@ def verify_pk_ranges(address: Address, collection: str, acked: list[dict[str, An
                 present = count_present(count, acked, doubtful)
             finally:
                 try:
-                    coll.release(timeout=60)
+                    admin.release(collection, timeout=60)
                 except Exception:  # releasing is a courtesy; the server is stopped next
                     pass
     except Exception as exc:  # pymilvus/grpc errors: the server could not answer
@@ -264,7 +260,7 @@ def _count(admin: MilvusAdmin, collection: str, expr: str) -> int:
         return admin.count(collection, expr)
     except Exception:
         # Servers before count(*) (2.2.x): fetch the keys and count them.
-        rows = admin.collection(collection).query(expr=expr, output_fields=[batches.PK], consistency_level="Strong")
+        rows = admin.client.query(collection, filter=expr, output_fields=[batches.PK], consistency_level="Strong")
         return len(rows)
 
 

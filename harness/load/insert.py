@@ -2,9 +2,10 @@
 
 `numpy` (the default) builds the InsertRequest straight from the batch's arrays: the float
 vectors go in as raw bytes, ARRAY columns as pre-encoded wire bytes, so almost all the time is
-Milvus's. `columns` (pymilvus Collection.insert on columns) and `rows` (MilvusClient.insert on
-row dicts) are the paths users' own code takes, kept for comparison. Measured here on a 50k
-batch of the seed collection: rows 2.2 s, columns 1.5 s, a request built from numpy 1.0 s.
+Milvus's. `rows` (MilvusClient.insert on row dicts) is the path users' own code takes, kept
+for comparison. Measured here on a 50k batch of the seed collection (pymilvus 2.3): rows
+2.2 s, a request built from numpy 1.0 s. (The ORM's `columns` path went with pymilvus 2.6,
+which deprecates the ORM.)
 
 Nothing here opens a channel at import time: Locust workers fork, and a gRPC channel must not
 cross a fork.
@@ -251,44 +252,35 @@ class NumpyInserter:
 
 
 class PymilvusInserter:
-    """The paths users' own code takes: ORM columns or MilvusClient row dicts."""
+    """The path users' own code takes: MilvusClient.insert on row dicts."""
 
-    def __init__(self, address: Address, collection: str, scenario: Scenario, timeout: float,
-                 rows: bool) -> None:
-        from pymilvus import Collection
-
-        self.alias = f"insert-{id(self)}"
-        milvus_client.connect(self.alias, address)
-        self.collection = Collection(collection, using=self.alias)
+    def __init__(self, address: Address, collection: str, scenario: Scenario, timeout: float) -> None:
+        self.client = milvus_client.open_client(address, timeout)
+        self.collection = collection
         self.scenario = scenario
         self.timeout = timeout
-        self.rows = rows
 
-    def prepare(self, batch: Batch) -> Any:
+    def prepare(self, batch: Batch) -> list[dict[str, Any]]:
         columns = batch_columns(batch)
-        if self.rows:
-            names = list(columns)
-            return [dict(zip(names, values)) for values in zip(*columns.values())]
-        return list(columns.values())  # ORM insert takes columns in schema order
+        names = list(columns)
+        return [dict(zip(names, values)) for values in zip(*columns.values())]
 
     def send(self, prepared: Any, rows: int) -> InsertResult:
         began = time.perf_counter()
         try:
-            result = self.collection.insert(prepared, timeout=self.timeout)
+            acked = int(self.client.insert(self.collection, prepared, timeout=self.timeout)["insert_count"])
         except Exception as exc:  # pymilvus raises MilvusException and grpc errors alike
             return InsertResult(False, rows, time.perf_counter() - began, str(exc))
         seconds = time.perf_counter() - began
-        if result.insert_count != rows:
-            return InsertResult(False, rows, seconds, f"server acknowledged {result.insert_count} of {rows} rows")
+        if acked != rows:
+            return InsertResult(False, rows, seconds, f"server acknowledged {acked} of {rows} rows")
         return InsertResult(True, rows, seconds)
 
     def insert(self, batch: Batch) -> InsertResult:
         return self.send(self.prepare(batch), batch.rows)
 
     def close(self) -> None:
-        from pymilvus import connections
-
-        connections.disconnect(self.alias)
+        self.client.close()
 
 
 def batch_columns(batch: Batch) -> dict[str, list[Any]]:
@@ -315,7 +307,7 @@ def batch_columns(batch: Batch) -> dict[str, list[Any]]:
 
 
 def make_inserter(path: str, address: Address, collection: str, scenario: Scenario) -> Inserter:
-    """The inserter for scenario.insert_path ('numpy', 'columns' or 'rows')."""
+    """The inserter for scenario.insert_path ('numpy' or 'rows')."""
     if path == "numpy":
         return NumpyInserter(address, collection, scenario, scenario.insert_timeout_s)
-    return PymilvusInserter(address, collection, scenario, scenario.insert_timeout_s, rows=path == "rows")
+    return PymilvusInserter(address, collection, scenario, scenario.insert_timeout_s)

@@ -29,7 +29,7 @@ BUILTIN_DIR = Path(__file__).parent / "builtin"
 MAX_SHARDS = 16
 MAX_PARTITIONS = 4096
 MAX_DIM = 32768
-INSERT_PATHS = ("numpy", "columns", "rows")
+INSERT_PATHS = ("numpy", "rows")
 #: Milvus roles, as the chart's `component` pod label and the embedded target name them.
 MILVUS_ROLES = ("standalone", "proxy", "mixcoord", "rootcoord", "querycoord", "datacoord", "indexcoord",
                 "querynode", "datanode", "indexnode", "streamingnode")

@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 PACKAGE = "milvus"
 #: The embedded server exists on PyPI from 2.2.4 on (2.1.0 has another layout).
 OLDEST = Version("2.2.4")
+#: The oldest embedded server the harness runs: every published version from here to 2.3.5
+#: created, loaded, verified and judged a run with the harness's pymilvus 2.6
+#: (tests/slow/test_versions_real.py); older ones were not tested and are refused.
+OLDEST_SUPPORTED = Version("2.2.9")
 _VERSION_LIST_TTL = 24 * 3600
 
 
@@ -78,8 +82,25 @@ def _sort_key(version: str) -> Version:
     return Version(version)
 
 
+def check_supported(version: str) -> None:
+    """Refuse (exit 2) an embedded version older than OLDEST_SUPPORTED, in one line."""
+    try:
+        too_old = Version(version) < OLDEST_SUPPORTED
+    except InvalidVersion:
+        return  # not a version: the published-list check names it
+    if too_old:
+        raise UsageError(f"milvus {version} is not supported: the oldest embedded Milvus the harness runs "
+                         f"is {OLDEST_SUPPORTED} (older servers were not tested with its pymilvus client)")
+
+
 def published_versions(refresh: bool = False) -> list[str]:
-    """Installable `milvus` versions, oldest first (asked of the package index, cached a day)."""
+    """Installable `milvus` versions the harness supports, oldest first (asked of the package
+    index, cached a day)."""
+    return [v for v in _published(refresh) if Version(v) >= OLDEST_SUPPORTED]
+
+
+def _published(refresh: bool) -> list[str]:
+    """Every `milvus` version on the package index from OLDEST on, oldest first."""
     cached = cache_dir() / "versions.json"
     if not refresh and cached.exists() and time.time() - cached.stat().st_mtime < _VERSION_LIST_TTL:
         return json.loads(cached.read_text())["versions"]
@@ -121,6 +142,7 @@ def installed_versions() -> list[str]:
 def resolve_version(requested: str | None) -> str:
     """The version to use: the requested one if published, else the newest; bad input is exit 2."""
     if requested is not None:
+        check_supported(requested)
         installed = installed_versions()
         if requested in installed:
             return requested  # no index round-trip for what is already here

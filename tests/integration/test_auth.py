@@ -33,12 +33,10 @@ COLLECTION = "harness_smoke"
 
 def _make_loader(address: str) -> None:
     """As root: the test's database, and a user with the admin role (it may create collections)."""
-    from pymilvus import Role, db, utility
-
     with milvus_client.MilvusAdmin(Connection(address, ROOT), timeout=30) as admin:
-        db.create_database(DB, using=admin.alias)
-        utility.create_user(USER, PASSWORD, using=admin.alias)
-        Role("admin", using=admin.alias).add_user(USER)
+        admin.client.create_database(DB)
+        admin.client.create_user(USER, PASSWORD)
+        admin.client.grant_role(USER, "admin")
 
 
 def _collections(address: str, db_name: str | None) -> list[str]:
@@ -79,7 +77,7 @@ def test_credentials_and_database_reach_every_client_and_no_file(tmp_path, milvu
         with milvus_client.MilvusAdmin(Connection(address, Credentials(user="root", password="Milvus",
                                                                        db_name=DB)), timeout=30) as admin:
             admin.flush(COLLECTION)
-            assert admin.collection(COLLECTION).num_entities == 50_000
+            assert admin.row_count(COLLECTION) == 50_000
         assert COLLECTION not in _collections(address, None)  # not in the default database
 
         # The password is in no file the runs wrote (run.json, load.json, logs, reports).

@@ -208,7 +208,7 @@ def _delete_pks(address: str, collection: str, pks: range) -> None:
     from harness.milvus_client import MilvusAdmin
 
     with MilvusAdmin(address, timeout=30) as admin:
-        admin.collection(collection).delete("id in [%s]" % ",".join(map(str, pks)))
+        admin.client.delete(collection, filter="id in [%s]" % ",".join(map(str, pks)))
 
 
 def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(tmp_path, milvus_version,

@@ -11,6 +11,9 @@ import pytest
 
 BAD = [
     (["run", "--milvus-version", "9.9.9"], "is not published; published: "),
+    (["run", "--milvus-version", "2.2.8"], "milvus 2.2.8 is not supported: the oldest embedded Milvus the harness "
+                                           "runs is 2.2.9"),
+    (["matrix", "--milvus-versions", "2.2.4,2.3.5"], "milvus 2.2.4 is not supported"),
     (["run", "--memory-limit", "0"], "--memory-limit '0' must be greater than zero"),
     (["run", "--memory-limit", "abc"], "--memory-limit 'abc' is not a size"),
     (["run", "--milvus-config", "dataNode.memory.forceSyncWatermark"], "is not key=value"),
@@ -57,7 +60,7 @@ BAD = [
 @pytest.mark.parametrize("argv,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, no_leftovers):
     result = subprocess.run([sys.executable, "-m", "harness.cli", *argv, *(["--report-dir", str(tmp_path)]
-                            if argv[0] == "run" else [])], capture_output=True, text=True, timeout=120)
+                            if argv[0] in ("run", "matrix") else [])], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr

@@ -45,3 +45,23 @@ def test_versions_installed_lists_the_complete_installs_oldest_first(tmp_path, m
     assert versions.run(installed_only=True) == 0
     assert capsys.readouterr().out.splitlines() == ["2.2.9  (installed)", "2.2.16  (installed)",
                                                     "2.3.5  (installed)"]  # by version, not by text
+
+
+def test_versions_lists_only_the_supported_ones_and_an_older_installed_one_is_refused(tmp_path, monkeypatch, capsys):
+    import json
+
+    from harness.targets.install import resolve_version
+
+    monkeypatch.setenv("MILVUS_HARNESS_CACHE", str(tmp_path))
+    (tmp_path / "versions.json").write_text(json.dumps({"versions": ["2.2.4", "2.2.8", "2.2.9", "2.3.5"]}))
+    assert versions.run() == 0
+    assert capsys.readouterr().out.splitlines() == ["2.2.9", "2.3.5  (default)"]
+    # Even complete in the cache, a version older than the oldest supported is refused.
+    old = Install("2.2.8", tmp_path / "milvus" / "2.2.8")
+    old.binary.parent.mkdir(parents=True)
+    old.binary.write_text("")
+    old.marker.write_text("{}")
+    with pytest.raises(UsageError, match=r"^milvus 2.2.8 is not supported: the oldest embedded Milvus the harness runs "
+                                         r"is 2.2.9"):
+        resolve_version("2.2.8")
+    assert resolve_version("2.2.9") == "2.2.9"

@@ -34,7 +34,7 @@ def test_overrides_apply_by_type_and_change_the_hash():
     ("with_json", "maybe", "not a valid bool"),
     ("rules.max_peak_memory_fraction", "2", "at most 1"),
     ("rules.nope", "1", "unknown rule"),
-    ("insert_path", "fast", "numpy, columns, rows"),
+    ("insert_path", "fast", "numpy, rows"),
 ])
 def test_bad_overrides_name_the_key(key, value, message):
     with pytest.raises(UsageError) as err:
@@ -49,7 +49,7 @@ BAD_VALUE = {
     "varchar_max_length": ("8", "16 to 65535"), "with_json": ("maybe", "not a valid bool (true/false"),
     "with_arrays": ("2", "not a valid bool"), "array_capacity": ("0", "1 to 4096"),
     "batch_rows": ("-5", "greater than 0"), "total_rows": ("1.5", "not a valid int"), "users": ("300", "1 to 256"),
-    "insert_path": ("fast", "numpy, columns, rows"), "insert_timeout_s": ("0", "greater than 0"),
+    "insert_path": ("fast", "numpy, rows"), "insert_timeout_s": ("0", "greater than 0"),
     "wait_s": ("-1", "0 to 3600 seconds"), "check_after_restart": ("maybe", "not a valid bool"),
     "embedded_memory_limit": ("lots", "is not a size"), "min_milvus_version": ("two", "a version such as"),
     "rules.fail_on_oom": ("maybe", "not a valid bool"), "rules.fail_on_restart": ("x", "not a valid bool"),
