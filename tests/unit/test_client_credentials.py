@@ -20,7 +20,7 @@ from harness.commands.options import credentials_from_args, redacted
 from harness.errors import UsageError
 from harness.load import batches
 from harness.load.insert import NumpyInserter
-from harness.milvus_client import Connection, Credentials, connect
+from harness.milvus_client import Connection, Credentials, open_client
 from harness.scenario import model as scenarios
 from tls import write_ca_and_server_cert
 
@@ -135,16 +135,17 @@ def tls_recorder(tmp_path):
 @pytest.mark.parametrize("auth", [{"user": "loader", "password": "pw:with:colons"}, {"token": "api-key-123"}],
                          ids=["user-password", "token"])
 def test_the_raw_insert_channel_sends_what_pymilvus_sends_over_the_same_tls(tls_recorder, auth):
-    from pymilvus import connections
-
     recorder, address, ca = tls_recorder
     args = build_parser().parse_args(["run", *_external("--db-name", "perf", "--tls-ca", str(ca),
                                                         uri=f"https://{address}")])
     connection = Connection(address, credentials_from_args(args, {**{"MILVUS_" + k.upper(): v
                                                                       for k, v in auth.items()}}))
-    connect("recorded", connection, timeout=10)  # pymilvus, with the harness's arguments
-    connections.disconnect("recorded")
-    pymilvus_sent = recorder.metadata_of("/Connect")
+    client = open_client(connection, timeout=10)  # pymilvus, with the harness's arguments
+    try:
+        client.list_collections()  # pymilvus 2.6 sends dbname with each call, not at Connect
+    finally:
+        client.close()
+    pymilvus_sent = recorder.metadata_of("/ShowCollections")
 
     scenario = scenarios.load("smoke").with_overrides({"batch_rows": "10"})
     inserter = NumpyInserter(connection, scenario.collection, scenario, timeout=10)
