@@ -184,3 +184,10 @@ def describe(summary_concurrency: Any) -> str | None:
 
 def _users(n: Any) -> str:
     return f"{n} user{'' if n == 1 else 's'}"
+
+
+def describe_setting(users: int | None) -> str:
+    """What a matrix or bisect ran every cell with: one pinned user count, or each run's own ramp."""
+    if users is None:
+        return "ramped in each run (--users N pins one count for all)"
+    return f"{_users(users)}, pinned for every run"

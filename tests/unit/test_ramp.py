@@ -1,6 +1,6 @@
 """The concurrency ramp's step rule and its measurement of a step on acks (harness.load.ramp)."""
 
-from harness.load.ramp import GROWTH, WINDOW_BATCHES, Ramp, best_users, next_users, read_record
+from harness.load.ramp import GROWTH, WINDOW_BATCHES, Ramp, best_users, describe, next_users, read_record
 from harness.rundir import JsonlWriter
 
 
@@ -85,3 +85,23 @@ def test_a_short_window_is_not_a_measurement():
     ramp.users(now=0.0)
     ramp.add(_acks(1.0, 0.01, WINDOW_BATCHES + 5))  # enough acks, but well under WINDOW_MIN_S
     assert ramp.rates == []
+
+
+def test_a_pinned_and_a_ramped_run_never_share_a_key():
+    from harness.run.lifecycle import RunOptions, prepare, run_key
+
+    ramped, ramped_target = prepare(RunOptions(scenario="smoke"))
+    pinned, pinned_target = prepare(RunOptions(scenario="smoke", users=2))
+    assert ramped.users is None and pinned.users == 2
+    assert run_key(ramped, ramped_target, "2.3.5", {}) != run_key(pinned, pinned_target, "2.3.5", {})
+
+
+def test_the_summary_line_says_how_the_users_were_set():
+    assert describe({"mode": "pinned", "users": 2}) == "2 users (pinned)"
+    settled = {"mode": "ramp", "users": 2, "settled": True,
+               "steps": [{"users": 1, "rows_per_s": 1000.0}, {"users": 2, "rows_per_s": 1500.0},
+                         {"users": 3, "rows_per_s": 1450.0}]}
+    assert describe(settled) == ("2 users, the ramp's best step: 1 user 1,000 rows/s; 2 users 1,500 rows/s (+50%); "
+                                 "3 users 1,450 rows/s (-3%)")
+    assert describe({"mode": "ramp", "users": 1, "settled": False, "steps": []}).startswith(
+        "the load ended while the ramp measured 1 user")
