@@ -54,6 +54,8 @@ def main() -> None:
                                      overrides={"total_rows": str(args.rows), "check_after_restart": "false"},
                                      target=TargetOptions(target="external", uri=f"http://{address}"))
                 result = run(options, console=Console(file=io.StringIO()))
+                if result.status == "ABORTED":  # Ctrl-C: stop here, the server is stopped on the way out
+                    raise KeyboardInterrupt
                 summary = result.summary
                 rate = summary["inserts"]["rows_per_s"]
                 rates[users].append(rate)
