@@ -218,7 +218,7 @@ def _validate(s: Scenario) -> None:
     if s.total_rows <= 0:
         raise bad("total_rows", s.total_rows, "greater than 0")
     if s.users is not None and not 1 <= s.users <= 256:
-        raise bad("users", s.users, "1 to 256")
+        raise bad("users", s.users, "1 to 256, or none to ramp them (the default)")
     if s.insert_path not in INSERT_PATHS:
         raise bad("insert_path", s.insert_path, ", ".join(INSERT_PATHS))
     if not 0 <= s.wait_s <= 3600:
