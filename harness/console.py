@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from rich.console import Console
 from rich.table import Table
 
+from harness.load import ramp
 from harness.units import format_bytes
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ def print_result(console: Console, result: "RunResult") -> None:
     if ins.get("count"):
         table.add_row("inserts", f"{ins['count']} ({ins.get('failures', 0)} failed), {ins.get('rows_per_s', 0):,.0f} rows/s, "
                                  f"p50 {lat.get('p50') or 0:,.0f} ms, p95 {lat.get('p95') or 0:,.0f} ms")
+    users = ramp.describe(s.get("concurrency"))
+    if users:
+        table.add_row("users", users)
     if s.get("memory_growth_mb_per_100k_rows") is not None:
         table.add_row("growth", f"{s['memory_growth_mb_per_100k_rows']:,.0f} MB per 100k rows")
     if s.get("time_to_verdict_s") is not None:

@@ -139,6 +139,11 @@ class RunDir:
         return self.path / "acks.jsonl"
 
     @property
+    def ramp(self) -> Path:
+        """The concurrency ramp's steps (runs without --users): one line per measured step."""
+        return self.path / "ramp.jsonl"
+
+    @property
     def summary(self) -> Path:
         return self.path / "summary.json"
 

@@ -180,7 +180,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report-dir", default="reports", help="where run directories go (default reports/)")
     p.add_argument("--run-time", metavar="DURATION", help="stop the load after this long, e.g. 5m")
     p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode); 0: one process")
-    p.add_argument("--users", type=int, help="concurrent Locust users (default: the scenario's)")
+    p.add_argument("--users", type=int, help="concurrent Locust users, pinned (default: the scenario's; when it sets "
+                                             "none, ramp 1, 2, 3 ... while rows/s grows >= 10 %% a step, then hold the best)")
     p.add_argument("--keep-going", action="store_true",
                    help="continue through OOM kills and restarts to the planned rows")
     p.add_argument("--crash-loop-after", metavar="K", default="3",

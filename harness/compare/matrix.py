@@ -270,6 +270,7 @@ def _cell_summary(matrix_dir: Path, cell: Cell, result: CellResult | None) -> di
         "limit_bytes": memory_limit_bytes(s) or s.get("memory_limit_bytes"),
         "memory_growth_mb_per_100k_rows": s.get("memory_growth_mb_per_100k_rows"),
         "rows_per_s": inserts.get("rows_per_s"),
+        "users": (s.get("concurrency") or {}).get("users"),
         "insert_p50_ms": latency.get("p50"),
         "insert_p95_ms": latency.get("p95"),
         "time_to_verdict_s": s.get("time_to_verdict_s"),
@@ -350,6 +351,8 @@ def run_matrix(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base:
         "versions": list(versions),
         "axes": {k: list(v) for k, v in axes.items()},
         "overrides": dict(base.overrides),
+        # One user count for every cell (--users), or None: each cell ramps its own (in its key either way).
+        "users": scenario.users,
         "memory_limit_bytes": None if "memory_limit" in axes else target.memory_limit,
         "started": time.time(),
     }

@@ -9,6 +9,7 @@ import numpy as np
 
 from harness.judge.memory_split import memory_split_summary
 from harness.judge.recovery import recovery_phases
+from harness.load.ramp import concurrency
 from harness.rundir import RunDir, read_jsonl
 from harness.watch.sources import finest_sources, source_kind
 
@@ -210,6 +211,7 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             "rows_per_s": round(rate, 1),
             "latency_ms": _percentiles([a["latency_ms"] for a in acks if a["ok"]]),
         },
+        "concurrency": concurrency(run_dir.ramp, scenario.get("users")),
         "recoveries": recovery_phases(events, samples, ended),
         "memory_growth_mb_per_100k_rows": memory_growth(
             [s for s in samples if source_kind(s.get("source") or "") == finest.get(s["component"])],

@@ -58,6 +58,8 @@ class LoadConfig:
         # Absent in web UI runs: they never pause.
         self.pause = LoadPause(Path(raw["pause"]), Path(raw["idle"])) if raw.get("pause") else None
         self.down = ServerDown(Path(raw["down"])) if raw.get("down") else None
+        #: Where the ramp records its steps; absent when the users are pinned.
+        self.ramp = Path(raw["ramp"]) if raw.get("ramp") else None
 
 
 @events.init_command_line_parser.add_listener

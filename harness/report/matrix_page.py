@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.load import ramp
 from harness.report.chart_kit import Chart
 from harness.report.matrix_charts import MatrixCell, build_matrix_charts
 from harness.report.model import RunReport, load_run
@@ -166,6 +167,7 @@ def _inputs(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         *((f"--vary {k}", ", ".join(v)) for k, v in axes.items()),
         ("memory limit", format_bytes(limit) if limit else ("varied" if "memory_limit" in axes else "none")),
         ("overrides", ", ".join(f"{k}={v}" for k, v in overrides.items()) or "none"),
+        ("users", ramp.describe_setting(summary.get("users")) if "users" in summary else "-"),
         ("command", str(summary.get("command") or "-")),
     ]
 

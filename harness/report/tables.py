@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any, Mapping
 
+from harness.load import ramp
 from harness.report.model import RunReport, float_or_none
 from harness.units import format_bytes
 
@@ -218,6 +219,7 @@ def inserts_table(report: RunReport) -> list[tuple[str, str]]:
             if inserts.get("failures_while_down") else "")),
         ("Throughput", f"{inserts['rows_per_s']:,.0f} rows/s"
          if isinstance(inserts.get("rows_per_s"), (int, float)) else "-"),
+        ("Concurrency", ramp.describe(report.summary.get("concurrency")) or "-"),
         ("Latency p50", fmt_ms(latency.get("p50"))),
         ("Latency p95", fmt_ms(latency.get("p95"))),
         ("Latency p99", fmt_ms(latency.get("p99"))),

@@ -286,13 +286,14 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             config = run_dir.path / "load.json"
             write_json(config, {"address": endpoint.address, "credentials": endpoint.credentials.to_json(),
                                 "scenario": scenario.to_json(), "acks": str(run_dir.acks), **pause.to_json(),
+                                **({"ramp": str(run_dir.ramp)} if scenario.users is None else {}),
                                 **(down.to_json() if gate else {})})
             if scenario.check_after_restart:
                 restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
                                              load_running=lambda: locust is not None and locust.running())
             context.fire_event(component="harness", type=events.LOAD_STARTED,
-                               detail=f"{scenario.users} users, {options.workers} workers")
+                               detail=f"{scenario.users or 'ramping'} users, {options.workers} workers")
             progress.load_started = time.time()
             progress.phase = "loading"
             locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,

@@ -99,13 +99,14 @@ def locust_env(secrets: Mapping[str, str], extra: Mapping[str, str] | None = Non
     return {**env, **secrets, **(extra or {})}
 
 
-def start_headless(run_dir: RunDir, config: Path, users: int, workers: int,
+def start_headless(run_dir: RunDir, config: Path, users: int | None, workers: int,
                    run_time: float | None, secrets: Mapping[str, str] | None = None) -> LocustProcesses:
     """Locust for `run`: headless, inserting what load.json (`config`) says, writing its stats
-    and HTML report into the run directory; `secrets` (the credentials) go in its environment."""
-    common = locust_argv(LOCUSTFILES / "insert.py", "--harness-config", str(config),
-                         "--loglevel", "INFO", "--skip-log-setup")
-    master = ["--headless", "-u", str(users), "-r", str(users),
+    and HTML report into the run directory; `users` None ramps them (harness.load.ramp);
+    `secrets` (the credentials) go in its environment."""
+    locustfile = LOCUSTFILES / ("insert_ramp.py" if users is None else "insert.py")
+    common = locust_argv(locustfile, "--harness-config", str(config), "--loglevel", "INFO", "--skip-log-setup")
+    master = ["--headless", *([] if users is None else ["-u", str(users), "-r", str(users)]),
               "--csv", str(run_dir.locust_prefix), "--csv-full-history", "--html", str(run_dir.locust_html),
               "--exit-code-on-error", "0", "--stop-timeout", "120"]
     if run_time:

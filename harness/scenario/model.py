@@ -79,7 +79,8 @@ class Scenario:
     array_capacity: int = 16
     batch_rows: int = 50_000
     total_rows: int = 6_680_000
-    users: int = 1
+    #: Concurrent Locust users; None ramps them until the server is saturated (harness.load.ramp).
+    users: int | None = None
     insert_path: str = "numpy"
     insert_timeout_s: float = 60.0
     #: Pause of each user between inserts (0: as fast as Milvus takes them); soak runs use it.
@@ -216,8 +217,8 @@ def _validate(s: Scenario) -> None:
         raise bad("batch_rows", s.batch_rows, "greater than 0")
     if s.total_rows <= 0:
         raise bad("total_rows", s.total_rows, "greater than 0")
-    if not 1 <= s.users <= 256:
-        raise bad("users", s.users, "1 to 256")
+    if s.users is not None and not 1 <= s.users <= 256:
+        raise bad("users", s.users, "1 to 256, or none to ramp them (the default)")
     if s.insert_path not in INSERT_PATHS:
         raise bad("insert_path", s.insert_path, ", ".join(INSERT_PATHS))
     if not 0 <= s.wait_s <= 3600:

@@ -193,8 +193,9 @@ class UiSession:
         """A new run from the start form: validated fields, fresh run dir and collection, load.json."""
         overrides = dict(self.options.overrides)
         overrides.update({k: str(v).strip() for k, v in fields.items() if k in FORM_FIELDS})
-        if users is not None:
-            overrides["users"] = str(users).strip()
+        # The web UI never ramps: the form's user count (1 when a caller gives none) is the run's.
+        pinned = overrides.get("users", str(self.options.users or 1))
+        overrides["users"] = str(users).strip() if users is not None else pinned
         scenario = scenarios.load(self.options.scenario).with_overrides(overrides)  # refused before waiting
         with self._run_lock:
             with self._lock:

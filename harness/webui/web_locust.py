@@ -41,8 +41,9 @@ class WebLocust:
         # Users finish the insert in flight when stopped; with workers keep that short, as a
         # Locust worker rejoins for the next test only once the stop timeout has passed.
         stop_timeout = WORKER_STOP_TIMEOUT_S if options.workers else 120
+        users = str(scenario.users or 1)  # the form's first value; in the web UI the user drives the count
         master = ["--web-host", web.host, "--web-port", str(web.port),
-                  "-u", str(scenario.users), "-r", str(scenario.users), "--stop-timeout", str(stop_timeout),
+                  "-u", users, "-r", users, "--stop-timeout", str(stop_timeout),
                   "--total-rows", str(scenario.total_rows), "--batch-rows", str(scenario.batch_rows),
                   "--shards", str(scenario.shards), "--partitions", str(scenario.partitions)]
         if options.run_time:
