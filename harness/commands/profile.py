@@ -13,10 +13,15 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 BY_CHOICES = ("function", "package")
+EXAMPLES = """examples:
+  milvus-harness profile reports/20261129-164530-seed-2.3.5                 # captures and top sites
+  milvus-harness profile reports/RUN --diff standalone-50 standalone-95 --by package
+  milvus-harness profile --diff reports/BAD-RUN reports/FIXED-RUN --top 20  # a bad tag against its fix"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("profile", help="top allocation sites of a run's heap profiles, or the difference of two")
+    p = sub.add_parser("profile", help="top allocation sites of a run's heap profiles, or the difference of two",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dir", nargs="?", help="a run directory (with profiles/*.pb.gz)")
     p.add_argument("--diff", nargs=2, metavar=("A", "B"),
                    help="compare two captures: each a .pb.gz file, a run directory (its last capture before "

@@ -510,7 +510,7 @@ def test_prefetcher_close_waits_for_the_install_in_progress() -> None:
 
 
 @pytest.mark.parametrize(("verified", "on", "expected"), [
-    (None, True, Verdict.FAIL), (None, False, Verdict.PASS), (500_000, True, Verdict.PASS)])
+    (None, True, Verdict.FAIL), (None, False, Verdict.INCONCLUSIVE), (500_000, True, Verdict.PASS)])
 def test_fail_on_unverified(verified: int | None, on: bool, expected: Verdict) -> None:
     from harness.scenario.model import Rules
     from harness.judge.verdict import judge
