@@ -120,17 +120,20 @@ _REFUSALS = ("auth check failure", "unauthenticated", "database not found", "per
 
 
 def refusal(exc: BaseException) -> str | None:
-    """The server's reason when `exc` says it refused these credentials or this database
-    (as opposed to not answering), else None."""
+    """The server's reason when `exc`, or an error it was raised from, says it refused these
+    credentials or this database (as opposed to not answering), else None. (pymilvus 2.6 wraps
+    the refusal of its Connect call in "Fail connecting to server": the cause says why.)"""
     import grpc
 
-    text = str(exc)
-    if isinstance(exc, grpc.RpcError) and exc.code() in (grpc.StatusCode.UNAUTHENTICATED,  # type: ignore[attr-defined]
-                                                          grpc.StatusCode.PERMISSION_DENIED):
-        return f"{exc.code().name}: {exc.details()}"  # type: ignore[attr-defined]
-    lowered = text.lower()
-    if any(marker in lowered for marker in _REFUSALS):
-        return " ".join(text.split())[:200]
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, grpc.RpcError) and seen.code() in (  # type: ignore[attr-defined]
+                grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            return f"{seen.code().name}: {seen.details()}"  # type: ignore[attr-defined]
+        lowered = str(seen).lower()
+        if any(marker in lowered for marker in _REFUSALS):
+            return " ".join(str(seen).split())[:200]
+        seen = seen.__cause__ or seen.__context__
     return None
 
 

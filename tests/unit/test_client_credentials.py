@@ -159,3 +159,29 @@ def test_the_raw_insert_channel_sends_what_pymilvus_sends_over_the_same_tls(tls_
     assert pymilvus_sent["authorization"] == harness_sent["authorization"]
     expected = auth.get("token") or f"{auth['user']}:{auth['password']}"
     assert base64.b64decode(harness_sent["authorization"]).decode() == expected
+
+
+def test_a_refusal_wrapped_by_pymilvus_is_found_in_its_cause():
+    import grpc
+    from pymilvus.exceptions import MilvusException
+
+    from harness.milvus_client import refusal
+
+    class Unauthenticated(grpc.RpcError):
+        def code(self):
+            return grpc.StatusCode.UNAUTHENTICATED
+
+        def details(self):
+            return "missing authorization in header"
+
+    # pymilvus 2.6's Connect: "Fail connecting to server ..." raised from the server's answer
+    try:
+        try:
+            raise Unauthenticated()
+        except grpc.RpcError as cause:
+            raise MilvusException(2, "Fail connecting to server on 127.0.0.1:1, illegal connection params "
+                                     "or server unavailable") from cause
+    except MilvusException as wrapped:
+        assert refusal(wrapped) == "UNAUTHENTICATED: missing authorization in header"
+    # a server that does not answer is not a refusal
+    assert refusal(MilvusException(2, "Fail connecting to server on 127.0.0.1:1")) is None
