@@ -14,7 +14,7 @@ pytestmark = pytest.mark.milvus
 
 def _run(cli, tmp_path: Path, *args: str) -> tuple[str, Path]:
     report_dir = tmp_path / "reports"
-    result = cli.run("run", "--report-dir", str(report_dir), "--scenario", "smoke", "--verify", "none", *args)
+    result = cli.run("run", "--report-dir", str(report_dir), "--scenario", "smoke", *args)
     runs = sorted(report_dir.iterdir()) if report_dir.exists() else []
     assert result.returncode == 0 and len(runs) == 1, result.stdout + result.stderr
     return result.stdout, runs[0]
