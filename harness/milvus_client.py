@@ -126,7 +126,9 @@ def refusal(exc: BaseException) -> str | None:
     import grpc
 
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a chain can loop back on itself
+        visited.add(id(seen))
         if isinstance(seen, grpc.RpcError) and seen.code() in (  # type: ignore[attr-defined]
                 grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
             return f"{seen.code().name}: {seen.details()}"  # type: ignore[attr-defined]
