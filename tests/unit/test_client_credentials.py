@@ -185,3 +185,7 @@ def test_a_refusal_wrapped_by_pymilvus_is_found_in_its_cause():
         assert refusal(wrapped) == "UNAUTHENTICATED: missing authorization in header"
     # a server that does not answer is not a refusal
     assert refusal(MilvusException(2, "Fail connecting to server on 127.0.0.1:1")) is None
+    # a chain that loops back on itself ends (grpc's errors can be their own context)
+    first, second = MilvusException(2, "Fail connecting"), RuntimeError("unavailable")
+    first.__context__, second.__context__ = second, first
+    assert refusal(first) is None
