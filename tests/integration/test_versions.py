@@ -51,7 +51,7 @@ def test_a_real_run_on_each_supported_version(version: str, tmp_path: Path, harn
     arrays = Version(version) >= Version("2.3.0") and version not in REFUSES_ARRAYS  # ARRAY fields need 2.3.0
     result = harness_cli.run("run", "--scenario", "smoke", "--milvus-version", version, "--memory-limit", "4GiB",
                              "--set", f"total_rows={ROWS}", "--set", f"with_arrays={str(arrays).lower()}",
-                             "--report-dir", str(report_dir), timeout=1800)
+                             "--verify", "pk-ranges", "--report-dir", str(report_dir), timeout=1800)
     [run_dir] = report_dir.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
