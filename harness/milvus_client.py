@@ -183,11 +183,6 @@ def open_client(address: Address, timeout: float) -> Any:
         raise
 
 
-def uri_of(address: Address) -> str:
-    """The MilvusClient URI of an address (https when its connection is TLS)."""
-    return as_connection(address).uri
-
-
 class MilvusAdmin:
     """A pymilvus MilvusClient on a channel of its own; close() closes it."""
 
