@@ -187,7 +187,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crash-loop-after", metavar="K", default="3",
                    help="stop the load with FAIL after K consecutive deaths while recovering (default 3)")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
-                   help="embedded: kill@rows=N, kill@90s, stop@60s:10s or kill-every=90s (repeatable)")
+                   help="embedded: kill@rows=N, kill@90s, stop@60s:10s, kill-every=90s, or oom@rows=N / oom@90s "
+                        "(press the cgroup until the kernel OOM-kills the server) (repeatable)")
     p.add_argument("--verify", choices=["pk-ranges", "rows", "none"],
                    help="how acked rows are checked after the load: pk-ranges (per batch; loads the collection "
                         "into the query nodes), rows (persisted row count, no query node; a lower bound on loss) "

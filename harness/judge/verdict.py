@@ -64,7 +64,8 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
     components: dict[str, dict[str, Any]] = under
     scope = "component" if ALL_ROLES in rules.under_test else "component under test"
     # A server under test that cannot recover at its limit failed whatever else was measured.
-    loops = [e for e in events if e["type"] == "CrashLoop"]
+    # A restart that stays alive but never ready is the same finding as a loop of them.
+    loops = [e for e in events if e["type"] in ("CrashLoop", "NotRecovered")]
     checked: list[RuleResult] = [RuleResult("no crash loop", not loops,
                                             loops[0]["detail"] if loops else f"no {scope} crash-looped")]
     if loops and rows["acked"] == 0:
@@ -84,7 +85,8 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
             before = comp.get("rows_acked_before_first_oom",
                               overall.get("rows_acked_before", 0)
                               if overall.get("component", first["component"]) == first["component"] else 0)
-            message = (f"{first['component']} OOM-killed at {_clock(first['t'])}{_during(first, summary)} after "
+            pressed = " under injected memory pressure" if first.get("data", {}).get("injected_pressure") else ""
+            message = (f"{first['component']} OOM-killed{pressed} at {_clock(first['t'])}{_during(first, summary)} after "
                        f"{before:,} acked rows; peak "
                        f"{format_bytes(comp.get('peak_memory_bytes'))} of {format_bytes(comp.get('limit_bytes'))}"
                        + (f" ({len(ooms)} OOM kills in all)" if len(ooms) > 1 else ""))
@@ -194,7 +196,7 @@ def judge(rules: Rules, summary: dict[str, Any], events: list[dict[str, Any]]) -
 
 
 #: Rule names whose failure is decided by an event during the run, not by the check after it.
-_EVENT_RULES = {"no crash loop": ("CrashLoop",), "no OOM kill": ("OOMKilled",), "no restart": ("Exited",),
+_EVENT_RULES = {"no crash loop": ("CrashLoop", "NotRecovered"), "no OOM kill": ("OOMKilled",), "no restart": ("Exited",),
                 "no memory stall": ("MemoryStall",)}
 
 

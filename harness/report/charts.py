@@ -30,6 +30,8 @@ MARKER_STYLE: dict[str, dict[str, Any]] = {
     events.MEMORY_STALL: {"color": "#9333ea", "label": "memory stall", "gid": "stall-marker", "ls": "-", "lw": 1.4},
     events.INJECTED: {"color": "#6b7280", "label": "injected", "gid": "injected-marker", "ls": ":", "lw": 1.4},
     events.CRASH_LOOP: {"color": "#7f1d1d", "label": "crash loop", "gid": "crash-loop-marker", "ls": "--", "lw": 2.0},
+    events.NOT_RECOVERED: {"color": "#7f1d1d", "label": "not recovered", "gid": "not-recovered-marker", "ls": ":",
+                           "lw": 2.0},
 }
 RECOVERY_SHADE = "#fde7d4"
 FAIL_COLOR = "#dc2626"

@@ -21,7 +21,8 @@ from harness.watch.events import Event, Sample
 from harness.watch.sources import finest_kind, source_kind
 
 #: Event types drawn as vertical markers on the charts, in legend order.
-MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED, events.CRASH_LOOP)
+MARKER_TYPES = (events.OOM_KILLED, events.RESTARTED, events.MEMORY_STALL, events.INJECTED, events.CRASH_LOOP,
+                events.NOT_RECOVERED)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,13 @@
     kill@90s           SIGKILL it 90 s after the load started
     stop@60s:10s       SIGSTOP it at 60 s, SIGCONT 10 s later
     kill-every=90s     SIGKILL it every 90 s of load
+    oom@rows=300000    press its memory cgroup until the kernel OOM-kills it (also oom@90s)
 
 An injected kill is marked as such (event Injected, then Exited with data.injected), so it
-never counts as an OOM kill and its restart does not fail the run.
+never counts as an OOM kill and its restart does not fail the run. An `oom@` fault is
+different: the kill is the kernel's, at the server's own limit (run/memory_pressure.py), so it
+is judged as any OOM kill (FAIL, and the load stops at it unless --keep-going); its event says
+that the pressure was injected. It tests recovery from OOM kills at a limit the server can live with.
 """
 
 from __future__ import annotations
@@ -19,18 +23,21 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from harness.errors import UsageError
+from harness.run import memory_pressure
+from harness.targets.cgroup import MemoryCgroup
 from harness.units import parse_duration
 from harness.watch import events
 from harness.watch.events import RunEvents
 
-ALLOWED = "kill@rows=N, kill@DURATION, stop@DURATION:DURATION or kill-every=DURATION (e.g. kill@rows=300000, stop@60s:10s)"
+ALLOWED = ("kill@rows=N, kill@DURATION, stop@DURATION:DURATION, kill-every=DURATION, oom@rows=N or oom@DURATION "
+           "(e.g. kill@rows=300000, stop@60s:10s, oom@rows=100000)")
 
 
 @dataclass(frozen=True)
 class Injection:
     """One planned fault: what, and when (rows acked, or seconds after the load started)."""
 
-    action: str  # kill | stop | kill-every
+    action: str  # kill | stop | kill-every | oom
     at_rows: int | None = None
     at_seconds: float | None = None
     pause_seconds: float = 0.0
@@ -42,10 +49,10 @@ def parse(spec: str) -> Injection:
     """Parse one --inject value; anything else is a UsageError listing the forms allowed."""
     text = spec.strip()
     try:
-        if m := re.fullmatch(r"kill@rows=([0-9_]+)", text):
-            return Injection("kill", at_rows=int(m.group(1).replace("_", "")), spec=text)
-        if m := re.fullmatch(r"kill@([^:]+)", text):
-            return Injection("kill", at_seconds=parse_duration(m.group(1), "--inject time"), spec=text)
+        if m := re.fullmatch(r"(kill|oom)@rows=([0-9_]+)", text):
+            return Injection(m.group(1), at_rows=int(m.group(2).replace("_", "")), spec=text)
+        if m := re.fullmatch(r"(kill|oom)@([^:]+)", text):
+            return Injection(m.group(1), at_seconds=parse_duration(m.group(2), "--inject time"), spec=text)
         if m := re.fullmatch(r"stop@([^:]+):(.+)", text):
             return Injection("stop", at_seconds=parse_duration(m.group(1), "--inject time"),
                              pause_seconds=parse_duration(m.group(2), "--inject pause"), spec=text)
@@ -57,14 +64,18 @@ def parse(spec: str) -> Injection:
 
 
 class Killable(Protocol):
-    """What an injection needs of a target: its server's pid, a signal, and a way to say that the
-    next death is the injection's (the embedded target; only it runs a process of ours)."""
+    """What an injection needs of a target: its server's pid, a signal, its memory cgroup, and
+    ways to say what the next death is (the embedded target; only it runs a process of ours)."""
 
     def pid(self) -> int | None: ...
 
     def kill(self, sig: int) -> None: ...
 
     def mark_injected_death(self) -> None: ...
+
+    def memory_group(self) -> MemoryCgroup | None: ...
+
+    def memory_pressure(self, active: bool) -> None: ...
 
 
 class Injector:
@@ -110,8 +121,11 @@ class Injector:
                 if not due:
                     continue
                 self._done.add(i)
+                when = f"at {self.rows_acked():,} rows acked, {elapsed:.0f} s into the load"
                 if inj.action == "kill":
-                    self._kill(inj, f"at {self.rows_acked():,} rows acked, {elapsed:.0f} s into the load")
+                    self._kill(inj, when)
+                elif inj.action == "oom":
+                    self._press(inj, when)
                 else:
                     self._pause(inj)
 
@@ -122,6 +136,25 @@ class Injector:
                                 detail=f"{inj.spec}: SIGKILL {when}", data={"action": "kill", "spec": inj.spec})
         self.target.mark_injected_death()
         self.target.kill(signal.SIGKILL)
+
+    def _press(self, inj: Injection, when: str) -> None:
+        pid, group = self.target.pid(), self.target.memory_group()
+        if pid is None:
+            return  # down already (restarting): nothing to press
+        if group is None:
+            self.context.fire_event(component="standalone", type=events.INJECTED,
+                                    detail=f"{inj.spec}: not done, the limit is not a memory cgroup here",
+                                    data={"action": "oom", "spec": inj.spec, "done": False})
+            return
+        self.context.fire_event(component="standalone", type=events.INJECTED,
+                                detail=f"{inj.spec}: memory pressure in the server's cgroup {when}",
+                                data={"action": "oom", "spec": inj.spec})
+        self.target.memory_pressure(True)
+        killed, what = memory_pressure.press(group, pid)
+        if not killed:
+            self.target.memory_pressure(False)
+            self.context.fire_event(component="standalone", type=events.INJECTED,
+                                    detail=f"{inj.spec}: {what}", data={"action": "oom", "spec": inj.spec, "done": False})
 
     def _pause(self, inj: Injection) -> None:
         self.context.fire_event(component="standalone", type=events.INJECTED,

@@ -103,6 +103,10 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
     if target.target == "embedded" and target.memory_limit is None and scenario.embedded_memory_limit:
         target = TargetOptions(**{**target.__dict__,
                                   "memory_limit": parse_bytes(scenario.embedded_memory_limit)})
+    presses = [s for s in options.inject if inject.parse(s).action == "oom"]
+    if presses and (not target.memory_limit or not target.oom_kill):
+        raise UsageError(f"--inject {presses[0]} needs a memory limit that OOM-kills (a --memory-limit, "
+                         "without --no-oom-kill)")
     return scenario, target
 
 
@@ -312,6 +316,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                 if not locust.running():
                     stop_reason = "Locust finished (all batches settled or --run-time reached)"
                     break
+                crash_loop.check_recovery(time.time())
                 ruled = stop_rule(stop_events, options.keep_going, target_options.restart) or crash_loop.reason
                 if ruled:
                     stop_reason = ruled

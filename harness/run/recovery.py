@@ -7,6 +7,8 @@ A crash loop is K consecutive deaths of one component with no healthy stretch in
 healthy meaning it became Ready again and at least one row was acked after the previous
 death. Kubernetes calls it CrashLoopBackOff; for the harness it is a finding of its own (the
 server cannot even recover its data at that limit), so it stops the load and fails the run.
+A restart that stays alive and never gets ready (NotRecovered, RECOVERY_TIMEOUT_S after it
+began) is the same finding without the deaths, and ends the run the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from harness.watch.events import Event, RunEvents
 #: Consecutive deaths without a healthy stretch that make a crash loop (--crash-loop-after).
 DEFAULT_CRASH_LOOP_AFTER = 3
 DEATHS = (events.OOM_KILLED, events.EXITED)
+#: How long a restarted component may take to be ready again: as long as the embedded server's
+#: first start may take (targets.embedded.START_TIMEOUT); kubelet's probes would keep it unready.
+RECOVERY_TIMEOUT_S = 180.0
 
 
 def parse_crash_loop_after(text: str | int) -> int:
@@ -46,23 +51,25 @@ class _Streak:
     deaths: list[Event] = field(default_factory=list)
     ready_during: bool = False  # Ready at least once since the streak began
     after_restart_s: list[float] = field(default_factory=list)
+    waiting: tuple[float, int] | None = None  # (when, which restart) it waits to be ready for
 
 
 class CrashLoopDetector:
     """Fires a CrashLoop event, and holds its reason, once a component crash-loops."""
 
     def __init__(self, context: RunEvents, acked_rows: Callable[[], int],
-                 after: int = DEFAULT_CRASH_LOOP_AFTER) -> None:
+                 after: int = DEFAULT_CRASH_LOOP_AFTER, recovery_timeout: float = RECOVERY_TIMEOUT_S) -> None:
         self.context = context
         self.acked_rows = acked_rows
         self.after = after
+        self.recovery_timeout = recovery_timeout
         self.reason: str | None = None
         self._streaks: dict[str, _Streak] = {}
         self._lock = threading.Lock()
         context.on_event(self._on_event)
 
     def _on_event(self, event: Event) -> None:
-        if event.component == "harness" or event.type == events.CRASH_LOOP:
+        if event.component == "harness" or event.type in (events.CRASH_LOOP, events.NOT_RECOVERED):
             return
         finding = None
         with self._lock:
@@ -70,13 +77,34 @@ class CrashLoopDetector:
             if event.type == events.READY:
                 streak.ready_since_death = True
                 streak.ready_during = True
+                streak.waiting = None
             elif event.type == events.RESTARTED:
                 streak.restarted_at = event.t
+                streak.waiting = (event.t, int(event.data.get("restarts", 0)))
             elif event.type in DEATHS:  # injected kills too: a server that cannot recover from them loops as well
+                streak.waiting = None
                 finding = self._death(event, streak)
         if finding:
             self.context.fire_event(component=event.component, type=events.CRASH_LOOP, detail=finding[0],
                                     data=finding[1])
+
+    def check_recovery(self, now: float) -> None:
+        """Call it now and then (the run's loop does): fires NotRecovered, and holds its reason,
+        for a component restarted over `recovery_timeout` ago and neither ready nor dead since."""
+        found = None
+        with self._lock:
+            if self.reason is not None:
+                return
+            for component, streak in self._streaks.items():
+                if streak.waiting and now - streak.waiting[0] >= self.recovery_timeout:
+                    began, restart = streak.waiting
+                    acked = self.acked_rows()
+                    self.reason = (f"{component} not recovered: restart {restart} still not ready "
+                                   f"{now - began:.0f} s after it began, alive, after {acked:,} acked rows")
+                    found = component, {"restart": restart, "restarted_at": began, "acked_rows": acked}
+                    break
+        if found:
+            self.context.fire_event(component=found[0], type=events.NOT_RECOVERED, detail=self.reason, data=found[1])
 
     def _death(self, event: Event, streak: _Streak) -> tuple[str, dict[str, Any]] | None:
         acked = self.acked_rows()

@@ -229,6 +229,7 @@ class EmbeddedTarget(Target):
         self._wake = threading.Event()  # cuts a restart back-off short
         self._ready = threading.Event()  # the live server took writes since it last started
         self._injected_death = False
+        self._memory_pressure = False  # an oom@ fault is pressing the cgroup
         self._supervisor: threading.Thread | None = None
         self._watcher: ProcessWatcher | None = None
         self._lock = threading.Lock()
@@ -374,6 +375,11 @@ class EmbeddedTarget(Target):
         """The next death is a fault injection's doing: record it as such, never as an OOM."""
         self._injected_death = True
 
+    def memory_pressure(self, active: bool) -> None:
+        """An oom@ fault presses the cgroup (or stopped without a kill): the next OOM kill says
+        so while it presses (it is still an OOM kill); the death's record clears it."""
+        self._memory_pressure = active
+
     def _spawn(self) -> None:
         assert self.server is not None
         pid = self.server.start()
@@ -446,12 +452,13 @@ class EmbeddedTarget(Target):
         assert self.server is not None and self.context is not None
         address = self.server.address
         began = time.monotonic()
-        deadline = began + START_TIMEOUT
 
         def alive() -> bool:
             return proc.poll() is None and not self._stopping.is_set()
 
-        while alive() and time.monotonic() < deadline:
+        # No deadline: a restart still unready long after is the run's NotRecovered finding
+        # (run/recovery.py), and the check after the load still wants its late Ready.
+        while alive():
             if milvus_client.answers(address) and milvus_client.accepts_writes(address, self.options.collection):
                 seconds = time.monotonic() - began
                 with self._lock:
@@ -472,6 +479,7 @@ class EmbeddedTarget(Target):
         kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
         how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
         injected, self._injected_death = self._injected_death, False
+        pressed, self._memory_pressure = self._memory_pressure, False
         if injected and kills == self.oom_kills:
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"killed by fault injection ({how})",
@@ -479,10 +487,11 @@ class EmbeddedTarget(Target):
         elif kills > self.oom_kills:
             self.oom_kills = kills
             source = "watchdog" if self.watchdog else "kernel"
+            pressure = ", under injected memory pressure" if pressed else ""
             self.context.fire_event(
                 component=COMPONENT, type=events.OOM_KILLED, t=died_at,
-                detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit ({how})",
-                data={**common, "oom_kill_count": kills, "source": source})
+                detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit{pressure} ({how})",
+                data={**common, "oom_kill_count": kills, "source": source, "injected_pressure": pressed})
         else:
             # SIGKILL leaves no trace in the log; anything else may have written why.
             crash = self.server.crash_signature() if self.server and code != -signal.SIGKILL else None

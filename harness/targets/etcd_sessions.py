@@ -4,8 +4,15 @@ Milvus registers each role's session in etcd under a lease (common.session.ttl) 
 server cannot take an exclusive role (rootcoord, datacoord, ...) while the old key lives. The
 embedded server carries its own etcd, which renews every lease when it restarts: so each
 restart waited a whole TTL for sessions whose process was already dead. With an etcd of its
-own (a cluster's), that TTL runs out while the pod is down. Here the dead server's leases are
-revoked as soon as the new one has its server ID, through etcd's JSON gateway on loopback.
+own (a cluster's), that TTL runs out while the pod is down. Here the dead server's exclusive
+coordinator sessions (rootcoord, datacoord, ...) are revoked as soon as the new server has its
+server ID, through etcd's JSON gateway on loopback.
+
+Its node sessions (datanode-N, querynode-N, ...) block nothing and are left to their TTL: with
+the old datanode's session revoked before the new datanode registers, datacoord hands the
+channel to the new datanode the moment it registers, before it watches for assignments, and
+2.3.5 then misses the assignment until its 5-minute watch timeout (seen here: a restart that
+never became ready). Once the old session lapses the new datanode is watching.
 """
 
 from __future__ import annotations
@@ -50,8 +57,14 @@ def read_sessions(etcd_url: str, prefix: str) -> tuple[int | None, dict[str, tup
     return counter, sessions
 
 
+def is_exclusive(key: str) -> bool:
+    """A coordinator's session key ("…/datacoord"); a node's ends in its ID ("…/datanode-3")."""
+    role = key.rsplit("/", 1)[-1]
+    return not role.rpartition("-")[2].isdigit()
+
+
 def revoke_dead_sessions(etcd_url: str, prefix: str, alive: Callable[[], bool], timeout: float) -> int:
-    """Revoke the leases of sessions older than the newest server ID; how many were revoked.
+    """Revoke the leases of coordinator sessions older than the newest server ID; how many were revoked.
 
     The counter holds the next ID to hand out, so counter - 1 is the newest server's: keys of
     a lower ID belong to a server that is gone. Before the new server takes its ID nothing is
@@ -69,7 +82,8 @@ def revoke_dead_sessions(etcd_url: str, prefix: str, alive: Callable[[], bool], 
             continue
         if counter is not None:
             newest = counter - 1
-            stale = {lease for server_id, lease in sessions.values() if server_id < newest and lease}
+            stale = {lease for key, (server_id, lease) in sessions.items()
+                     if server_id < newest and lease and is_exclusive(key)}
             for lease in stale:
                 try:
                     _post(etcd_url, "/v3/lease/revoke", {"ID": lease})

@@ -31,6 +31,7 @@ WATCH_GAP = "WatchGap"
 VERIFY_STARTED = "VerifyStarted"  # the load is over; the acked rows are being checked
 VERIFY_FINISHED = "VerifyFinished"  # the check of the acked rows is done (its result in data)
 CRASH_LOOP = "CrashLoop"  # consecutive deaths while recovering (harness.run.recovery)
+NOT_RECOVERED = "NotRecovered"  # restarted, alive, and still not ready long after (harness.run.recovery)
 ROWS_CHECKED = "RowsChecked"  # the harness counted rows after a restart (harness.judge.restart_check)
 
 

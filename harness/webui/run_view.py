@@ -21,7 +21,7 @@ from harness.watch import events
 #: Events the memory tab lists (samples carry the rest).
 SHOWN_EVENTS = (events.READY, events.OOM_KILLED, events.MEMORY_STALL, events.EXITED, events.RESTARTED,
                 events.UNREACHABLE, events.LOAD_STARTED, events.LOAD_STOPPED, events.INJECTED, events.WATCH_GAP,
-                events.ROWS_CHECKED)
+                events.ROWS_CHECKED, events.CRASH_LOOP, events.NOT_RECOVERED)
 _LIVE_VERDICT_EVERY_S = 5.0
 
 

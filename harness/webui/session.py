@@ -266,6 +266,8 @@ class UiSession:
         """The stop rules of `run`: Locust learns of a stop request from /state."""
         while run.active and not self._closing:
             run.view.poll()
+            if run.crash_loop:
+                run.crash_loop.check_recovery(time.time())
             reason = (stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
                       or (run.crash_loop.reason if run.crash_loop else None))
             if reason and run.stop_request is None:

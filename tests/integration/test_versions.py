@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
+from harness.run.guards import ARRAYS_REFUSED_BY
 from harness.targets.install import OLDEST_SUPPORTED, published_versions
 
 pytestmark = pytest.mark.milvus
@@ -23,9 +24,6 @@ ROWS = 100_000
 #: Milvus 2.3.0 aborts in segcore (SIGABRT) loading a partition-key collection: a server bug
 #: fixed in 2.3.1. Its run must end as the harness's FAIL for a crash, not as a client error.
 CRASHES_ON_LOAD = {"2.3.0"}
-#: Milvus 2.3.1 refuses ARRAY fields when the collection is created ("array data type not
-#: supported yet", from the server); it runs the scenario without them.
-REFUSES_ARRAYS = {"2.3.1"}
 
 
 #: The versions the package index lists from OLDEST_SUPPORTED on, as of 2026-11-29 (the
@@ -48,7 +46,8 @@ def test_the_sweep_is_every_supported_published_version() -> None:
 @pytest.mark.parametrize("version", sweep())
 def test_a_real_run_on_each_supported_version(version: str, tmp_path: Path, harness_cli) -> None:
     report_dir = tmp_path / "reports"
-    arrays = Version(version) >= Version("2.3.0") and version not in REFUSES_ARRAYS  # ARRAY fields need 2.3.0
+    # ARRAY fields need 2.3.0, and the versions the harness refuses for them run without.
+    arrays = Version(version) >= Version("2.3.0") and version not in ARRAYS_REFUSED_BY
     result = harness_cli.run("run", "--scenario", "smoke", "--milvus-version", version, "--memory-limit", "4GiB",
                              "--set", f"total_rows={ROWS}", "--set", f"with_arrays={str(arrays).lower()}",
                              "--verify", "pk-ranges", "--report-dir", str(report_dir), timeout=1800)

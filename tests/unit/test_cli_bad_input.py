@@ -70,7 +70,16 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, no_leftovers)
 
 
 INJECT_BAD = [("kill@soon", "allowed: kill@rows=N"), ("explode", "is not a fault"), ("stop@5s", "is not a fault"),
-              ("kill-every=0s", "greater than zero")]
+              ("kill-every=0s", "greater than zero"), ("oom@rows=lots", "oom@rows=N or oom@DURATION")]
+
+
+def test_memory_pressure_without_an_oom_killing_limit_is_refused(tmp_path, no_leftovers):
+    # Pressure at a limit that pauses instead of killing would only hang the server.
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--inject", "oom@rows=1000", "--no-oom-kill",
+                             "--report-dir", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "--inject oom@rows=1000 needs a memory limit that OOM-kills" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("spec,message", INJECT_BAD)

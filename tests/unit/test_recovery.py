@@ -89,6 +89,40 @@ def test_ready_without_a_row_acked_still_counts_and_says_so():
                                "the deaths")
 
 
+def test_a_restart_that_stays_unready_is_not_recovered_and_ends_the_run():
+    context = RunEvents()
+    server = _Server(context)
+    detector = CrashLoopDetector(context, lambda: server.acked, after=3, recovery_timeout=180)
+    found: list = []
+    context.on_event(lambda e: found.append(e) if e.type == events.NOT_RECOVERED else None)
+    server.acked = 90_000
+    server.die()
+    server.restart()  # at t = 1003, then nothing: alive, never ready
+    detector.check_recovery(server.t + 179)
+    assert detector.reason is None and not found
+    detector.check_recovery(server.t + 181)
+    assert detector.reason == ("standalone not recovered: restart 1 still not ready 181 s after it began, alive, "
+                               "after 90,000 acked rows")
+    detector.check_recovery(server.t + 240)
+    assert [e.detail for e in found] == [detector.reason]  # said once
+    assert found[0].data == {"restart": 1, "restarted_at": 1003.0, "acked_rows": 90_000}
+
+
+def test_a_slow_restart_that_gets_ready_or_dies_is_not_a_stuck_one():
+    context = RunEvents()
+    server = _Server(context)
+    detector = CrashLoopDetector(context, lambda: server.acked, after=5, recovery_timeout=180)
+    server.die()
+    server.restart()
+    server.ready()
+    detector.check_recovery(server.t + 500)
+    server.die()
+    server.restart()
+    server.die()  # died while recovering: the crash-loop count's business, not this one's
+    detector.check_recovery(server.t + 500)
+    assert detector.reason is None
+
+
 @pytest.mark.parametrize("text,value", [("1", 1), ("3", 3), (" 12 ", 12), (5, 5)])
 def test_crash_loop_after_accepts_whole_numbers(text, value):
     assert parse_crash_loop_after(text) == value

@@ -4,7 +4,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from harness.scenario import model as scenarios
-from harness.errors import UsageError
+from harness.errors import TargetError, UsageError
+from harness.run.guards import check_milvus_version
 
 
 def test_seed_matches_the_issue():
@@ -13,6 +14,17 @@ def test_seed_matches_the_issue():
     assert s.with_json and s.with_arrays
     assert s.oldest_milvus() == "2.3.0"
     assert scenarios.load("no-arrays").oldest_milvus() == "2.2.9"
+
+
+def test_a_version_that_refuses_arrays_is_refused_before_it_runs_a_scenario_with_arrays():
+    seed = scenarios.load("seed")
+    with pytest.raises(TargetError, match=r"milvus 2\.3\.1 cannot run scenario 'seed': it refuses ARRAY fields"):
+        check_milvus_version("embedded", seed, "2.3.1")
+    check_milvus_version("embedded", seed.with_overrides({"with_arrays": "false"}), "2.3.1")
+    check_milvus_version("embedded", seed, "2.3.2")
+    check_milvus_version("external", seed, "2.3.1")  # a remote server's schema support is its own answer
+    with pytest.raises(TargetError, match="it needs 2.3.0 or newer"):
+        check_milvus_version("embedded", seed, "2.2.16")
 
 
 def test_overrides_apply_by_type_and_change_the_hash():
