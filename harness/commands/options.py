@@ -186,6 +186,9 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="continue through OOM kills and restarts to the planned rows")
     p.add_argument("--crash-loop-after", metavar="K", default="3",
                    help="stop the load with FAIL after K consecutive deaths while recovering (default 3)")
+    p.add_argument("--recovery-timeout", metavar="DURATION", default="180s",
+                   help="stop the load with FAIL when a restart is still not ready this long after it began "
+                        "(NotRecovered; default 180s)")
     p.add_argument("--inject", metavar="FAULT", action="append", default=[],
                    help="embedded: kill@rows=N, kill@90s, stop@60s:10s, kill-every=90s, or oom@rows=N / oom@90s "
                         "(press the cgroup until the kernel OOM-kills the server) (repeatable)")
@@ -208,5 +211,6 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
         verify=args.verify,
         crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
+        recovery_timeout=parse_duration(args.recovery_timeout, "--recovery-timeout"),
         command="milvus-harness " + " ".join(redacted(sys.argv[1:])),
     )

@@ -31,7 +31,7 @@ from harness.run.guards import check_kube_context, check_milvus_version, collect
 from harness.run.jsonl_tail import AckTally
 from harness.run.live_view import LiveView, Progress
 from harness.run.locust_procs import LocustProcesses, start_headless
-from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, CrashLoopDetector, DownGate
+from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, RECOVERY_TIMEOUT_S, CrashLoopDetector, DownGate
 from harness.compare.run_keys import RunKey
 from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
@@ -61,6 +61,8 @@ class RunOptions:
     #: --verify: pk-ranges, rows or none; None chooses by whether the collection fits the query nodes.
     verify: str | None = None
     crash_loop_after: int = DEFAULT_CRASH_LOOP_AFTER
+    #: --recovery-timeout: seconds a restart may stay unready before the run calls it NotRecovered.
+    recovery_timeout: float = RECOVERY_TIMEOUT_S
     #: --profile-every: seconds between periodic heap profiles (None: only at thresholds, stall, end).
     profile_every: float | None = None
     run_id: str | None = None
@@ -263,7 +265,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     pause = LoadPause.in_dir(run_dir.path)
     down = ServerDown.in_dir(run_dir.path)
     gate = DownGate(context, down) if target_options.target == "embedded" else None
-    crash_loop = CrashLoopDetector(context, lambda: tail.acked_rows, after=options.crash_loop_after)
+    crash_loop = CrashLoopDetector(context, lambda: tail.acked_rows, after=options.crash_loop_after,
+                                   recovery_timeout=options.recovery_timeout)
     verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
     StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
                   paused=lambda: pause.requested() or verifying.is_set() or down.is_down())

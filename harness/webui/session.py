@@ -231,7 +231,8 @@ class UiSession:
         offset = self.locust.log_size()
         run = _Run(run_id, run_dir, scenario, began, context, recorder, view, offset, collect_stop_events(context))
         StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
-        run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after)
+        run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after,
+                                           recovery_timeout=self.options.recovery_timeout)
         down = ServerDown.in_dir(run_dir.path)
         DownGate(context, down)  # the users hold their inserts while the server is down
         with self._lock:

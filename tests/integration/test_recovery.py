@@ -269,3 +269,28 @@ def test_keep_going_through_oom_kills_reaches_the_planned_rows_and_verifies_ever
     assert "(3 OOM kills in all)" in oom_reason
     before = int(re.search(r"after ([\d,]+) acked rows", oom_reason).group(1).replace(",", ""))
     assert 40_000 <= before < 90_000, oom_reason
+
+
+def test_a_restart_that_never_gets_ready_ends_the_run_as_not_recovered(tmp_path, milvus_version, harness_cli):
+    # The restarted server is SIGSTOPped while it recovers: alive, never ready. The run must not
+    # wait for it forever: --recovery-timeout after the restart it stops the load with FAIL.
+    # The pause ends when the load stops (SIGCONT), so the check after the load still runs.
+    report_dir = tmp_path / "reports"
+    result = harness_cli.run("run", "--report-dir", str(report_dir), "--scenario", "smoke",
+                             "--restart-backoff", "1s", "--recovery-timeout", "10s", "--verify", "rows",
+                             "--inject", "kill@2s", "--inject", "stop@6s:120s", timeout=600)
+    [run_dir] = list(report_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    recorded = list(read_jsonl(run_dir / "events.jsonl"))
+    restarted = next(e for e in recorded if e["type"] == events.RESTARTED)
+    [stuck] = [e for e in recorded if e["type"] == events.NOT_RECOVERED]
+    assert 10.0 <= stuck["t"] - restarted["t"] < 12.0, (stuck, restarted)
+    assert re.fullmatch(r"standalone not recovered: restart 1 still not ready 1\d s after it began, alive, "
+                        r"after [\d,]+ acked rows", stuck["detail"]), stuck["detail"]
+    stopped = next(e for e in recorded if e["type"] == events.LOAD_STOPPED)
+    assert stopped["detail"] == stuck["detail"] and stopped["t"] - stuck["t"] < 2.0
+    assert (result.returncode, summary["verdict"]) == (1, "FAIL"), result.stdout + result.stderr
+    assert summary["reasons"][0] == stuck["detail"]
+    # Resumed when the load stopped, the server got ready and the acked rows were counted.
+    rows = summary["rows"]
+    assert rows["verified"] is not None and rows["verified"] + rows["lost"] == rows["acked"] > 0, rows
