@@ -3,9 +3,8 @@
 Like a sidecar that shares a pod's limit, a helper process joins the server's memory cgroup,
 makes the server the OOM killer's first choice (its oom_score_adj to 1000: raising a score needs
 no privilege, lowering the helper's own would) and allocates until the cgroup's OOM-kill count
-rises. Then it exits and its memory is free again,
-so the restarted server meets the same limit with nothing else inside it. The kill is the
-kernel's own, counted by the cgroup as any OOM kill.
+rises. Then it exits and its memory is free again, so the restarted server meets the same limit
+with nothing else inside it. The kill is the kernel's own, counted by the cgroup as any OOM kill.
 
 The parent side is `press`; the helper runs as `python -m harness.run.memory_pressure`.
 """
