@@ -47,6 +47,12 @@ class HeapProfiled(Protocol):
         ...
 
 
+def describe_schedule(every: float | None) -> str:
+    """When a run captures (matrix and bisect pages record it for their cells)."""
+    always = f"at {'/'.join(map(str, THRESHOLDS))} % of the limit, on a stall, at the end of a load nobody died in"
+    return f"every {every:g} s, and {always}" if every else always
+
+
 def file_name(component: str, label: str) -> str:
     """profiles/<component>-<label>.pb.gz; a container series' '/' becomes '_'."""
     return f"{component.replace('/', '_')}-{label}.pb.gz"

@@ -155,7 +155,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
         "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
         "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
-        "inject": options.inject,
+        "inject": options.inject, "profile_every_s": options.profile_every,
     }
 
 
