@@ -59,3 +59,35 @@ def test_only_the_last_process_output_is_read(tmp_path: Path) -> None:
     assert extract([read_tail(log, start)]) is None
     assert extract([read_tail(log, 0)]) is not None
     assert read_tail(tmp_path / "missing.log") == ""
+
+
+def test_a_traceback_still_being_written_by_the_group_reaches_the_signature(tmp_path: Path) -> None:
+    """The process waited for exits before another member of its group has written the crash
+    (under load the rest of a traceback can trail the exit): the signature waits for the group."""
+    import os
+    import signal
+    import subprocess
+
+    from harness.watch.crash_log import signature_after_exit
+
+    out, err = tmp_path / "milvus-stdout.log", tmp_path / "milvus-stderr.log"
+    out.write_text("the previous server's output\n")
+    err.write_text("panic: an older crash, not this process's\n")
+    starts = {out: out.stat().st_size, err: err.stat().st_size}
+    # The leader starts the writer and exits at once; the writer waits until the leader is reaped
+    # (kill -0 still finds a zombie), then writes what Milvus 2.3.0 wrote when it aborted.
+    script = (f'leader=$$; (while kill -0 "$leader" 2>/dev/null; do sleep 0.01; done; sleep 0.2; '
+              f'cat "{LOGS / "2.3.0-load-sigabrt.stdout.log"}"; cat "{LOGS / "2.3.0-load-sigabrt.stderr.log"}" >&2) & '
+              'exit 2')
+    with out.open("ab") as stdout, err.open("ab") as stderr:
+        proc = subprocess.Popen(["sh", "-c", script], stdout=stdout, stderr=stderr, start_new_session=True)
+    try:
+        assert proc.wait(timeout=30) == 2
+        signature = signature_after_exit(proc, starts)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert signature is not None and signature.line() == extract([STDOUT, STDERR]).line()
+    assert len(signature.frames) >= 3
