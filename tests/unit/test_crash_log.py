@@ -91,3 +91,23 @@ def test_a_traceback_still_being_written_by_the_group_reaches_the_signature(tmp_
             pass
     assert signature is not None and signature.line() == extract([STDOUT, STDERR]).line()
     assert len(signature.frames) >= 3
+
+
+PANIC_STDOUT = (LOGS / "2.3.5-sigterm-panic.stdout.log").read_text()
+PANIC_STDERR = (LOGS / "2.3.5-sigterm-panic.stderr.log").read_text()
+
+
+def test_a_real_go_panic_names_its_message_and_first_milvus_frames() -> None:
+    signature = extract([PANIC_STDOUT, PANIC_STDERR])
+    assert signature is not None
+    # Go's "panic:" header, not the SIGABRT that GOTRACEBACK=crash raises after it.
+    assert (signature.kind, signature.message, signature.where) == ("panic", "context canceled", "")
+    assert [f.text() for f in signature.frames] == [
+        "util/dependency/kv CloseEtcdClient (kv_client_handler.go:38)",
+        "cmd/roles (*MilvusRoles).Run (roles.go:421)",
+        "cmd/milvus (*run).execute (run.go:46)",
+        "cmd/milvus RunMilvus (milvus.go:60)"]
+    assert signature.line() == ("panic: context canceled in util/dependency/kv CloseEtcdClient (kv_client_handler.go:38)"
+                                " <- cmd/roles (*MilvusRoles).Run (roles.go:421) <- cmd/milvus (*run).execute (run.go:46)")
+    # The frames are the panicking goroutine's (goroutine 1), not those of the 42 dumped after it.
+    assert PANIC_STDERR.count("\ngoroutine ") > 40
