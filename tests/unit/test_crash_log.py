@@ -3,6 +3,8 @@
 2.3.0-load-sigabrt.*: Milvus 2.3.0 (PyPI embedded) aborting while a query node loads a sealed
 segment of the seed collection; stderr holds Go's "SIGABRT: abort" traceback (lines 88-240 of
 the server's milvus-stderr.log), stdout ends with segcore's EasyAssert line.
+2.3.5-sigterm-panic.*: Milvus 2.3.5 panicking on SIGTERM during a load (kv.CloseEtcdClient);
+tests/fixtures/crash_logs/README.md says how each was made.
 """
 
 from __future__ import annotations
