@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator, Mapping, Sequence
 
@@ -91,3 +92,21 @@ def interrupts_deferred() -> Iterator[None]:
                 handler(pending[0], None)
             elif handler == signal.SIG_DFL:
                 os.kill(os.getpid(), pending[0])
+
+
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Until no process of process group `pgid` is left (True), or `timeout` passed (False).
+
+    Signal 0 to the group asks the kernel whether any member exists, so this waits for an
+    event (the last member's exit), not for a guessed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # a member that is no longer ours (the pgid was reused)
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)

@@ -173,7 +173,7 @@ def redacted(argv: Sequence[str]) -> list[str]:
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """Options of a run, shared by `run` and `ui`."""
+    """Options of a run, shared by run, ui, matrix (every cell) and bisect (every step)."""
     p.add_argument("--scenario", default="seed", help="a built-in scenario name or a .toml path (default seed)")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], type=key_value, dest="overrides",
                    help="override a scenario field, e.g. --set shards=1 --set rules.max_insert_p95_ms=2000")
@@ -196,7 +196,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="how acked rows are checked after the load: pk-ranges (per batch; loads the collection "
                         "into the query nodes), rows (persisted row count, no query node; a lower bound on loss) "
                         "or none (default: pk-ranges when the collection fits the query nodes' memory, else rows)")
+    p.add_argument("--profile-every", metavar="DURATION",
+                   help="also capture a Go heap profile of each component under test this often, e.g. 5m "
+                        "(always: at 50/80/95 %% of the limit, on a stall, at the end of a load nobody died in)")
     add_target_options(p)
+
+
+#: --profile-every's floor: each capture costs the server a walk of its heap.
+MIN_PROFILE_EVERY = 10.0
+
+
+def _profile_every(text: str | None) -> float | None:
+    if text is None:
+        return None
+    seconds = parse_duration(text, "--profile-every")
+    if seconds < MIN_PROFILE_EVERY:
+        raise UsageError(f"--profile-every {text!r} is below the minimum of {MIN_PROFILE_EVERY:g}s")
+    return seconds
 
 
 def run_options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -212,5 +228,6 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         verify=args.verify,
         crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
         recovery_timeout=parse_duration(args.recovery_timeout, "--recovery-timeout"),
+        profile_every=_profile_every(args.profile_every),
         command="milvus-harness " + " ".join(redacted(sys.argv[1:])),
     )

@@ -25,25 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(p)
-    p.add_argument("--profile-every", metavar="DURATION",
-                   help="also capture a Go heap profile of each component under test this often, e.g. 5m "
-                        "(always: at 50/80/95 %% of the limit, on a stall, at the end of a load nobody died in)")
-    p.set_defaults(func=lambda args: run(_with_profiles(run_options_from_args(args), args.profile_every)))
-
-
-def _with_profiles(options: RunOptions, every: str | None) -> RunOptions:
-    """--profile-every, validated: at least 10 s (a capture costs the server a heap walk)."""
-    from dataclasses import replace
-
-    from harness.errors import UsageError
-    from harness.units import parse_duration
-
-    if every is None:
-        return options
-    seconds = parse_duration(every, "--profile-every")
-    if seconds < 10:
-        raise UsageError(f"--profile-every {every!r} is below the minimum of 10s")
-    return replace(options, profile_every=seconds)
+    p.set_defaults(func=lambda args: run(run_options_from_args(args)))
 
 
 def run(options: RunOptions, console: Console | None = None) -> int:

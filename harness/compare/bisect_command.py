@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence
 from rich.console import Console
 
 from harness.load import ramp
+from harness.profiles.capture import describe_schedule
 from harness.run import lifecycle
 from harness.compare.bisect_search import BisectResult, RunOutcome, Step, bisect, check_range, read_versions_file
 from harness.errors import ExitCode, HarnessError, Interrupted, TargetError, UsageError
@@ -260,6 +261,7 @@ def run_bisect_command(base: RunOptions, good: str, bad: str, console: Console, 
         "memory limit": format_bytes(target.memory_limit) if target.memory_limit else "none",
         "overrides": ", ".join(f"{k}={v}" for k, v in base.overrides.items()) or "none",
         "users": ramp.describe_setting(scenario.users),
+        "heap profiles": describe_schedule(base.profile_every),
         "command": base.command or "-",
     }
     fetcher = Prefetcher() if prefetch and base.target.target == "embedded" else None

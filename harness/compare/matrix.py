@@ -353,6 +353,7 @@ def run_matrix(versions: Sequence[str], axes: Mapping[str, Sequence[str]], base:
         "overrides": dict(base.overrides),
         # One user count for every cell (--users), or None: each cell ramps its own (in its key either way).
         "users": scenario.users,
+        "profile_every_s": base.profile_every,  # --profile-every, the same for every cell
         "memory_limit_bytes": None if "memory_limit" in axes else target.memory_limit,
         "started": time.time(),
     }

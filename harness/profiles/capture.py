@@ -47,6 +47,12 @@ class HeapProfiled(Protocol):
         ...
 
 
+def describe_schedule(every: float | None) -> str:
+    """When a run captures (matrix and bisect pages record it for their cells)."""
+    always = f"at {'/'.join(map(str, THRESHOLDS))} % of the limit, on a stall, at the end of a load nobody died in"
+    return f"every {every:g} s, and {always}" if every else always
+
+
 def file_name(component: str, label: str) -> str:
     """profiles/<component>-<label>.pb.gz; a container series' '/' becomes '_'."""
     return f"{component.replace('/', '_')}-{label}.pb.gz"
@@ -124,7 +130,10 @@ class ProfileCapturer:
 
     def capture_end(self) -> None:
         """At the end of a load: one 'end' capture of every profiled component that did not die
-        (the heap a PASS leaves); returns once the queued captures are done."""
+        (the heap a PASS leaves); returns once the queued captures are done. Periodic captures
+        end here: the verification that follows changes the heap, and the 'end' capture must
+        stay the run's last (its evidence)."""
+        self.every = None
         for component in sorted(set(self.context.latest) - self._died - self._unprofiled):
             self._queue.put(_Request(component, (END,), "end of the load"))
         if self._thread is not None:
@@ -132,17 +141,19 @@ class ProfileCapturer:
 
     def _work(self) -> None:
         while True:
-            wait = None
-            if self.every:
-                due = self._started + self.every * (self._periodic + 1)
+            every, wait = self.every, None
+            if every:
+                due = self._started + every * (self._periodic + 1)
                 wait = max(0.0, due - time.monotonic())
             try:
                 request = self._queue.get(timeout=wait)
             except queue.Empty:
+                if not self.every:  # the load ended while this wait ran
+                    continue
                 self._periodic += 1
-                minutes = self.every * self._periodic / 60 if self.every else 0
+                label = f"t{every * self._periodic / 60:g}m"
                 for component in sorted(set(self.context.latest) - self._unprofiled):
-                    self._capture(_Request(component, (f"t{minutes:g}m",), f"every {self.every:g} s"))
+                    self._capture(_Request(component, (label,), f"every {every:g} s"))
                 continue
             try:
                 if request is None:

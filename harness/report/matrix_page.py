@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from harness.load import ramp
+from harness.profiles.capture import describe_schedule
 from harness.report.chart_kit import Chart
 from harness.report.matrix_charts import MatrixCell, build_matrix_charts
 from harness.report.model import RunReport, load_run
@@ -168,6 +169,7 @@ def _inputs(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("memory limit", format_bytes(limit) if limit else ("varied" if "memory_limit" in axes else "none")),
         ("overrides", ", ".join(f"{k}={v}" for k, v in overrides.items()) or "none"),
         ("users", ramp.describe_setting(summary.get("users")) if "users" in summary else "-"),
+        ("heap profiles", describe_schedule(summary.get("profile_every_s")) if "profile_every_s" in summary else "-"),
         ("command", str(summary.get("command") or "-")),
     ]
 

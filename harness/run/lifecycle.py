@@ -27,11 +27,12 @@ from harness.scenario import model as scenarios
 from harness.judge.restart_check import RestartCheck
 from harness.load.dispenser import LoadPause, ServerDown
 from harness.errors import ExitCode, HarnessError, Interrupted, UsageError, sigterm_interrupts
-from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
+from harness.run.guards import check_kube_context, check_milvus_version
 from harness.run.jsonl_tail import AckTally
 from harness.run.live_view import LiveView, Progress
 from harness.run.locust_procs import LocustProcesses, start_headless
-from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, RECOVERY_TIMEOUT_S, CrashLoopDetector, DownGate
+from harness.run.listeners import attach_listeners
+from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, RECOVERY_TIMEOUT_S
 from harness.compare.run_keys import RunKey
 from harness.rundir import RunDir, new_run_id, read_jsonl, write_json
 from harness.judge.summary import acked_batches, compute
@@ -39,10 +40,8 @@ from harness.targets.protocol import Target, TargetOptions
 from harness.units import parse_bytes
 from harness.judge.verdict import Verdict, decided_at, judge
 from harness.judge.verify import verify_after_load
-from harness.profiles.capture import ProfileCapturer
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunEvents
-from harness.watch.stall import StallDetector
 
 
 @dataclass
@@ -161,7 +160,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
         "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
         "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
-        "inject": options.inject,
+        "inject": options.inject, "profile_every_s": options.profile_every,
     }
 
 
@@ -259,18 +258,18 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
     view = LiveView(console, progress)
     context.on_event(lambda e: progress.events.append(e))
     context.on_event(view.event)
-    stop_events = collect_stop_events(context)
     context.on_sample(lambda s: progress.latest.__setitem__(s.component, s))
     tail = AckTally(run_dir.acks)
     pause = LoadPause.in_dir(run_dir.path)
     down = ServerDown.in_dir(run_dir.path)
-    gate = DownGate(context, down) if target_options.target == "embedded" else None
-    crash_loop = CrashLoopDetector(context, lambda: tail.acked_rows, after=options.crash_loop_after,
-                                   recovery_timeout=options.recovery_timeout)
     verifying = threading.Event()  # no MemoryStall once the load is over: nothing is to progress
-    StallDetector(context, lambda: tail.settled, seconds=target_options.stall_seconds,
-                  paused=lambda: pause.requested() or verifying.is_set() or down.is_down())
-    profiles = ProfileCapturer(context, run_dir.profiles, target.watchers, every=options.profile_every).start()
+    listeners = attach_listeners(
+        context, run_dir, settled_rows=lambda: tail.settled, acked_rows=lambda: tail.acked_rows,
+        watchers=target.watchers, down=down if target_options.target == "embedded" else None,
+        stall_seconds=target_options.stall_seconds, crash_loop_after=options.crash_loop_after,
+        recovery_timeout=options.recovery_timeout, profile_every=options.profile_every,
+        paused=lambda: pause.requested() or verifying.is_set() or down.is_down())
+    stop_events, gate, crash_loop = listeners.stop_events, listeners.gate, listeners.crash_loop
 
     status, exit_code = "FINISHED", None
     facts: dict[str, Any] = {"target": target_options.target, "milvus_version": version,
@@ -333,7 +332,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             locust.stop()
             tail.poll()
             context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=stop_reason)
-            profiles.capture_end()  # before verification changes the heap
+            listeners.end_of_load()  # heap profiles before verification changes the heap
             verifying.set()
             progress.phase = "verifying acked rows"
             view.update()
@@ -357,7 +356,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             restart_check.stop(wait=False)
         if locust:
             locust.stop(timeout=30)
-        profiles.stop()
+        listeners.close()
         try:
             target.stop()
         finally:

@@ -52,6 +52,16 @@ DEFAULT_CONFIG = {"common.session.ttl": "10"}
 START_TIMEOUT = 180.0
 
 
+def _how(code: int) -> str:
+    """How a process ended, from its return code: 'signal SIGABRT' or 'exit code 2'."""
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
 def render_config(template: str, values: dict[str, Any], overrides: dict[str, Any],
                   internal: dict[str, Any] | None = None) -> str:
     """Fill the package's milvus.yaml template and apply dotted overrides.
@@ -176,8 +186,9 @@ class EmbeddedServer:
         return self.proc.pid
 
     def crash_signature(self) -> crash_log.CrashSignature | None:
-        """The panic or assertion in what the last process wrote before it died."""
-        return crash_log.extract(crash_log.read_tail(path, start) for path, start in self.log_starts.items())
+        """The panic or assertion in what the last process wrote before it died (read once
+        it is reaped and no process of its group is left: crash_log.signature_after_exit)."""
+        return crash_log.signature_after_exit(self.proc, self.log_starts)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         proc = self.proc
@@ -262,10 +273,13 @@ class EmbeddedTarget(Target):
         self._spawn()
         if not self._wait_answering(time.monotonic() + START_TIMEOUT):
             code = self.server.proc.poll() if self.server.proc else None
-            raise TargetError(
-                f"milvus {self.version} did not answer on {self.server.address} within "
-                f"{START_TIMEOUT:.0f} s" + (f" (exited with {code})" if code is not None else "")
-                + f"; logs in {log_dir}")
+            if code is None:
+                raise TargetError(f"milvus {self.version} did not answer on {self.server.address} within "
+                                  f"{START_TIMEOUT:.0f} s; logs in {log_dir}")
+            # A server that panics while it starts: the panic belongs in the one line.
+            crash = self.server.crash_signature() if code != -signal.SIGKILL else None
+            raise TargetError(f"milvus {self.version} exited while starting ({_how(code)})"
+                              + (f": {crash.line()}" if crash else "") + f"; logs in {log_dir}")
         self.startup_seconds = time.monotonic() - began
         self._ready.set()
         self.context.fire_event(component=COMPONENT, type=events.READY,
@@ -412,13 +426,19 @@ class EmbeddedTarget(Target):
             started = time.monotonic()
             code = proc.wait()
             died_at = time.time()
+            # Why it died, read before the rest of its group is killed (one of them may still be
+            # writing the traceback); SIGKILL (an OOM kill, the watchdog) leaves no trace in the log.
+            crash = (self.server.crash_signature()
+                     if code != -signal.SIGKILL and not self._injected_death and not self._stopping.is_set()
+                     else None)
             with self._lock:
                 if self._stopping.is_set():
                     return
                 recovering = not self._ready.is_set()
                 self._ready.clear()
                 self.server.kill()  # anything left in the group
-                self._record_death(code, died_at, recovering, up_s=time.monotonic() - self._spawned_at)
+                self._record_death(code, died_at, recovering, up_s=time.monotonic() - self._spawned_at,
+                                   crash=crash)
             if self.options.restart == "never":
                 return
             # kubelet resets its back-off after a container ran fine for 10 minutes.
@@ -472,12 +492,14 @@ class EmbeddedTarget(Target):
                 return
             time.sleep(0.5)
 
-    def _record_death(self, code: int, died_at: float, recovering: bool, up_s: float) -> None:
-        """One event for one death: an OOM kill when the kill counter rose, else how it ended."""
+    def _record_death(self, code: int, died_at: float, recovering: bool, up_s: float,
+                      crash: crash_log.CrashSignature | None = None) -> None:
+        """One event for one death: an OOM kill when the kill counter rose, else how it ended
+        (with `crash`, what its log says, when it says anything)."""
         assert self.context is not None
         common = {"exit_code": code, "recovering": recovering, "up_s": round(up_s, 1)}
         kills = self.cgroup.oom_kills() if self.cgroup else (self.watchdog.oom_kills() if self.watchdog else 0)
-        how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        how = _how(code)
         injected, self._injected_death = self._injected_death, False
         pressed, self._memory_pressure = self._memory_pressure, False
         if injected and kills == self.oom_kills:
@@ -493,8 +515,6 @@ class EmbeddedTarget(Target):
                 detail=f"{source} OOM kill at the {self.options.memory_limit} byte limit{pressure} ({how})",
                 data={**common, "oom_kill_count": kills, "source": source, "injected_pressure": pressed})
         else:
-            # SIGKILL leaves no trace in the log; anything else may have written why.
-            crash = self.server.crash_signature() if self.server and code != -signal.SIGKILL else None
             self.context.fire_event(component=COMPONENT, type=events.EXITED, t=died_at,
                                     detail=f"server exited ({how})" + (f": {crash.line()}" if crash else ""),
                                     data={**common, "crash": crash.to_json()} if crash else common)

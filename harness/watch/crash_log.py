@@ -12,13 +12,18 @@ signature names the assertion or panic and the first Milvus frames, in one line 
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
+
+from harness.procs import wait_group_gone
 
 #: How much of the end of each log is searched: a goroutine dump follows the header, so the
 #: header is this far from the end at most when the dump is smaller.
 TAIL_BYTES = 16 * 2**20
+#: How long a crash reader waits for the dead process's group to be gone before it reads.
+SETTLE_TIMEOUT = 5.0
 #: Frames kept after the header of the crashing goroutine.
 MAX_FRAMES = 40
 MILVUS_GO = "github.com/milvus-io/milvus/"
@@ -94,6 +99,21 @@ def read_tail(path: Path, start: int = 0, limit: int = TAIL_BYTES) -> str:
             return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+def signature_after_exit(proc: subprocess.Popen[bytes] | None, log_starts: Mapping[Path, int],
+                         timeout: float = SETTLE_TIMEOUT) -> CrashSignature | None:
+    """The crash signature of a dead process from its logs (path -> where its output began),
+    read once it is reaped and no process of its group (it leads one) is left, each wait
+    bounded by `timeout`. Read any earlier and a traceback that another member of the group
+    is still writing (the process waited for need not be the one that crashed) loses its frames."""
+    if proc is not None:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:  # still running: read what is there
+            pass
+        wait_group_gone(proc.pid, timeout)
+    return extract(read_tail(path, start) for path, start in log_starts.items())
 
 
 def extract(texts: Iterable[str]) -> CrashSignature | None:

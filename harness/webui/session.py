@@ -1,8 +1,9 @@
 """The harness side of `milvus-harness ui` (UiSession): one target, one run per Start in the browser.
 
 UiSession owns what `run` owns, through the same pieces: the target (run.lifecycle.make_target,
-run.guards), its watcher, the stop rules (run.lifecycle.stop_rule over run.guards' stop
-events), Locust's processes (webui/web_locust.py over run.locust_procs) and every run directory (finalized by
+run.guards), its watcher, each run's listeners (run.listeners: stop events, stall, crash loop,
+down gate, heap profiles), the stop rules (run.lifecycle.stop_rule), Locust's processes
+(webui/web_locust.py over run.locust_procs) and every run directory (finalized by
 run.lifecycle.finalize_run). Locust runs as its own process with its web UI (gevent stays out
 of this one; harness/webui/extension.py is its side). The two talk over a loopback HTTP
 channel (webui/control.py) that only this process serves, guarded by a random token:
@@ -43,7 +44,7 @@ from rich.console import Console
 from harness.errors import HarnessError, Interrupted, TargetError
 from harness.load import collection
 from harness.run import inject
-from harness.run.guards import check_kube_context, check_milvus_version, collect_stop_events
+from harness.run.guards import check_kube_context, check_milvus_version
 from harness.run.lifecycle import (RunOptions, RunResult, finalize_run, make_target, prepare, run_inputs,
                                    stop_rule, verify_after_load)
 from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
@@ -51,9 +52,8 @@ from harness.scenario import model as scenarios
 from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunEvents, Sample
-from harness.watch.stall import StallDetector
 from harness.load.dispenser import ServerDown
-from harness.run.recovery import CrashLoopDetector, DownGate
+from harness.run.listeners import RunListeners, attach_listeners
 from harness.webui import FORM_FIELDS
 from harness.webui.control import ControlChannel
 from harness.webui.options import WebOptions
@@ -82,13 +82,12 @@ class _Run:
     recorder: Recorder
     view: RunView
     locust_log_offset: int
-    stop_events: list[Event]
+    listeners: RunListeners
     active: bool = True
     finishing: bool = False
     stop_request: str | None = None
     result: RunResult | None = None
     injector: inject.Injector | None = None
-    crash_loop: CrashLoopDetector | None = None
 
 
 class UiSession:
@@ -178,6 +177,11 @@ class UiSession:
                 self.phase, self.message = "failed", f"milvus did not start again: {exc}"
             self.console.print(f"[red]milvus did not start again: {exc}[/]")
 
+    def _watchers(self) -> list[Any]:
+        """The live target's watchers (the heap-profile capturer of a run asks them)."""
+        target = self.target
+        return list(target.watchers()) if target is not None else []
+
     def _stop_target(self) -> None:
         for target in (self._starting_target, self.target):
             if target is not None:
@@ -229,12 +233,15 @@ class UiSession:
         recorder = Recorder(context, run_dir)
         view = RunView(run_dir.path)
         offset = self.locust.log_size()
-        run = _Run(run_id, run_dir, scenario, began, context, recorder, view, offset, collect_stop_events(context))
-        StallDetector(context, view.progress, seconds=self.target_options.stall_seconds)
-        run.crash_loop = CrashLoopDetector(context, lambda: view.acked_rows, after=self.options.crash_loop_after,
-                                           recovery_timeout=self.options.recovery_timeout)
-        down = ServerDown.in_dir(run_dir.path)
-        DownGate(context, down)  # the users hold their inserts while the server is down
+        down = ServerDown.in_dir(run_dir.path)  # the users hold their inserts while the server is down
+        # The same listeners as `run`'s (stop events, stall, crash loop, down gate, heap profiles).
+        listeners = attach_listeners(context, run_dir, settled_rows=view.progress, acked_rows=lambda: view.acked_rows,
+                                     watchers=self._watchers, down=down,
+                                     stall_seconds=self.target_options.stall_seconds,
+                                     crash_loop_after=self.options.crash_loop_after,
+                                     recovery_timeout=self.options.recovery_timeout,
+                                     profile_every=self.options.profile_every)
+        run = _Run(run_id, run_dir, scenario, began, context, recorder, view, offset, listeners)
         with self._lock:
             self.run = run
             self.phase = "creating collection"
@@ -267,10 +274,9 @@ class UiSession:
         """The stop rules of `run`: Locust learns of a stop request from /state."""
         while run.active and not self._closing:
             run.view.poll()
-            if run.crash_loop:
-                run.crash_loop.check_recovery(time.time())
-            reason = (stop_rule(run.stop_events, self.options.keep_going, self.target_options.restart)
-                      or (run.crash_loop.reason if run.crash_loop else None))
+            run.listeners.crash_loop.check_recovery(time.time())
+            reason = (stop_rule(run.listeners.stop_events, self.options.keep_going, self.target_options.restart)
+                      or run.listeners.crash_loop.reason)
             if reason and run.stop_request is None:
                 run.stop_request = reason
                 with self._lock:
@@ -304,6 +310,8 @@ class UiSession:
                 run.injector.stop()
             run.view.poll()
             run.context.fire_event(component="harness", type=events.LOAD_STOPPED, detail=reason)
+            if inconclusive is None and status == "FINISHED":
+                run.listeners.end_of_load()  # heap profiles before verification changes the heap
             with self._lock:
                 if self._recording is run.context:
                     self._recording = None  # as `run` stops its watchers before verifying
@@ -312,6 +320,7 @@ class UiSession:
                 self.phase = "verifying"
                 verification = verify_after_load(self.target, self.endpoint.connection, run.scenario, run.run_dir,
                                                  self.options.verify, run.context)
+            run.listeners.close()  # before the target stops
             embedded = self.target_options.target == "embedded"
             if embedded:
                 self.phase = "stopping milvus"
@@ -336,6 +345,7 @@ class UiSession:
             log.exception("finishing run %s failed", run.run_id)
             self.console.print(f"[red]run {run.run_id}: its report could not be written: {exc}[/]")
         finally:
+            run.listeners.close()  # at the latest here (idempotent)
             if self.target_options.target == "embedded" and not self._closing:
                 self._restart_target()
             elif not self._closing:

@@ -1,9 +1,14 @@
-"""Crash signatures from real Milvus: a server that aborts says why in its exit reason."""
+"""Crash signatures from real Milvus: a server that aborts or panics says why in its exit reason."""
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
 import threading
+from pathlib import Path
 
+import psutil
 import pytest
 
 from harness.judge.verify import verify_pk_ranges
@@ -13,6 +18,7 @@ from harness.scenario import model as scenarios
 from harness.targets.embedded import EmbeddedTarget
 from harness.targets.install import ensure_installed
 from harness.targets.protocol import TargetOptions
+from harness.rundir import read_jsonl
 from harness.watch.events import RunEvents
 from waiting import wait_for
 
@@ -52,3 +58,64 @@ def test_a_segcore_assertion_is_named_in_the_exit_reason(no_leftovers):
     assert 'assertion "unsupported" in segcore InsertRecord (InsertRecord.h:330)' in exited.detail, exited.detail
     assert "(*segmentLoader).Load" in exited.detail
     assert exited.data["crash"]["kind"] == "assertion"
+
+
+def _acked(report_dir: Path) -> bool:
+    return any(a.get("ok") for run in report_dir.glob("*/acks.jsonl") for a in read_jsonl(run))
+
+
+def test_a_go_panic_is_named_in_the_runs_reason(milvus_version, harness_cli, tmp_path):
+    """Milvus 2.3.x panics when SIGTERM stops it: on shutdown cmd/roles (*MilvusRoles).Run closes
+    the etcd client, whose Close returns "context canceled", and util/dependency/kv CloseEtcdClient
+    panics on any error (kv_client_handler.go:38). The test stops the server as kubelet or an
+    operator would, SIGTERM to its pid, while rows are inserted; with --restart never the run ends
+    there, and its reason carries that panic and its first Milvus frame in one line."""
+    report_dir = tmp_path / "reports"
+    proc = harness_cli.start("run", "--scenario", "smoke", "--milvus-version", milvus_version, "--restart", "never",
+                             "--set", "total_rows=3000000", "--report-dir", str(report_dir))
+    wait_for(lambda: _acked(report_dir) or proc.poll() is not None, 300, "the first acked rows")
+    assert proc.poll() is None, proc.communicate()
+    [server] = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                if c.cmdline()[-2:] == ["run", "standalone"]]
+    server.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, out + err
+    [run_dir] = report_dir.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    reason = summary["reasons"][0]
+    assert "\n" not in reason and reason.startswith("standalone exited"), reason
+    assert ("panic: context canceled in util/dependency/kv CloseEtcdClient (kv_client_handler.go:38) "
+            "<- cmd/roles (*MilvusRoles).Run (roles.go:") in reason, reason
+    exited = next(e for e in read_jsonl(run_dir / "events.jsonl") if e["type"] == "Exited")
+    assert exited["data"]["crash"]["kind"] == "panic" and exited["data"]["crash"]["message"] == "context canceled"
+
+
+def test_a_server_that_panics_while_starting_names_the_panic_in_the_bring_up_error(milvus_version, harness_cli,
+                                                                                    tmp_path):
+    """The same panic while the harness still waits for the server: its proxy listens on another
+    port than the one the harness chose (--milvus-config proxy.port), so the server never answers
+    there; once its log says the proxy started, SIGTERM makes it panic. The run cannot test
+    (INCONCLUSIVE, exit 125) and its one-line reason is the panic, not just "exited"."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        elsewhere = probe.getsockname()[1]
+    report_dir = tmp_path / "reports"
+    proc = harness_cli.start("run", "--scenario", "smoke", "--milvus-version", milvus_version,
+                             "--milvus-config", f"proxy.port={elsewhere}", "--report-dir", str(report_dir))
+
+    def proxy_started() -> bool:
+        return any("Proxy successfully started" in log.read_text(errors="replace")
+                   for log in report_dir.glob("*/logs/milvus-stdout.log"))
+
+    wait_for(lambda: proxy_started() or proc.poll() is not None, 300, "the server's proxy to start")
+    assert proc.poll() is None, proc.communicate()
+    [server] = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                if c.cmdline()[-2:] == ["run", "standalone"]]
+    server.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 125, out + err
+    [run_dir] = report_dir.iterdir()
+    [reason] = json.loads((run_dir / "summary.json").read_text())["reasons"]
+    assert "\n" not in reason
+    assert reason.startswith(f"milvus {milvus_version} exited while starting (signal SIGABRT): panic: context canceled "
+                             "in util/dependency/kv CloseEtcdClient (kv_client_handler.go:38) <- cmd/roles"), reason

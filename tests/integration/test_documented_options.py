@@ -136,8 +136,11 @@ def test_matrix_and_bisect_reuse_a_real_finished_run(tmp_path, milvus_version, h
     first = harness_cli.run("run", "--milvus-version", milvus_version, *args)
     assert first.returncode == 1, first.stdout + first.stderr
     run_dir = only_run(tmp_path)
-    matrix = harness_cli.run("matrix", "--milvus-versions", milvus_version, "--id", "again", *args)
+    # --profile-every does not change what a run tests (it is not in the run key): recorded, reused.
+    matrix = harness_cli.run("matrix", "--milvus-versions", milvus_version, "--id", "again", "--profile-every", "1m",
+                             *args)
     assert matrix.returncode == 1, matrix.stdout + matrix.stderr
+    assert read_json(tmp_path / "matrix-again" / "summary.json")["profile_every_s"] == 60.0
     [cell] = read_json(tmp_path / "matrix-again" / "summary.json")["cells"]
     assert cell["reused"] is True and cell["verdict"] == "FAIL"
     assert (tmp_path / "matrix-again" / cell["run_dir"]).resolve() == run_dir.resolve()
@@ -147,9 +150,11 @@ def test_matrix_and_bisect_reuse_a_real_finished_run(tmp_path, milvus_version, h
     versions = tmp_path / "versions.txt"
     versions.write_text(f"2.2.16\n{milvus_version}\n")
     bisect = harness_cli.run("bisect", "--good", "2.2.16", "--bad", milvus_version, "--versions-file", str(versions),
-                             "--no-prefetch", "--id", "again", *args)
+                             "--no-prefetch", "--id", "again", "--profile-every", "1m", *args)
     assert bisect.returncode == 125 and "--good 2.2.16 was INCONCLUSIVE" in bisect.stdout, bisect.stdout + bisect.stderr
-    tested = {row["version"]: row for row in read_json(tmp_path / "bisect-again" / "summary.json")["tested"]}
+    bisect_summary = read_json(tmp_path / "bisect-again" / "summary.json")
+    assert bisect_summary["context"]["heap profiles"].startswith("every 60 s, and at 50/80/95 %")
+    tested = {row["version"]: row for row in bisect_summary["tested"]}
     assert tested[milvus_version]["reused"] is True and tested[milvus_version]["verdict"] == "FAIL"
     assert Path(tested[milvus_version]["run_dir"]).resolve() == run_dir.resolve()
     assert tested["2.2.16"]["reused"] is False and tested["2.2.16"]["verdict"] == "INCONCLUSIVE"

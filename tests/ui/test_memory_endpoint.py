@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from harness.profiles import store
 from harness.rundir import read_jsonl
 from harness.run.lifecycle import RunOptions
 from harness.errors import UsageError
@@ -262,6 +263,10 @@ def test_the_first_oom_kill_stops_the_load_and_fails_the_run(no_leftovers, milvu
     assert run["stop_reason"].startswith("stopped at the first OOMKilled")
     assert run["components"]["standalone"]["oom_kills"] == 1
     assert summary["rows"]["acked"] < 3_000_000 and summary["rows"]["verified"] == summary["rows"]["acked"]
+    # Heap profiles on the way up, as `run` takes them; none at the end of a load that killed the server.
+    labels = {c.label for c in store.captures(Path(run["run_dir"]))}
+    assert {"50", "80"} <= labels and "end" not in labels, labels
+    assert 'id="allocation-sites"' in (Path(run["run_dir"]) / "report.html").read_text()
     # Locust stopped the test itself, when the harness asked.
     stats = requests.get(server.url + "/stats/requests", timeout=10).json()
     assert stats["state"] == "stopped"

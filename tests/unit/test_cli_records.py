@@ -13,6 +13,7 @@ import pytest
 
 from harness import __version__
 from harness.cli import build_parser, main
+from harness.commands.options import run_options_from_args as args_to_run_options
 from harness.run.lifecycle import RunOptions, run_inputs
 from harness.scenario import model as scenarios
 from harness.targets.protocol import TargetOptions
@@ -34,6 +35,15 @@ def test_run_json_records_the_versions():
     scenario = scenarios.load("smoke")
     inputs = run_inputs("r", RunOptions(scenario="smoke"), scenario, TargetOptions(), "2.3.5", 0.0)
     assert inputs["versions"] == {"milvus-harness": __version__, **INSTALLED}
+
+
+def test_run_json_records_profile_every():
+    scenario = scenarios.load("smoke")
+    assert run_inputs("r", RunOptions(scenario="smoke"), scenario, TargetOptions(), None, 0.0)["profile_every_s"] is None
+    args = build_parser().parse_args(["ui", "--scenario", "smoke", "--profile-every", "5m"])
+    options = args_to_run_options(args)
+    assert options.profile_every == 300.0
+    assert run_inputs("r", options, scenario, TargetOptions(), None, 0.0)["profile_every_s"] == 300.0
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):

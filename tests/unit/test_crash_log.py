@@ -3,6 +3,8 @@
 2.3.0-load-sigabrt.*: Milvus 2.3.0 (PyPI embedded) aborting while a query node loads a sealed
 segment of the seed collection; stderr holds Go's "SIGABRT: abort" traceback (lines 88-240 of
 the server's milvus-stderr.log), stdout ends with segcore's EasyAssert line.
+2.3.5-sigterm-panic.*: Milvus 2.3.5 panicking on SIGTERM during a load (kv.CloseEtcdClient);
+tests/fixtures/crash_logs/README.md says how each was made.
 """
 
 from __future__ import annotations
@@ -59,3 +61,55 @@ def test_only_the_last_process_output_is_read(tmp_path: Path) -> None:
     assert extract([read_tail(log, start)]) is None
     assert extract([read_tail(log, 0)]) is not None
     assert read_tail(tmp_path / "missing.log") == ""
+
+
+def test_a_traceback_still_being_written_by_the_group_reaches_the_signature(tmp_path: Path) -> None:
+    """The process waited for exits before another member of its group has written the crash
+    (under load the rest of a traceback can trail the exit): the signature waits for the group."""
+    import os
+    import signal
+    import subprocess
+
+    from harness.watch.crash_log import signature_after_exit
+
+    out, err = tmp_path / "milvus-stdout.log", tmp_path / "milvus-stderr.log"
+    out.write_text("the previous server's output\n")
+    err.write_text("panic: an older crash, not this process's\n")
+    starts = {out: out.stat().st_size, err: err.stat().st_size}
+    # The leader starts the writer and exits at once; the writer waits until the leader is reaped
+    # (kill -0 still finds a zombie), then writes what Milvus 2.3.0 wrote when it aborted.
+    script = (f'leader=$$; (while kill -0 "$leader" 2>/dev/null; do sleep 0.01; done; sleep 0.2; '
+              f'cat "{LOGS / "2.3.0-load-sigabrt.stdout.log"}"; cat "{LOGS / "2.3.0-load-sigabrt.stderr.log"}" >&2) & '
+              'exit 2')
+    with out.open("ab") as stdout, err.open("ab") as stderr:
+        proc = subprocess.Popen(["sh", "-c", script], stdout=stdout, stderr=stderr, start_new_session=True)
+    try:
+        assert proc.wait(timeout=30) == 2
+        signature = signature_after_exit(proc, starts)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert signature is not None and signature.line() == extract([STDOUT, STDERR]).line()
+    assert len(signature.frames) >= 3
+
+
+PANIC_STDOUT = (LOGS / "2.3.5-sigterm-panic.stdout.log").read_text()
+PANIC_STDERR = (LOGS / "2.3.5-sigterm-panic.stderr.log").read_text()
+
+
+def test_a_real_go_panic_names_its_message_and_first_milvus_frames() -> None:
+    signature = extract([PANIC_STDOUT, PANIC_STDERR])
+    assert signature is not None
+    # Go's "panic:" header, not the SIGABRT that GOTRACEBACK=crash raises after it.
+    assert (signature.kind, signature.message, signature.where) == ("panic", "context canceled", "")
+    assert [f.text() for f in signature.frames] == [
+        "util/dependency/kv CloseEtcdClient (kv_client_handler.go:38)",
+        "cmd/roles (*MilvusRoles).Run (roles.go:421)",
+        "cmd/milvus (*run).execute (run.go:46)",
+        "cmd/milvus RunMilvus (milvus.go:60)"]
+    assert signature.line() == ("panic: context canceled in util/dependency/kv CloseEtcdClient (kv_client_handler.go:38)"
+                                " <- cmd/roles (*MilvusRoles).Run (roles.go:421) <- cmd/milvus (*run).execute (run.go:46)")
+    # The frames are the panicking goroutine's (goroutine 1), not those of the 42 dumped after it.
+    assert PANIC_STDERR.count("\ngoroutine ") > 40

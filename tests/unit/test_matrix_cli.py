@@ -139,6 +139,7 @@ def only_line(text: str) -> str:
 # --- bad input: exit 2, nothing created, nothing run -----------------------------------------
 
 BAD_MATRIX = [
+    (["--profile-every", "5s"], "--profile-every '5s' is below the minimum of 10s"),
     (["--milvus-versions", "2.3.4,9.9.9"], "'9.9.9' is not published"),
     (["--milvus-versions", "2.3.4,2.3.4"], "names '2.3.4' twice"),
     (["--milvus-versions", "2.3.4,"], "no empty items"),
@@ -184,6 +185,7 @@ def test_matrix_bad_input_is_exit_2_and_creates_nothing(
 
 
 BAD_BISECT = [
+    (["--good", "2.3.1", "--bad", "2.3.5", "--profile-every", "soon"], "--profile-every 'soon' is not a duration"),
     (["--good", "2.3.5", "--bad", "2.3.5"], "both '2.3.5'"),
     (["--good", "2.3.5", "--bad", "2.3.1"], "--good 2.3.5 is newer than --bad 2.3.1"),
     (["--good", "2.3.1", "--bad", "2.3.5", "--find-fix"], "with --find-fix the older version is bad"),
@@ -243,6 +245,17 @@ def test_matrix_runs_every_cell_with_its_version_and_values(tmp_path: Path, monk
     run_ids = [o.run_id for o in cells.calls]
     assert len(set(run_ids)) == 4 and all(r and r.startswith("t-smoke-") for r in run_ids)
     assert code == 1
+
+
+def test_matrix_profile_every_reaches_every_cell_and_is_recorded(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    _, cells, out = run_scripted_matrix(tmp_path, monkeypatch, by_shards, extra=["--profile-every", "2m"])
+    assert [o.profile_every for o in cells.calls] == [120.0] * 4
+    assert read_json(out / "summary.json")["profile_every_s"] == 120.0
+    assert "every 120 s, and at 50/80/95 % of the limit" in (out / "index.html").read_text()
+    _, cells, out = run_scripted_matrix(tmp_path / "without", monkeypatch, by_shards)  # no reuse from above
+    assert {o.profile_every for o in cells.calls} == {None}
+    assert read_json(out / "summary.json")["profile_every_s"] is None
 
 
 def test_matrix_all_versions_is_one_cell_per_published_version(tmp_path: Path,
@@ -391,10 +404,12 @@ class ScriptedRuns:
     def __init__(self, verdicts: dict[str, str]) -> None:
         self.verdicts = verdicts
         self.calls: list[str] = []
+        self.options: list[RunOptions] = []
 
     def __call__(self, options: RunOptions, console: Console | None = None) -> RunResult:
         version = options.target.milvus_version or ""
         self.calls.append(version)
+        self.options.append(options)
         verdict = self.verdicts[version]
         options = RunOptions(**{**options.__dict__, "run_id": f"run-{version}"})
         run_dir = write_run(options, verdict, p50=900.0 if verdict == "FAIL" else 500.0)
@@ -434,6 +449,18 @@ def test_bisect_lands_on_the_first_bad_version(tmp_path: Path, monkeypatch: pyte
     assert main([*args[:-1], "again"]) == 0
     assert runs.calls == []
     assert "first bad version: 2.3.3" in capsys.readouterr().out
+
+
+def test_bisect_profile_every_reaches_every_step_and_is_recorded(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    runs, _ = scripted_bisect(monkeypatch, {v: ("FAIL" if v >= "2.3.3" else "PASS") for v in PUBLISHED})
+    reports = tmp_path / "reports"
+    assert main(["bisect", "--good", "2.3.1", "--bad", "2.3.5", "--no-prefetch", "--profile-every", "90s",
+                 "--report-dir", str(reports), "--id", "p"]) == 0
+    assert len(runs.options) >= 3 and {o.profile_every for o in runs.options} == {90.0}
+    context = read_json(reports / "bisect-p" / "summary.json")["context"]
+    assert context["heap profiles"].startswith("every 90 s, and at 50/80/95 % of the limit")
+    assert "every 90 s" in (reports / "bisect-p" / "index.html").read_text()
 
 
 def test_bisect_undecided_is_125(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

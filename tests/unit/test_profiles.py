@@ -158,3 +158,36 @@ def test_a_file_that_is_not_a_profile_is_bad_input(tmp_path):
     assert result.returncode == 2 and "is not a heap profile" in result.stderr
     result = _cli(str(run), "--diff", "standalone-50", "standalone-99")
     assert result.returncode == 2 and "is not a capture of" in result.stderr and "standalone-50" in result.stderr
+
+
+class _StoredHeap:
+    """A HeapProfiled watcher that serves the fixture's bytes (the capturer's side, not Milvus's)."""
+
+    def __init__(self) -> None:
+        self.fetched = 0
+
+    def fetch_heap(self, component: str, timeout: float) -> bytes | None:
+        self.fetched += 1
+        return FIXTURE.read_bytes() if component == "standalone" else None
+
+
+def test_periodic_captures_end_with_the_load_so_end_stays_the_last(tmp_path):
+    import time
+
+    from harness.profiles.capture import ProfileCapturer
+    from harness.watch.events import RunEvents, Sample
+    from waiting import wait_for
+
+    context, watcher = RunEvents(), _StoredHeap()
+    context.fire_sample(Sample(t=time.time(), component="standalone", memory_bytes=1, limit_bytes=None,
+                               restarts=0, source="test"))
+    capturer = ProfileCapturer(context, tmp_path / "profiles", lambda: [watcher], every=0.05).start()
+    try:
+        wait_for(lambda: len(capturer.captured) >= 3, 30, "three periodic captures")
+        capturer.capture_end()
+        after_end = list(capturer.captured)
+        time.sleep(0.5)  # ten periods: none may follow the end
+        assert capturer.captured == after_end and after_end[-1] == "standalone-end.pb.gz"
+    finally:
+        capturer.stop()
+    assert all(n.startswith("standalone-t") for n in after_end[:-1])
