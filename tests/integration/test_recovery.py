@@ -291,6 +291,8 @@ def test_a_restart_that_never_gets_ready_ends_the_run_as_not_recovered(tmp_path,
     assert stopped["detail"] == stuck["detail"] and stopped["t"] - stuck["t"] < 2.0
     assert (result.returncode, summary["verdict"]) == (1, "FAIL"), result.stdout + result.stderr
     assert summary["reasons"][0] == stuck["detail"]
-    # Resumed when the load stopped, the server got ready and the acked rows were counted.
+    # Resumed when the load stopped, the server got ready and the acked rows were counted (on
+    # a loaded machine the kill at 2 s may come before the first ack: then there are none).
     rows = summary["rows"]
-    assert rows["verified"] is not None and rows["verified"] + rows["lost"] == rows["acked"] > 0, rows
+    assert rows["verified"] is not None and rows["verified"] + rows["lost"] == rows["acked"], rows
+    assert any(e["type"] == events.READY and e["t"] > stopped["t"] for e in recorded)
