@@ -195,6 +195,15 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     add_target_options(p)
 
 
+def add_locust_options(p: argparse.ArgumentParser) -> None:
+    """Where `run` puts Locust: on this machine, or as pods in the kind cluster."""
+    p.add_argument("--locust", choices=["local", "in-cluster"], default="local",
+                   help="where Locust runs: local processes (default), or in-cluster: a master and --workers N "
+                        "pods in the kind cluster (--target kind)")
+    p.add_argument("--locust-image", metavar="IMG",
+                   help="in-cluster: the Locust image to `kind load` (default: build k8s/locust/Dockerfile)")
+
+
 def run_options_from_args(args: argparse.Namespace) -> RunOptions:
     """The run's options from the parsed flags, validated before anything starts."""
     from harness.run.lifecycle import RunOptions
@@ -205,7 +214,8 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
-        verify=args.verify,
+        verify=args.verify, locust=getattr(args, "locust", "local"),
+        locust_image=getattr(args, "locust_image", None),
         crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
         command="milvus-harness " + " ".join(redacted(sys.argv[1:])),
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from harness.commands.options import add_run_options, run_options_from_args
+from harness.commands.options import add_locust_options, add_run_options, run_options_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   milvus-harness run                                             # the seed scenario on the newest embedded Milvus
   milvus-harness run --scenario smoke --milvus-version 2.3.5 --memory-limit 4GiB
+  milvus-harness run --target kind --locust in-cluster --workers 4 --users 8   # Locust as pods in the kind cluster
   MILVUS_USER=loader MILVUS_PASSWORD=... milvus-harness run --target external --uri https://milvus.example:19530 --allow-remote --db-name perf"""
 
 
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(p)
+    add_locust_options(p)
     p.add_argument("--profile-every", metavar="DURATION",
                    help="also capture a Go heap profile of each component under test this often, e.g. 5m "
                         "(always: at 50/80/95 %% of the limit, on a stall, at the end of a load nobody died in)")
