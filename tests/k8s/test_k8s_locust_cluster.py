@@ -224,7 +224,8 @@ def test_the_master_serves_only_its_own_files(start_master, fake_api):
     master = start_master(run_time="1s")
     wait_for(lambda: (master.dir / "acks.jsonl").exists(), 60, "the first ack")
     (master.dir.parent / "secret.txt").write_text("not served")
-    for path in ("/files/..%2Fsecret.txt", "/files/../secret.txt", "/files/.hidden", "/nothing"):
+    (master.dir / ".acks.jsonl.tmp").write_text("half written")  # dot files are never served
+    for path in ("/files/..%2Fsecret.txt", "/files/../secret.txt", "/files/.acks.jsonl.tmp", "/nothing"):
         with pytest.raises(urllib.error.HTTPError) as refused:
             _get(master.port, path)
         assert refused.value.code == 404, path
@@ -353,7 +354,10 @@ def _docker_engine() -> str | None:
     return None
 
 
-@pytest.mark.skipif(_docker_engine() is not None, reason=str(_docker_engine()))
+NO_DOCKER = _docker_engine()
+
+
+@pytest.mark.skipif(NO_DOCKER is not None, reason=str(NO_DOCKER))
 def test_the_image_builds_and_holds_the_harness_locust_and_the_locustfile(tmp_path):
     image = "milvus-harness-test:locust-kind"
     build = subprocess.run(["docker", "build", "-f", str(REPO / "k8s" / "locust" / "Dockerfile"), "-t", image,
