@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 EXAMPLES = """examples:
   milvus-harness run                                             # the seed scenario on the newest embedded Milvus
   milvus-harness run --scenario smoke --milvus-version 2.3.5 --memory-limit 4GiB
-  milvus-harness run --target kind --locust in-cluster --workers 4 --users 8   # Locust as pods in the kind cluster
   MILVUS_USER=loader MILVUS_PASSWORD=... milvus-harness run --target external --uri https://milvus.example:19530 --allow-remote --db-name perf"""
 
 

@@ -70,6 +70,8 @@ def post(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> bool:
     if route is None or route[2] is not None:
         return False
     namespace, plural, _ = route
+    with api.lock:
+        api.requests.append(f"POST {req.path}")
     body = json.loads(req.rfile.read(int(req.headers.get("Content-Length") or 0)) or b"{}")
     name = body["metadata"]["name"]
     with api.lock:
@@ -103,6 +105,7 @@ def delete(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> None:
         return api.send_status(req, 405, "MethodNotAllowed", f"no DELETE on {req.path}")
     namespace, plural, name = route
     with api.lock:
+        api.requests.append(f"DELETE {req.path}")
         found = _find(api, plural, namespace, name)
         if found is None:
             return api.send_status(req, 404, "NotFound", f'{plural} "{name}" not found')
