@@ -179,7 +179,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="override a scenario field, e.g. --set shards=1 --set rules.max_insert_p95_ms=2000")
     p.add_argument("--report-dir", default="reports", help="where run directories go (default reports/)")
     p.add_argument("--run-time", metavar="DURATION", help="stop the load after this long, e.g. 5m")
-    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode); 0: one process")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode; with --locust in-cluster, "
+                                                      "worker pods); 0: one process")
     p.add_argument("--users", type=int, help="concurrent Locust users, pinned (default: the scenario's; when it sets "
                                              "none, ramp 1, 2, 3 ... while rows/s grows >= 10 %% a step, then hold the best)")
     p.add_argument("--keep-going", action="store_true",
