@@ -116,6 +116,7 @@ class InClusterLocust:
         self._running = False
         self._checked = 0.0
         self._acks_copied = 0  # bytes of the master's acks.jsonl already in the run directory
+        self._answered = False  # the master's files server answered once: there is something to stop and copy
         self._stopped = False
 
     # --- deploy ----------------------------------------------------------------------------
@@ -178,6 +179,7 @@ class InClusterLocust:
     def _answers(self) -> bool:
         try:
             self._status()
+            self._answered = True
             return True
         except Exception as exc:  # its server starts a moment after the container
             log.debug("the Locust master's files server does not answer yet: %s", exc)
@@ -263,7 +265,8 @@ class InClusterLocust:
             self.api_client.close()
 
     def _finish(self, timeout: float) -> None:
-        if not any(kind == "Pod" for kind, _ in self.created):
+        if not self._answered:  # it never ran: only the pods' logs can say why
+            self._copy_logs()
             return
         deadline = time.monotonic() + timeout
         try:
@@ -291,6 +294,9 @@ class InClusterLocust:
                     (self.run_dir.path / name).write_bytes(self._get(f"files/{name}"))
         except Exception as exc:
             log.warning("cannot copy the in-cluster Locust master's files: %s", exc)
+        self._copy_logs()
+
+    def _copy_logs(self) -> None:
         try:
             pods = self._pods()
         except Exception as exc:
