@@ -339,7 +339,7 @@ def start_in_cluster(run_dir: RunDir, options: "RunOptions", scenario: "Scenario
                      target: "TargetOptions") -> InClusterLocust:
     """Image, objects, wait: a running in-cluster Locust, or an error with nothing left behind."""
     from harness.kube import contexts
-    from harness.kube.cluster import MILVUS_PORT
+    from harness.kube.cluster import MILVUS_PORT, milvus_service
 
     check_options(options.locust, options.workers, target.target, options.locust_image)
     check_scenario(scenario)
@@ -347,7 +347,7 @@ def start_in_cluster(run_dir: RunDir, options: "RunOptions", scenario: "Scenario
     context = contexts.context_for(target) or contexts.kind_context()
     file_name, toml = scenario_file(options.scenario)
     image = prepare_image(context.removeprefix(contexts.KIND_PREFIX), options.locust_image)
-    plan = LocustPlan(milvus_host=f"http://{target.release}:{MILVUS_PORT}", image=image, workers=options.workers,
+    plan = LocustPlan(milvus_host=f"http://{milvus_service(target.release)}:{MILVUS_PORT}", image=image, workers=options.workers,
                       users=users, scenario_file=file_name, scenario_toml=toml,
                       overrides=tuple(options.overrides.items()),
                       run_time_s=int(options.run_time) if options.run_time else None, run_id=run_dir.path.name)

@@ -243,7 +243,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_fast_and_everything_is_deleted(k
     standins.on("kind", "load", "docker-image")
     fake_api.waiting_for["worker"] = ("ErrImagePull", 'failed to pull "docker.io/library/milvus-harness:dev": not found')
     options = RunOptions(scenario="smoke", workers=2, users=2, locust="in-cluster",
-                         target=TargetOptions(target="kind", namespace=NS, release="my-milvus"))
+                         target=TargetOptions(target="kind", namespace=NS, release="loadtest"))
     scenario, target = prepare(options)
     with pytest.raises(TargetError) as failed:
         start_in_cluster(run_dir, options, scenario, target)
@@ -254,7 +254,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_fast_and_everything_is_deleted(k
     created = {(kind, name): body for verb, kind, _, name, body in fake_api.object_log if verb == "create"}
     assert len(created) == 4
     assert "--host" in (args := created[("Pod", "locust-master")]["spec"]["containers"][0]["args"])
-    assert args[args.index("--host") + 1] == "http://my-milvus:19530"
+    assert args[args.index("--host") + 1] == "http://loadtest-milvus:19530"  # the chart's milvus.fullname
     assert created[("ConfigMap", "locust-scenario")]["data"] == {
         "smoke.toml": (REPO / "harness" / "scenario" / "builtin" / "smoke.toml").read_text()}
     assert locust_objects(fake_api) == []
@@ -373,3 +373,11 @@ def test_the_image_builds_and_holds_the_harness_locust_and_the_locustfile(tmp_pa
         assert check.returncode == 0, check.stderr
     finally:
         subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, timeout=300)
+
+
+@pytest.mark.parametrize("release, service", [("milvus", "milvus"), ("my-milvus", "my-milvus"),
+                                              ("loadtest", "loadtest-milvus")])
+def test_the_milvus_service_is_named_as_the_chart_names_it(release, service):
+    from harness.kube.cluster import milvus_service
+
+    assert milvus_service(release) == service
