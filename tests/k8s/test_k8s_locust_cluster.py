@@ -213,6 +213,23 @@ def test_stop_stops_the_master_through_its_switch_and_keeps_its_report(kube, fak
     assert locust_objects(fake_api) == []
 
 
+def test_a_master_that_dies_mid_run_ends_the_load_and_everything_is_deleted(kube, fake_api, start_master, run_dir):
+    master = start_master(run_time=None)
+    locust = in_cluster(run_dir)
+    try:
+        locust.deploy()
+        wait_for(lambda: locust.running() and run_dir.acks.exists() and run_dir.acks.stat().st_size > 0, 60,
+                 "the first acks copied")
+        master.stop()  # its container ends; with restartPolicy Never the pod is Failed
+        pod = next(p for p in fake_api.pods if p["metadata"]["name"] == manifests.MASTER)
+        pod["status"]["phase"] = "Failed"
+        wait_for(lambda: not locust.running(), 30, "the load seen ended")
+    finally:
+        locust.stop(timeout=5)
+    assert len(list(read_jsonl(run_dir.acks))) > 0  # what was copied before stays for the verification
+    assert locust_objects(fake_api) == []
+
+
 def _get(port: int, path: str) -> bytes:
     import urllib.request
 
