@@ -222,6 +222,9 @@ class InClusterLocust:
             status = self._status()
             self._running, self.returncode = bool(status["running"]), status.get("returncode")
             self.sync_acks()
+            if not self._running and self.returncode:
+                log.warning("the in-cluster Locust master exited with %s; see %s after the run",
+                            self.returncode, self.run_dir.logs / f"{manifests.MASTER}.log")
         except Exception as exc:
             self._running = self._master_alive()
             log.info("cannot read the in-cluster Locust master (%s); its pod %s", exc,
