@@ -300,17 +300,17 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                 restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
                                              load_running=lambda: locust is not None and locust.running())
-            context.fire_event(component="harness", type=events.LOAD_STARTED,
-                               detail=f"{scenario.users or 'ramping'} users, {options.workers} workers")
-            progress.load_started = time.time()
-            progress.phase = "loading"
-            if options.locust == "in-cluster":
+            if options.locust == "in-cluster":  # image, pods and the wait come before the load's clock
                 from harness.run.locust_cluster import start_in_cluster
 
                 progress.phase = "starting Locust in the cluster"
                 view.update()
                 locust = start_in_cluster(run_dir, options, scenario, target_options)
-            else:
+            context.fire_event(component="harness", type=events.LOAD_STARTED,
+                               detail=f"{scenario.users or 'ramping'} users, {options.workers} workers")
+            progress.load_started = time.time()
+            progress.phase = "loading"
+            if locust is None:
                 locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
                                         secrets=endpoint.credentials.to_env())
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
