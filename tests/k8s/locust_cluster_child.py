@@ -2,10 +2,12 @@
 
     python locust_cluster_child.py REPORT_DIR NAMESPACE
 
-Deploys through the kube context kind-milvus-harness of $KUBECONFIG (the stand-in), prints
-"loading", then follows the load as the run lifecycle does (running() in a loop, stop() in
-finally) until the load ends or SIGINT arrives; SIGINT keeps Python's default handling
-(KeyboardInterrupt), and the exit code is then 130 as `milvus-harness run`'s.
+Does what the run lifecycle does with `--locust in-cluster` once Milvus answers: start_in_cluster
+(image through the docker / kind stand-ins on PATH, objects through the kube context
+kind-milvus-harness of $KUBECONFIG, the stand-in API server), printing "deploying" before and
+"loading" after, then running() in a loop and stop() in finally, until the load ends or SIGINT
+arrives. SIGINT keeps Python's default handling (KeyboardInterrupt); the exit code is then 130,
+as `milvus-harness run`'s.
 """
 
 from __future__ import annotations
@@ -14,19 +16,20 @@ import sys
 import time
 from pathlib import Path
 
-from harness.kube import contexts
-from harness.kube.locust_manifests import LocustPlan
-from harness.run.locust_cluster import InClusterLocust
 from harness.rundir import RunDir
+from harness.run.lifecycle import RunOptions, prepare
+from harness.run.locust_cluster import start_in_cluster
+from harness.targets.protocol import TargetOptions
 
 
 def main(report_dir: str, namespace: str) -> int:
     run_dir = RunDir.create(Path(report_dir), "20261129-231500-smoke-v2.6.15")
-    locust = InClusterLocust(contexts.api_client("kind-milvus-harness"), namespace,
-                             LocustPlan(workers=2, users=2, run_id=run_dir.path.name), run_dir, poll_interval=0.2,
-                             ready_timeout=60)
+    options = RunOptions(scenario="smoke", workers=2, users=2, locust="in-cluster",
+                         target=TargetOptions(target="kind", namespace=namespace))
+    scenario, target = prepare(options)
+    print("deploying", flush=True)
+    locust = start_in_cluster(run_dir, options, scenario, target)
     try:
-        locust.deploy()
         print("loading", flush=True)
         while locust.running():
             time.sleep(0.05)

@@ -309,26 +309,45 @@ def test_an_object_left_by_someone_else_is_named_and_kept(kube, fake_api, run_di
     assert [(v, k) for v, k, _, _, _ in fake_api.object_log] == [("create", "ConfigMap"), ("delete", "ConfigMap")]
 
 
-def test_sigint_to_a_run_deletes_what_it_created(kube, fake_api, start_master, tmp_path):
-    """A real SIGINT to a process with Python's default SIGINT handling, while the load runs."""
-    master = start_master(run_time=None)
-    child = subprocess.Popen(
+def _child(tmp_path: Path) -> subprocess.Popen[str]:
+    """tests/k8s/locust_cluster_child.py with Python's default SIGINT handling."""
+    return subprocess.Popen(
         [sys.executable, str(HERE / "locust_cluster_child.py"), str(tmp_path / "reports"), NS],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE)])},
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def _interrupt(child: subprocess.Popen[str]) -> str:
     try:
-        assert child.stdout is not None
-        line = child.stdout.readline()
-        assert line.strip() == "loading", line + child.stdout.read()
-        wait_for(lambda: (master.dir / "acks.jsonl").exists(), 60, "the load to run")
-        assert len(locust_objects(fake_api)) == 6  # ConfigMap, Service, Deployment, master pod, 2 worker pods
         child.send_signal(signal.SIGINT)
         out, _ = child.communicate(timeout=120)
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
+    return out
+
+
+@pytest.fixture
+def image_tools(standins):
+    standins.on("docker", "build")
+    standins.on("kind", "load", "docker-image")
+    return standins
+
+
+def test_sigint_while_loading_deletes_what_it_created(kube, fake_api, image_tools, start_master, tmp_path):
+    """A real SIGINT to a process with Python's default SIGINT handling, while the load runs."""
+    master = start_master(run_time=None)
+    child = _child(tmp_path)
+    assert child.stdout is not None
+    lines = [child.stdout.readline(), child.stdout.readline()]
+    if [line.strip() for line in lines] != ["deploying", "loading"]:
+        child.kill()
+        pytest.fail("".join(lines) + child.communicate()[0])
+    wait_for(lambda: (master.dir / "acks.jsonl").exists(), 60, "the load to run")
+    assert len(locust_objects(fake_api)) == 6  # ConfigMap, Service, Deployment, master pod, 2 worker pods
+    out = _interrupt(child)
     assert child.returncode == 130, out
     assert "KeyboardInterrupt" in out  # the default handling, not a handler of the test's
     assert locust_objects(fake_api) == []
@@ -336,6 +355,19 @@ def test_sigint_to_a_run_deletes_what_it_created(kube, fake_api, start_master, t
                                                                             "ConfigMap"]
     run_dir = next((tmp_path / "reports").iterdir())
     assert (run_dir / "locust.html").exists() and (run_dir / "acks.jsonl").stat().st_size > 0
+
+
+def test_sigint_while_waiting_for_the_pods_deletes_what_it_created(kube, fake_api, image_tools, tmp_path):
+    fake_api.waiting_for["worker"] = ("ContainerCreating", "")  # the wait goes on until interrupted
+    child = _child(tmp_path)
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "deploying"
+    wait_for(lambda: len(fake_api.object_log) == 4, 60, "every object created")
+    out = _interrupt(child)
+    assert child.returncode == 130, out
+    assert "loading" not in out and "KeyboardInterrupt" in out
+    assert locust_objects(fake_api) == []
+    assert [v for v, _, _, _, _ in fake_api.object_log] == ["create"] * 4 + ["delete"] * 4
 
 
 # --- bad input ---------------------------------------------------------------------------------
