@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-import yaml
 
 from harness.cli import main
 from harness.errors import TargetError
@@ -115,33 +114,6 @@ def locust_objects(fake_api) -> list[str]:
     pods = [p["metadata"]["name"] for p in fake_api.pods if p["metadata"]["labels"].get(manifests.NAME_LABEL) == "locust"]
     return sorted([*pods, *(name for (_, _, name) in fake_api.objects),
                    *(name for (_, name) in fake_api.configmaps if name == manifests.SCENARIO_CONFIGMAP)])
-
-
-# --- the manifests -----------------------------------------------------------------------------
-
-
-def test_k8s_locust_files_are_what_the_harness_deploys():
-    for name, objects in manifests.render(LocustPlan()).items():
-        assert list(yaml.safe_load_all((REPO / "k8s" / "locust" / name).read_text())) == objects, name
-
-
-def test_a_runs_objects_validate_against_the_kubernetes_schemas():
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
-    p = plan()
-    objects = [manifests.scenario_configmap(p), *(o for objs in manifests.render(p).values() for o in objs)]
-    for body in objects:
-        kubernetes_validate.validate(body, "1.31", strict=True)
-    broken = manifests.worker_deployment(p)
-    broken["spec"]["template"]["metadata"]["labels"].pop(manifests.RUN_LABEL)  # selector no longer matches
-    broken["spec"]["replicas"] = "3"
-    with pytest.raises(kubernetes_validate.ValidationError):
-        kubernetes_validate.validate(broken, "1.31", strict=True)
-
-
-def test_run_id_labels_are_valid_label_values():
-    p = plan(run_id="20261129-231500-my scenario/é-" + "x" * 80)
-    value = p.labels("master")[manifests.RUN_LABEL]
-    assert len(value) <= 63 and value[0].isalnum() and value[-1].isalnum() and " " not in value and "/" not in value
 
 
 # --- deploy, follow, copy, delete ----------------------------------------------------------------
@@ -389,44 +361,3 @@ def test_bad_input_is_one_line_and_exit_2_before_anything_runs(args, message, st
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert standins.calls() == [] and fake_api.object_log == [] and not (tmp_path / "reports").exists()
-
-
-# --- the image -----------------------------------------------------------------------------------
-
-
-def _docker_engine() -> str | None:
-    """Why the image cannot be built here, or None when a Docker engine answers."""
-    import shutil
-
-    if shutil.which("docker") is None:
-        return "no Docker here: `docker` is not on PATH (GitHub's ubuntu runners have it)"
-    if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
-        return "`docker info` fails: no Docker engine answers"
-    return None
-
-
-NO_DOCKER = _docker_engine()
-
-
-@pytest.mark.skipif(NO_DOCKER is not None, reason=str(NO_DOCKER))
-def test_the_image_builds_and_holds_the_harness_locust_and_the_locustfile(tmp_path):
-    image = "milvus-harness-test:locust-kind"
-    build = subprocess.run(["docker", "build", "-f", str(REPO / "k8s" / "locust" / "Dockerfile"), "-t", image,
-                            str(REPO)], capture_output=True, text=True, timeout=1800)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    try:
-        check = subprocess.run(["docker", "run", "--rm", image, "python", "-c",
-                                "import os, locust, harness.kube.locust_pod; "
-                                f"assert os.path.isfile({manifests.LOCUSTFILE!r})"],
-                               capture_output=True, text=True, timeout=300)
-        assert check.returncode == 0, check.stderr
-    finally:
-        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, timeout=300)
-
-
-@pytest.mark.parametrize("release, service", [("milvus", "milvus"), ("my-milvus", "my-milvus"),
-                                              ("loadtest", "loadtest-milvus")])
-def test_the_milvus_service_is_named_as_the_chart_names_it(release, service):
-    from harness.kube.cluster import milvus_service
-
-    assert milvus_service(release) == service
