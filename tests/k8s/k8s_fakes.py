@@ -177,6 +177,7 @@ class FakeKubeAPI:
         self.object_log: list[tuple[str, str, str, str, dict[str, Any] | None]] = []
         self.pod_backends: dict[str, int] = {}
         self.waiting_for: dict[str, tuple[str, str]] = {}
+        self.on_pod_created: list[Any] = []
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None

@@ -7,7 +7,8 @@ is "scheduled" at once: Running and ready, unless `api.waiting_for[component]` n
 waiting reason and message for its containers. A Deployment makes its replicas' pods, and
 deleting it deletes them, as the garbage collector would. The pod proxy of a pod named in
 `api.pod_backends` (name -> local port) forwards GET and POST to 127.0.0.1:port, which is
-how a test serves a master's files from a real harness.kube.locust_pod.
+how a test serves a master's files from a real harness.kube.locust_pod; each callable of
+`api.on_pod_created` gets every pod created (a test starts that pod's stand-in process there).
 """
 
 from __future__ import annotations
@@ -94,6 +95,9 @@ def post(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> bool:
                            "metadata": {"name": f"{name}-{uuid.uuid4().hex[:5]}", "labels": template["metadata"]["labels"],
                                         "annotations": {"fake/owner": name}}}
                     api.pods.append(_scheduled(api, pod, namespace))
+    if plural == "pods":
+        for hook in list(api.on_pod_created):
+            hook(body)
     api.send_json(req, 201, body)
     return True
 

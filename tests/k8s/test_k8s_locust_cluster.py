@@ -28,8 +28,8 @@ from harness.kube import locust_manifests as manifests
 from harness.kube.locust_manifests import LocustPlan
 from harness.rundir import RunDir, read_jsonl
 from harness.run.locust_cluster import InClusterLocust, start_in_cluster
-from harness.targets.net import free_ports
 from k8s_fakes import write_kubeconfig
+from locust_master import LocalMaster
 from waiting import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -45,43 +45,20 @@ def kube(tmp_path, monkeypatch, fake_api):
     return path
 
 
-class Master:
-    """harness.kube.locust_pod on loopback with real Locust as its child: the master pod's container."""
-
-    def __init__(self, root: Path, run_time: str | None) -> None:
-        self.dir = root / "data"
-        self.port = free_ports(1)[0]
-        locust = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile_acks.py"), "--headless", "-u", "1",
-                  "-r", "1", "--csv", str(self.dir / "locust"), "--html", str(self.dir / "locust.html"),
-                  "--acks-file", str(self.dir / "acks.jsonl"), *(["--run-time", run_time] if run_time else [])]
-        self.log = root / "master.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.kube.locust_pod", "--bind", "127.0.0.1", "--port", str(self.port),
-                 "--dir", str(self.dir), "--", *locust], stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
-
-    def stop(self) -> None:
-        """End the wrapper and its Locust: the process group this test started."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+def acking_locust(data: Path, run_time: str | None) -> list[str]:
+    """Real Locust with tests/k8s/locustfile_acks.py, writing into `data` as the master pod does."""
+    return [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile_acks.py"), "--headless", "-u", "1", "-r", "1",
+            "--csv", str(data / "locust"), "--html", str(data / "locust.html"), "--acks-file", str(data / "acks.jsonl"),
+            *(["--run-time", run_time] if run_time else [])]
 
 
 @pytest.fixture
 def start_master(tmp_path, fake_api) -> Iterator[Any]:
-    made: list[Master] = []
+    made: list[LocalMaster] = []
 
-    def start(run_time: str | None = None) -> Master:
-        master = Master(tmp_path, run_time)
+    def start(run_time: str | None = None) -> LocalMaster:
+        data = tmp_path / "data"
+        master = LocalMaster(data, acking_locust(data, run_time), tmp_path / "master.log")
         made.append(master)
         fake_api.pod_backends[manifests.MASTER] = master.port
         return master
