@@ -8,7 +8,8 @@ waiting reason and message for its containers. A Deployment makes its replicas' 
 deleting it deletes them, as the garbage collector would. The pod proxy of a pod named in
 `api.pod_backends` (name -> local port) forwards GET and POST to 127.0.0.1:port, which is
 how a test serves a master's files from a real harness.kube.locust_pod; each callable of
-`api.on_pod_created` gets every pod created (a test starts that pod's stand-in process there).
+`api.on_pod_created` gets every pod created, a Deployment's too (a test starts that pod's
+container here).
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def post(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> bool:
         body["metadata"]["namespace"] = namespace
         body["kind"] = KINDS[plural]
         api.object_log.append(("create", KINDS[plural], namespace, name, json.loads(json.dumps(body))))
+        made: list[dict[str, Any]] = []
         if plural == "pods":
             api.pods.append(_scheduled(api, body, namespace))
+            made.append(body)
         elif plural == "configmaps":
             api.configmaps[(namespace, name)] = body
         else:
@@ -95,9 +98,10 @@ def post(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> bool:
                            "metadata": {"name": f"{name}-{uuid.uuid4().hex[:5]}", "labels": template["metadata"]["labels"],
                                         "annotations": {"fake/owner": name}}}
                     api.pods.append(_scheduled(api, pod, namespace))
-    if plural == "pods":
+                    made.append(pod)
+    for pod in made:  # outside the lock: a hook may start a process that calls this server
         for hook in list(api.on_pod_created):
-            hook(body)
+            hook(pod)
     api.send_json(req, 201, body)
     return True
 

@@ -1,5 +1,8 @@
-"""The in-cluster Locust master's container, run here: harness.kube.locust_pod on loopback with a
-real Locust command as its child. The stand-in API server's pod proxy forwards to its port."""
+"""The in-cluster Locust pods' containers, run here as process groups of the test.
+
+The master: harness.kube.locust_pod on loopback (the stand-in API server's pod proxy forwards
+to its port) with a real Locust command as its child; workers: a Locust command as it is.
+"""
 
 from __future__ import annotations
 
@@ -13,30 +16,39 @@ from typing import Sequence
 from harness.targets.net import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
+LOCUST_POD = REPO / "harness" / "kube" / "locust_pod.py"  # stdlib only: runs as a script under any tree
+
+
+def start_group(argv: Sequence[object], log: Path, pythonpath: Path = REPO) -> subprocess.Popen[bytes]:
+    """argv in a session of its own (so stop_group ends its children too), output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(pythonpath)}, start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL to the whole group this test started."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class LocalMaster:
-    """One master container as a process group of this test: started at once, stopped by stop()."""
+    """The master pod's container: locust_pod serving `data` with `locust` as its child."""
 
-    def __init__(self, data: Path, locust: Sequence[str], log: Path) -> None:
+    def __init__(self, data: Path, locust: Sequence[object], log: Path, pythonpath: Path = REPO) -> None:
         self.dir = data
         self.port = free_ports(1)[0]
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.kube.locust_pod", "--bind", "127.0.0.1", "--port", str(self.port),
-                 "--dir", str(data), "--", *map(str, locust)], stdout=out, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+        self.proc = start_group([sys.executable, LOCUST_POD, "--bind", "127.0.0.1", "--port", self.port,
+                                 "--dir", data, "--", *locust], log, pythonpath)
 
     def stop(self) -> None:
-        """SIGTERM (passed on to Locust), then SIGKILL to the whole group this test started."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait()
+        stop_group(self.proc)
