@@ -20,9 +20,12 @@ LOCUST_POD = REPO / "harness" / "kube" / "locust_pod.py"  # stdlib only: runs as
 
 
 def start_group(argv: Sequence[object], log: Path, pythonpath: Path = REPO) -> subprocess.Popen[bytes]:
-    """argv in a session of its own (so stop_group ends its children too), output appended to `log`."""
+    """argv in a session of its own (so stop_group ends its children too), output appended to `log`.
+
+    It runs in the log's directory, as a pod runs in its image's: Locust reads a locust.conf from
+    its working directory, and the checkout's example must not become the pod's options."""
     with log.open("ab") as out:
-        return subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+        return subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, cwd=log.parent,
                                 env={**os.environ, "PYTHONPATH": str(pythonpath)}, start_new_session=True)
 
 
