@@ -224,7 +224,7 @@ class InClusterLocust:
             self.sync_acks()
             if not self._running and self.returncode:
                 log.warning("the in-cluster Locust master exited with %s; see %s after the run",
-                            self.returncode, self.run_dir.logs / f"{manifests.MASTER}.log")
+                            self.returncode, self._log_path(manifests.MASTER))
         except Exception as exc:
             self._running = self._master_alive()
             log.info("cannot read the in-cluster Locust master (%s); its pod %s", exc,
@@ -310,9 +310,13 @@ class InClusterLocust:
             try:
                 text = self.core.read_namespaced_pod_log(name, self.namespace, container="locust",
                                                          _request_timeout=self.request_timeout)
-                (self.run_dir.logs / f"{name}.log").write_text(text or "")
+                self._log_path(name).write_text(text or "")
             except Exception as exc:
                 log.info("no log of %s: %s", name, exc)
+
+    def _log_path(self, pod: str) -> Path:
+        """The master's log where local Locust's goes (logs/locust.log, which reports name), a worker's by its pod."""
+        return self.run_dir.logs / ("locust.log" if pod == manifests.MASTER else f"{pod}.log")
 
     def delete(self) -> None:
         """Delete what this run created, newest first; what cannot be deleted is named in a warning."""

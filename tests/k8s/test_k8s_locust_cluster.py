@@ -137,7 +137,7 @@ def test_deploy_follows_the_run_copies_its_files_and_deletes_what_it_created(kub
     stats = (run_dir.path / "locust_stats.csv").read_text()
     assert "insert,batch" in stats
     assert run_dir.locust_html.read_text().lstrip().lower().startswith("<!doctype html")
-    assert (run_dir.logs / "locust-master.log").read_text() == "All users spawned: {\"AckingUser\": 6}\n"
+    assert (run_dir.logs / "locust.log").read_text() == "All users spawned: {\"AckingUser\": 6}\n"
     deleted = [(kind, name) for verb, kind, _, name, _ in fake_api.object_log if verb == "delete"]
     assert deleted == [("Deployment", "locust-worker"), ("Pod", "locust-master"), ("Service", "locust-master"),
                        ("ConfigMap", "locust-scenario")]
