@@ -113,6 +113,8 @@ class InClusterLocust:
         #: (kind, name) of every object this run created, in order: what delete() removes.
         self.created: list[tuple[str, str]] = []
         self.returncode: int | None = None
+        #: What delete() could not delete (kind/name), named in its warning.
+        self.left: list[str] = []
         self._running = False
         self._checked = 0.0
         self._acks_copied = 0  # bytes of the master's acks.jsonl already in the run directory
@@ -329,14 +331,16 @@ class InClusterLocust:
         while self.created:
             kind, name = self.created[-1]
             try:
-                remove[kind](name, self.namespace, propagation_policy="Background",
-                             _request_timeout=self.request_timeout)
+                # The status is the answer: the body (the object, or a Status) is not parsed.
+                remove[kind](name, self.namespace, propagation_policy="Background", _preload_content=False,
+                             _request_timeout=self.request_timeout).release_conn()
             except ApiException as exc:
                 if exc.status != 404:
                     left.append(f"{kind.lower()}/{name}")
             except Exception:
                 left.append(f"{kind.lower()}/{name}")
             self.created.pop()
+        self.left = left
         if left:
             log.warning("could not delete in-cluster Locust objects; delete them with `kubectl --namespace %s "
                         "delete %s`", self.namespace, " ".join(left))

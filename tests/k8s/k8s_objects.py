@@ -126,7 +126,9 @@ def delete(api: "FakeKubeAPI", req: BaseHTTPRequestHandler) -> None:
             del api.objects[(plural, namespace, name)]
             api.pods = [p for p in api.pods if (p["metadata"].get("annotations") or {}).get("fake/owner") != name
                         or p["metadata"]["namespace"] != namespace]
-    api.send_json(req, 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+    # As the API server answers: pods and services with the object, the others with a Status.
+    api.send_json(req, 200, found if plural in ("pods", "services") else
+                  {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
 
 def get(api: "FakeKubeAPI", req: BaseHTTPRequestHandler, path: str) -> bool:

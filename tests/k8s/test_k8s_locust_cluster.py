@@ -141,7 +141,7 @@ def test_deploy_follows_the_run_copies_its_files_and_deletes_what_it_created(kub
     deleted = [(kind, name) for verb, kind, _, name, _ in fake_api.object_log if verb == "delete"]
     assert deleted == [("Deployment", "locust-worker"), ("Pod", "locust-master"), ("Service", "locust-master"),
                        ("ConfigMap", "locust-scenario")]
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and locust.left == []  # deleted, and the client saw it
 
 
 def test_stop_stops_the_master_through_its_switch_and_keeps_its_report(kube, fake_api, start_master, run_dir):
@@ -159,7 +159,7 @@ def test_stop_stops_the_master_through_its_switch_and_keeps_its_report(kube, fak
     assert status == {"running": False, "returncode": 0}  # Locust ended on SIGINT, cleanly
     assert run_dir.locust_html.exists() and (run_dir.path / "locust_stats.csv").exists()
     assert run_dir.acks.read_bytes() == (master.dir / "acks.jsonl").read_bytes()
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and locust.left == []  # deleted, and the client saw it
 
 
 def test_a_master_that_dies_mid_run_ends_the_load_and_everything_is_deleted(kube, fake_api, start_master, run_dir):
@@ -176,7 +176,7 @@ def test_a_master_that_dies_mid_run_ends_the_load_and_everything_is_deleted(kube
     finally:
         locust.stop(timeout=5)
     assert len(list(read_jsonl(run_dir.acks))) > 0  # what was copied before stays for the verification
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and locust.left == []  # deleted, and the client saw it
 
 
 def _get(port: int, path: str) -> bytes:
@@ -201,7 +201,8 @@ def test_the_master_serves_only_its_own_files(start_master, fake_api):
     assert _get(master.port, "/files/acks.jsonl/10").startswith(whole[10:])  # the file only grows
 
 
-def test_a_pod_that_cannot_pull_its_image_fails_fast_and_everything_is_deleted(kube, fake_api, standins, run_dir):
+def test_a_pod_that_cannot_pull_its_image_fails_fast_and_everything_is_deleted(kube, fake_api, standins, run_dir,
+                                                                              caplog):
     from harness.run.lifecycle import RunOptions, prepare
     from harness.targets.protocol import TargetOptions
 
@@ -223,7 +224,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_fast_and_everything_is_deleted(k
     assert args[args.index("--host") + 1] == "http://loadtest-milvus:19530"  # the chart's milvus.fullname
     assert created[("ConfigMap", "locust-scenario")]["data"] == {
         "smoke.toml": (REPO / "harness" / "scenario" / "builtin" / "smoke.toml").read_text()}
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and "could not delete" not in caplog.text
 
 
 def test_a_given_image_is_loaded_not_built(kube, fake_api, standins, start_master, run_dir):
@@ -241,7 +242,7 @@ def test_a_given_image_is_loaded_not_built(kube, fake_api, standins, start_maste
         assert pod["spec"]["containers"][0]["image"] == "reg.local/locust:7"
     finally:
         locust.stop(timeout=30)
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and locust.left == []  # deleted, and the client saw it
 
 
 def test_an_object_left_by_someone_else_is_named_and_kept(kube, fake_api, run_dir):
@@ -299,7 +300,7 @@ def test_sigint_while_loading_deletes_what_it_created(kube, fake_api, image_tool
     out = _interrupt(child)
     assert child.returncode == 130, out
     assert "KeyboardInterrupt" in out  # the default handling, not a handler of the test's
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and "could not delete" not in out
     assert [k for v, k, _, _, _ in fake_api.object_log if v == "delete"] == ["Deployment", "Pod", "Service",
                                                                             "ConfigMap"]
     run_dir = next((tmp_path / "reports").iterdir())
@@ -315,7 +316,7 @@ def test_sigint_while_waiting_for_the_pods_deletes_what_it_created(kube, fake_ap
     out = _interrupt(child)
     assert child.returncode == 130, out
     assert "loading" not in out and "KeyboardInterrupt" in out
-    assert locust_objects(fake_api) == []
+    assert locust_objects(fake_api) == [] and "could not delete" not in out
     assert [v for v, _, _, _, _ in fake_api.object_log] == ["create"] * 4 + ["delete"] * 4
 
 

@@ -80,16 +80,17 @@ def in_cluster_run(tmp_path, fake_api, standins, milvus_version, no_leftovers, m
     yield start
 
 
-def _cleaned_up(fake_api: Any, standins: Any) -> None:
+def _cleaned_up(fake_api: Any, standins: Any, log: str) -> None:
     assert [c[:3] for c in standins.calls() if c[0] in ("docker", "kind") and c[1] in ("build", "load")] == [
         ["docker", "build", "-f"], ["kind", "load", "docker-image"]]
     created = [name for verb, _, _, name, _ in fake_api.object_log if verb == "create"]
     deleted = [name for verb, _, _, name, _ in fake_api.object_log if verb == "delete"]
-    assert len(created) == 4 and sorted(deleted) == sorted(created)
+    assert len(created) == 4 and sorted(deleted) == sorted(created) and "could not delete" not in log
 
 
 @pytest.mark.skipif(not (LOCUSTFILES / "insert.py").exists(), reason="harness/locustfiles/insert.py is gone")
-def test_a_run_copies_the_masters_acks_and_verifies_them_on_real_milvus(in_cluster_run, fake_api, standins, tmp_path):
+def test_a_run_copies_the_masters_acks_and_verifies_them_on_real_milvus(in_cluster_run, fake_api, standins, tmp_path,
+                                                                        caplog):
     """The master container runs the harness's own locustfile with the run's load.json (one
     process, the workers idle): the lifecycle's branch, the copy and the verification."""
     data = tmp_path / "master-pod-data"
@@ -112,7 +113,7 @@ def test_a_run_copies_the_masters_acks_and_verifies_them_on_real_milvus(in_clust
     assert (result.run_dir / "acks.jsonl").read_bytes() == (data / "acks.jsonl").read_bytes()
     assert (result.run_dir / "locust_stats.csv").exists() and (result.run_dir / "locust.html").exists()
     assert json.loads((result.run_dir / "run.json").read_text())["locust"] == "in-cluster"
-    _cleaned_up(fake_api, standins)
+    _cleaned_up(fake_api, standins, caplog.text)
 
 
 def pod_command(pod: dict, *, milvus_port: int, master_port: int, data: Path, config: Path) -> list[str]:
@@ -146,7 +147,8 @@ def pod_command(pod: dict, *, milvus_port: int, master_port: int, data: Path, co
 
 
 @pytest.mark.skipif(not TOP_LOCUSTFILE.exists(), reason="locustfiles/milvus_insert.py comes with branch locust-top")
-def test_the_pods_own_commands_insert_every_row_through_the_master(in_cluster_run, fake_api, standins, tmp_path):
+def test_the_pods_own_commands_insert_every_row_through_the_master(in_cluster_run, fake_api, standins, tmp_path,
+                                                                   caplog):
     """The master and both workers run exactly the commands the pods get (paths and names pointed
     here): the workers insert, the master alone writes the acks, the run verifies them."""
     data, config = tmp_path / "master-pod-data", tmp_path / "config"
@@ -171,4 +173,4 @@ def test_the_pods_own_commands_insert_every_row_through_the_master(in_cluster_ru
     assert sorted(a["batch"] for a in acks if a["ok"]) == list(range(20))  # every batch once
     assert result.summary["rows"]["verified"] == 200_000
     assert "insert" in (result.run_dir / "locust_stats.csv").read_text()
-    _cleaned_up(fake_api, standins)
+    _cleaned_up(fake_api, standins, caplog.text)
