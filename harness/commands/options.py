@@ -179,7 +179,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
                    help="override a scenario field, e.g. --set shards=1 --set rules.max_insert_p95_ms=2000")
     p.add_argument("--report-dir", default="reports", help="where run directories go (default reports/)")
     p.add_argument("--run-time", metavar="DURATION", help="stop the load after this long, e.g. 5m")
-    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode); 0: one process")
+    p.add_argument("--workers", type=int, default=0, help="Locust worker processes (distributed mode; with --locust in-cluster, "
+                                                      "worker pods); 0: one process")
     p.add_argument("--users", type=int, help="concurrent Locust users, pinned (default: the scenario's; when it sets "
                                              "none, ramp 1, 2, 3 ... while rows/s grows >= 10 %% a step, then hold the best)")
     p.add_argument("--keep-going", action="store_true",
@@ -215,6 +216,15 @@ def _profile_every(text: str | None) -> float | None:
     return seconds
 
 
+def add_locust_options(p: argparse.ArgumentParser) -> None:
+    """Where `run` puts Locust: on this machine, or as pods in the kind cluster."""
+    p.add_argument("--locust", choices=["local", "in-cluster"], default="local",
+                   help="where Locust runs: local processes (default), or in-cluster: a master and --workers N "
+                        "pods in the kind cluster (--target kind)")
+    p.add_argument("--locust-image", metavar="IMG",
+                   help="in-cluster: the Locust image to `kind load` (default: build k8s/locust/Dockerfile)")
+
+
 def run_options_from_args(args: argparse.Namespace) -> RunOptions:
     """The run's options from the parsed flags, validated before anything starts."""
     from harness.run.lifecycle import RunOptions
@@ -225,7 +235,8 @@ def run_options_from_args(args: argparse.Namespace) -> RunOptions:
         report_dir=Path(args.report_dir),
         run_time=parse_duration(args.run_time, "--run-time") if args.run_time else None,
         workers=args.workers, users=args.users, keep_going=args.keep_going, inject=list(args.inject),
-        verify=args.verify,
+        verify=args.verify, locust=getattr(args, "locust", "local"),
+        locust_image=getattr(args, "locust_image", None),
         crash_loop_after=parse_crash_loop_after(args.crash_loop_after),
         recovery_timeout=parse_duration(args.recovery_timeout, "--recovery-timeout"),
         profile_every=_profile_every(args.profile_every),

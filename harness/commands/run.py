@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from harness.commands.options import add_run_options, run_options_from_args
+from harness.commands.options import add_locust_options, add_run_options, run_options_from_args
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a scenario against Milvus and judge it (exit 0 PASS, 1 FAIL, 125 INCONCLUSIVE)",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_options(p)
+    add_locust_options(p)
     p.set_defaults(func=lambda args: run(run_options_from_args(args)))
 
 

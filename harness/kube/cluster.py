@@ -50,6 +50,12 @@ MILVUS_HOST_PORT = 19530
 MILVUS_PORT = 19530
 VALUES_PRESETS = ("seed", "laptop")
 
+
+def milvus_service(release: str) -> str:
+    """The name of the release's Milvus Service: the chart's "milvus.fullname" (templates/
+    _helpers.tpl: the release name when it contains "milvus", else "<release>-milvus")."""
+    return (release if "milvus" in release else f"{release}-milvus")[:63].rstrip("-")
+
 INSTALL_HINTS = {
     "docker": "install Docker Engine or Docker Desktop: https://docs.docker.com/get-docker/",
     "kind": "install kind 0.20 or newer: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",

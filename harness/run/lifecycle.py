@@ -30,7 +30,7 @@ from harness.errors import ExitCode, HarnessError, Interrupted, UsageError, sigt
 from harness.run.guards import check_kube_context, check_milvus_version
 from harness.run.jsonl_tail import AckTally
 from harness.run.live_view import LiveView, Progress
-from harness.run.locust_procs import LocustProcesses, start_headless
+from harness.run.locust_procs import LoadProcesses, start_headless
 from harness.run.listeners import attach_listeners
 from harness.run.recovery import DEFAULT_CRASH_LOOP_AFTER, RECOVERY_TIMEOUT_S
 from harness.compare.run_keys import RunKey
@@ -66,6 +66,9 @@ class RunOptions:
     profile_every: float | None = None
     run_id: str | None = None
     command: str = ""
+    #: --locust: "local" (processes on this machine) or "in-cluster" (kind; harness.run.locust_cluster).
+    locust: str = "local"
+    locust_image: str | None = None
 
 
 @dataclass
@@ -93,6 +96,11 @@ def prepare(options: RunOptions) -> tuple[scenarios.Scenario, TargetOptions]:
     if not 0 <= options.workers <= 64:
         raise UsageError(f"--workers {options.workers} is out of range: 0 (no distributed mode) to 64")
     target = replace(options.target, collection=scenario.collection, under_test=scenario.rules.under_test)
+    if options.locust != "local" or options.locust_image is not None:
+        from harness.run import locust_cluster
+
+        locust_cluster.check_options(options.locust, options.workers, target.target, options.locust_image)
+        locust_cluster.check_scenario(scenario)
     for spec in options.inject:
         inject.parse(spec)
     if target.target == "external":
@@ -160,7 +168,7 @@ def run_inputs(run_id: str, options: RunOptions, scenario: scenarios.Scenario, t
         "memory_limit_bytes": target_options.memory_limit, "overrides": options.overrides,
         "milvus_config": target_options.milvus_config, "host": _host_facts(), "started": began,
         "workers": options.workers, "users": scenario.users, "keep_going": options.keep_going,
-        "inject": options.inject, "profile_every_s": options.profile_every,
+        "inject": options.inject, "locust": options.locust, "profile_every_s": options.profile_every,
     }
 
 
@@ -276,7 +284,7 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                              "memory_limit_bytes": target_options.memory_limit}
     verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
     inconclusive: str | None = None
-    locust: LocustProcesses | None = None
+    locust: LoadProcesses | None = None
     injector: inject.Injector | None = None
     restart_check: RestartCheck | None = None
     try:
@@ -294,16 +302,23 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                                 "scenario": scenario.to_json(), "acks": str(run_dir.acks), **pause.to_json(),
                                 **({"ramp": str(run_dir.ramp)} if scenario.users is None else {}),
                                 **(down.to_json() if gate else {})})
-            if scenario.check_after_restart:
+            if scenario.check_after_restart and options.locust == "local":  # it pauses local Locust only
                 restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
                                              load_running=lambda: locust is not None and locust.running())
+            if options.locust == "in-cluster":  # image, pods and the wait come before the load's clock
+                from harness.run.locust_cluster import start_in_cluster
+
+                progress.phase = "starting Locust in the cluster"
+                view.update()
+                locust = start_in_cluster(run_dir, options, scenario, target_options)
             context.fire_event(component="harness", type=events.LOAD_STARTED,
                                detail=f"{scenario.users or 'ramping'} users, {options.workers} workers")
             progress.load_started = time.time()
             progress.phase = "loading"
-            locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
-                                    secrets=endpoint.credentials.to_env())
+            if locust is None:
+                locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
+                                        secrets=endpoint.credentials.to_env())
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
                                        lambda: tail.acked_rows)
             injector.start()

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Protocol, Sequence
 
 from harness.rundir import RunDir
 
@@ -23,6 +23,15 @@ LOCUSTFILES = Path(__file__).parent.parent / "locustfiles"
 def locust_argv(locustfile: Path, *options: str) -> list[str]:
     """The command line every Locust process of the harness starts with."""
     return [sys.executable, "-m", "locust", "-f", str(locustfile), *options]
+
+
+class LoadProcesses(Protocol):
+    """What the run lifecycle needs of its Locust: local processes or the in-cluster master
+    (harness.run.locust_cluster.InClusterLocust)."""
+
+    def running(self) -> bool: ...
+
+    def stop(self, timeout: float = 60.0) -> None: ...
 
 
 class LocustProcesses:

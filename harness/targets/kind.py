@@ -239,7 +239,7 @@ class KindTarget(Target):
         if mapped and port_open(host, port):
             self.endpoint_mode = "nodeport"
         else:
-            self._forward = PortForward(self.context_name, self.spec.namespace, f"service/{self.spec.release}",
+            self._forward = PortForward(self.context_name, self.spec.namespace, f"service/{cluster.milvus_service(self.spec.release)}",
                                         cluster.MILVUS_PORT)
             port = self._forward.start()
             self.endpoint_mode = "port-forward"

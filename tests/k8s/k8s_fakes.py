@@ -2,8 +2,8 @@
 
 FakeKubeAPI answers the requests the harness makes, in the Kubernetes API's JSON shapes
 (PodList, metrics.k8s.io PodMetricsList, the pod proxy's /metrics text and
-/debug/pprof/heap bytes, ConfigMaps); the
-test changes its state between polls. `down()` closes the listening socket (connection
+/debug/pprof/heap bytes, ConfigMaps, and the objects in-cluster Locust creates and deletes:
+k8s_objects); the test changes its state between polls. `down()` closes the listening socket (connection
 refused), `up()` opens it again on the same port.
 
 Pod labels are exactly those the charts put on their pod templates, read in
@@ -170,6 +170,14 @@ class FakeKubeAPI:
         #: (namespace, name) -> ConfigMap JSON
         self.configmaps: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests: list[str] = []
+        #: Objects in-cluster Locust creates (k8s_objects): (plural, namespace, name) -> body; every
+        #: create and delete in order; pod name -> local port its pod proxy forwards to; component ->
+        #: (reason, message) its new pods wait with.
+        self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.object_log: list[tuple[str, str, str, str, dict[str, Any] | None]] = []
+        self.pod_backends: dict[str, int] = {}
+        self.waiting_for: dict[str, tuple[str, str]] = {}
+        self.on_pod_created: list[Any] = []
         self.port = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -180,6 +188,8 @@ class FakeKubeAPI:
 
     def up(self) -> None:
         """Listen (again) on the same port."""
+        import k8s_objects
+
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -190,7 +200,11 @@ class FakeKubeAPI:
                 api._handle(self)
 
             def do_POST(self) -> None:  # noqa: N802
-                api._write_configmap(self, create=True)
+                if not k8s_objects.post(api, self):
+                    api._write_configmap(self, create=True)
+
+            def do_DELETE(self) -> None:  # noqa: N802
+                k8s_objects.delete(api, self)
 
             def do_PUT(self) -> None:  # noqa: N802
                 api._write_configmap(self, create=False)
@@ -221,21 +235,25 @@ class FakeKubeAPI:
     # --- request handling -----------------------------------------------------------------
 
     def _handle(self, req: BaseHTTPRequestHandler) -> None:
+        import k8s_objects
+
         parts = urlsplit(req.path)
         path = unquote(parts.path)  # the client sends pod:port as pod%3Aport, as the API server accepts
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         with self.lock:
             self.requests.append(req.path)
+        if k8s_objects.get(self, req, path):
+            return
         if m := _PODS.match(path):
             with self.lock:
                 status, body = self.pods_status, self.pods_body
                 pods = [p for p in self.pods if p["metadata"]["namespace"] == m.group(1)
                         and selector_matches(query.get("labelSelector", ""), p["metadata"]["labels"])]
             if status != 200:
-                return self._status(req, status, "InternalError", "etcdserver: request timed out")
+                return self.send_status(req, status, "InternalError", "etcdserver: request timed out")
             if body is not None:
-                return self._send(req, 200, body.encode(), "application/json")
-            return self._json(req, 200, {"kind": "PodList", "apiVersion": "v1",
+                return self.send(req, 200, body.encode(), "application/json")
+            return self.send_json(req, 200, {"kind": "PodList", "apiVersion": "v1",
                                          "metadata": {"resourceVersion": "1"}, "items": pods})
         if m := _METRICS.match(path):
             with self.lock:
@@ -243,40 +261,40 @@ class FakeKubeAPI:
             if delay:
                 time.sleep(delay)
             if status == 404:
-                return self._status(req, 404, "NotFound", "the server could not find the requested resource")
+                return self.send_status(req, 404, "NotFound", "the server could not find the requested resource")
             if status != 200:
-                return self._status(req, status, "ServiceUnavailable", "the server is currently unable to handle the request")
-            return self._json(req, 200, self._pod_metrics(m.group(1), query.get("labelSelector", "")))
+                return self.send_status(req, status, "ServiceUnavailable", "the server is currently unable to handle the request")
+            return self.send_json(req, 200, self._pod_metrics(m.group(1), query.get("labelSelector", "")))
         if (m := _CONFIGMAPS.match(path)) and m.group(2):
             with self.lock:
                 found = self.configmaps.get((m.group(1), m.group(2)))
             if found is None:
-                return self._status(req, 404, "NotFound", f'configmaps "{m.group(2)}" not found')
-            return self._json(req, 200, found)
+                return self.send_status(req, 404, "NotFound", f'configmaps "{m.group(2)}" not found')
+            return self.send_json(req, 200, found)
         if m := _LOG.match(path):
             previous = query.get("previous") in ("true", "True")
             with self.lock:
                 text = self.container_logs.get((m.group(2), query.get("container", ""), previous))
             if text is None:
-                return self._status(req, 400, "BadRequest", 'previous terminated container not found')
+                return self.send_status(req, 400, "BadRequest", 'previous terminated container not found')
             if "tailLines" in query:
                 text = "".join(text.splitlines(keepends=True)[-int(query["tailLines"]):])
-            return self._send(req, 200, text.encode(), "text/plain")
+            return self.send(req, 200, text.encode(), "text/plain")
         if (m := _PROXY.match(path)) and m.group(4) == "debug/pprof/heap":
             with self.lock:
                 heap, delay = self.pod_heap.get(m.group(2)), self.heap_delay
             if delay:
                 time.sleep(delay)
             if heap is None or m.group(3) != "9091":
-                return self._status(req, 503, "ServiceUnavailable", "no endpoints available")
-            return self._send(req, 200, heap, "application/octet-stream")
+                return self.send_status(req, 503, "ServiceUnavailable", "no endpoints available")
+            return self.send(req, 200, heap, "application/octet-stream")
         if m := _PROXY.match(path):
             with self.lock:
                 text = self.pod_metrics_text.get(m.group(2))
             if text is None or m.group(3) != "9091" or m.group(4) != "metrics":
-                return self._status(req, 503, "ServiceUnavailable", "no endpoints available")
-            return self._send(req, 200, text.encode(), "text/plain; version=0.0.4")
-        return self._status(req, 404, "NotFound", f"no route {path}")
+                return self.send_status(req, 503, "ServiceUnavailable", "no endpoints available")
+            return self.send(req, 200, text.encode(), "text/plain; version=0.0.4")
+        return self.send_status(req, 404, "NotFound", f"no route {path}")
 
     def _pod_metrics(self, namespace: str, selector: str) -> dict[str, Any]:
         items = []
@@ -301,30 +319,30 @@ class FakeKubeAPI:
             self.requests.append(f"{req.command} {req.path}")
         m = _CONFIGMAPS.match(path)
         if m is None or bool(m.group(2)) == create:
-            return self._status(req, 405, "MethodNotAllowed", f"no {req.command} on {path}")
+            return self.send_status(req, 405, "MethodNotAllowed", f"no {req.command} on {path}")
         body = json.loads(req.rfile.read(int(req.headers.get("Content-Length") or 0)) or b"{}")
         name = m.group(2) or body["metadata"]["name"]
         key = (m.group(1), name)
         with self.lock:
             exists = key in self.configmaps
             if create and exists:
-                return self._status(req, 409, "AlreadyExists", f'configmaps "{name}" already exists')
+                return self.send_status(req, 409, "AlreadyExists", f'configmaps "{name}" already exists')
             if not create and not exists:
-                return self._status(req, 404, "NotFound", f'configmaps "{name}" not found')
+                return self.send_status(req, 404, "NotFound", f'configmaps "{name}" not found')
             body.setdefault("metadata", {})["namespace"] = m.group(1)
             body["kind"], body["apiVersion"] = "ConfigMap", "v1"
             self.configmaps[key] = body
-        return self._json(req, 201 if create else 200, body)
+        return self.send_json(req, 201 if create else 200, body)
 
-    def _status(self, req: BaseHTTPRequestHandler, code: int, reason: str, message: str) -> None:
-        self._json(req, code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+    def send_status(self, req: BaseHTTPRequestHandler, code: int, reason: str, message: str) -> None:
+        self.send_json(req, code, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                                "message": message, "reason": reason, "code": code})
 
-    def _json(self, req: BaseHTTPRequestHandler, code: int, data: dict[str, Any]) -> None:
-        self._send(req, code, json.dumps(data).encode(), "application/json")
+    def send_json(self, req: BaseHTTPRequestHandler, code: int, data: dict[str, Any]) -> None:
+        self.send(req, code, json.dumps(data).encode(), "application/json")
 
     @staticmethod
-    def _send(req: BaseHTTPRequestHandler, code: int, body: bytes, content_type: str) -> None:
+    def send(req: BaseHTTPRequestHandler, code: int, body: bytes, content_type: str) -> None:
         try:
             req.send_response(code)
             req.send_header("Content-Type", content_type)

@@ -5,7 +5,8 @@ manifests; a JSON schema written from kind's v1alpha4 types for kind-config.yaml
 check-jsonschema's vendored GitHub-workflow schema for .github/workflows/oom-repro.yml.
 Helm values cannot be rendered without helm and the chart: every key the values files and
 the code set is checked to exist in the pinned charts' own values.yaml, kept in
-tests/k8s/charts/ (see its README for tag and commit).
+tests/k8s/charts/ (see its README for tag and commit). k8s/locust/ must be what
+`run --locust in-cluster` renders; its image is built where a Docker engine answers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import pytest
 import yaml
 
 from harness.kube import cluster
+from harness.kube import locust_manifests as manifests
+from harness.kube.locust_manifests import LocustPlan
 from harness.units import parse_bytes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +93,7 @@ def test_locust_manifests_validate_against_kubernetes_schemas(version):
         for document in yaml.safe_load_all(path.read_text()):
             kubernetes_validate.validate(document, version, strict=True)
             kinds.append(document["kind"])
-    assert sorted(kinds) == ["Deployment", "Deployment", "Service"]
+    assert sorted(kinds) == ["Deployment", "Pod", "Service"]
 
 
 def test_the_kubernetes_validator_would_catch_a_mistake():
@@ -119,9 +122,8 @@ def test_kind_config_maps_the_ports_the_code_expects_on_loopback_only():
     milvus = mappings[cluster.MILVUS_NODE_PORT]
     assert milvus["hostPort"] == cluster.MILVUS_HOST_PORT
     assert all(m["listenAddress"] == "127.0.0.1" for m in mappings.values())
-    master = yaml.safe_load_all((K8S / "locust" / "master.yaml").read_text())
-    web = [p for p in next(master)["spec"]["ports"] if p["name"] == "web"][0]
-    assert web["nodePort"] in mappings and mappings[web["nodePort"]]["hostPort"] != 8089  # the harness's own UI
+    # In-cluster Locust is read through the API server's pod proxy: no node port of its own.
+    assert list(mappings) == [cluster.MILVUS_NODE_PORT]
 
 
 @pytest.mark.parametrize("name", ["seed", "laptop"])
@@ -308,3 +310,72 @@ def test_workflow_leaves_evidence_and_publishes_the_report(tmp_path):
     (run_dir / "report.md").unlink()
     assert _bash(summary["run"], {"GITHUB_STEP_SUMMARY": str(out)}, tmp_path).returncode == 0
     assert "No report was written" in out.read_text()
+
+
+# --- in-cluster Locust: k8s/locust/ is what `run --locust in-cluster` deploys, and its image --------
+
+
+def test_k8s_locust_files_are_what_the_harness_deploys():
+    for name, objects in manifests.render(LocustPlan()).items():
+        assert list(yaml.safe_load_all((K8S / "locust" / name).read_text())) == objects, name
+
+
+def test_a_runs_objects_validate_against_the_kubernetes_schemas():
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    p = LocustPlan(workers=3, users=6, scenario_file="smoke.toml", scenario_toml="total_rows = 200000\n",
+                   overrides=(("batch_rows", "10000"),), run_time_s=90, run_id="20261129-231500-seed-v2.6.15")
+    objects = [manifests.scenario_configmap(p), *(o for objs in manifests.render(p).values() for o in objs)]
+    for body in objects:
+        kubernetes_validate.validate(body, "1.31", strict=True)
+    broken = manifests.worker_deployment(p)
+    broken["spec"]["template"]["metadata"]["labels"].pop(manifests.RUN_LABEL)  # selector no longer matches
+    broken["spec"]["replicas"] = "3"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.31", strict=True)
+
+
+def test_run_id_labels_are_valid_label_values():
+    p = LocustPlan(run_id="20261129-231500-my scenario/é-" + "x" * 80)
+    value = p.labels("master")[manifests.RUN_LABEL]
+    assert len(value) <= 63 and value[0].isalnum() and value[-1].isalnum() and " " not in value and "/" not in value
+
+
+@pytest.mark.parametrize("release, service", [("milvus", "milvus"), ("my-milvus", "my-milvus"),
+                                              ("loadtest", "loadtest-milvus")])
+def test_the_milvus_service_is_named_as_the_chart_names_it(release, service):
+    from harness.kube.cluster import milvus_service
+
+    assert milvus_service(release) == service
+
+
+def _docker_engine() -> str | None:
+    """Why the image cannot be built here, or None when a Docker engine answers."""
+    import shutil
+
+    if shutil.which("docker") is None:
+        return "no Docker here: `docker` is not on PATH (GitHub's ubuntu runners have it)"
+    try:
+        if subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode != 0:
+            return "`docker info` fails: no Docker engine answers"
+    except subprocess.TimeoutExpired:
+        return "`docker info` did not answer within 60 s"
+    return None
+
+
+NO_DOCKER = _docker_engine()
+
+
+@pytest.mark.skipif(NO_DOCKER is not None, reason=str(NO_DOCKER))
+def test_the_image_builds_and_holds_the_harness_locust_and_the_locustfile(tmp_path):
+    image = "milvus-harness-test:locust-kind"
+    build = subprocess.run(["docker", "build", "-f", str(K8S / "locust" / "Dockerfile"), "-t", image,
+                            str(REPO)], capture_output=True, text=True, timeout=1800)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    try:
+        check = subprocess.run(["docker", "run", "--rm", image, "python", "-c",
+                                "import os, locust, harness.kube.locust_pod; "
+                                f"assert os.path.isfile({manifests.LOCUSTFILE!r})"],
+                               capture_output=True, text=True, timeout=300)
+        assert check.returncode == 0, check.stderr
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", image], capture_output=True, timeout=300)
