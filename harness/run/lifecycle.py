@@ -283,11 +283,6 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             write_json(run_dir.run_json, {**inputs, "isolation": facts.get("isolation"), "facts": facts})
             progress.phase = "creating collection"
             collection.create(endpoint.connection, scenario)
-            config = run_dir.path / "load.json"
-            write_json(config, {"address": endpoint.address, "credentials": endpoint.credentials.to_json(),
-                                "scenario": scenario.to_json(), "acks": str(run_dir.acks), **pause.to_json(),
-                                **({"ramp": str(run_dir.ramp)} if scenario.users is None else {}),
-                                **(down.to_json() if gate else {})})
             if scenario.check_after_restart:
                 restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
@@ -296,8 +291,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
                                detail=f"{scenario.users or 'ramping'} users, {options.workers} workers")
             progress.load_started = time.time()
             progress.phase = "loading"
-            locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
-                                    secrets=endpoint.credentials.to_env())
+            locust = start_headless(run_dir, endpoint.connection, options.scenario, options.overrides,
+                                    scenario.users, options.workers, options.run_time)
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
                                        lambda: tail.acked_rows)
             injector.start()

@@ -1,6 +1,8 @@
 """Locust as processes, for `run` (headless) and `ui` (web UI): the one place that spawns and stops them.
 
-One process, or with workers a master and N workers on loopback. Each gets its own session,
+Both run the insert locustfile (harness/locustfiles/milvus_insert.py, what plain `locust -f
+locustfiles/milvus_insert.py` runs) with its own options. One process, or with workers a
+master and N workers on loopback. Each gets its own session,
 so Ctrl-C reaches the harness alone, which then stops Locust in order (gevent stays out of
 the harness process).
 """
@@ -15,14 +17,16 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from harness.milvus_client import PASSWORD_ENV, TOKEN_ENV, USER_ENV, Connection
 from harness.rundir import RunDir
 
 LOCUSTFILES = Path(__file__).parent.parent / "locustfiles"
 
 
-def locust_argv(locustfile: Path, *options: str) -> list[str]:
-    """The command line every Locust process of the harness starts with."""
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), *options]
+def locust_argv(locustfiles: Sequence[Path], *options: str) -> list[str]:
+    """The command line every Locust process of the harness starts with (Locust merges the
+    users and shapes of several locustfiles)."""
+    return [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in locustfiles), *options]
 
 
 class LocustProcesses:
@@ -93,24 +97,41 @@ def log_tail(path: Path, lines: int = 15) -> str:
 def locust_env(secrets: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The Locust processes' environment: ours, with the Milvus credentials replaced by the
     run's own (`secrets`, Credentials.to_env), so they never go through a file or argv."""
-    from harness.milvus_client import PASSWORD_ENV, TOKEN_ENV, USER_ENV
-
     env = {name: value for name, value in os.environ.items() if name not in (USER_ENV, PASSWORD_ENV, TOKEN_ENV)}
     return {**env, **secrets, **(extra or {})}
 
 
-def start_headless(run_dir: RunDir, config: Path, users: int | None, workers: int,
-                   run_time: float | None, secrets: Mapping[str, str] | None = None) -> LocustProcesses:
-    """Locust for `run`: headless, inserting what load.json (`config`) says, writing its stats
-    and HTML report into the run directory; `users` None ramps them (harness.load.ramp);
-    `secrets` (the credentials) go in its environment."""
-    locustfile = LOCUSTFILES / ("insert_ramp.py" if users is None else "insert.py")
-    common = locust_argv(locustfile, "--harness-config", str(config), "--loglevel", "INFO", "--skip-log-setup")
+def insert_options(connection: Connection, scenario: str, overrides: Mapping[str, str], run_dir: RunDir) -> list[str]:
+    """The insert locustfile's options for a harness run: its Milvus, the scenario as the user
+    gave it (a file by its absolute path), the collection the harness made, the run's acks.jsonl
+    and directory. Who the harness is to Milvus goes through the environment (locust_env)."""
+    path = Path(scenario)
+    if scenario.endswith(".toml") or path.exists():
+        scenario = str(path.resolve())
+    options = ["--host", connection.uri, "--scenario", scenario, "--collection-mode", "reuse",
+               "--acks-file", str(run_dir.acks), "--harness-run-dir", str(run_dir.path)]
+    for key, value in overrides.items():
+        options += ["--set", f"{key}={value}"]
+    credentials = connection.credentials
+    if credentials.db_name:
+        options += ["--db-name", credentials.db_name]
+    if credentials.server_pem_path:
+        options += ["--tls-ca", credentials.server_pem_path]
+    return options
+
+
+def start_headless(run_dir: RunDir, connection: Connection, scenario: str, overrides: Mapping[str, str],
+                   users: int | None, workers: int, run_time: float | None) -> LocustProcesses:
+    """Locust for `run`: headless, the insert locustfile (with the ramp's when `users` is None)
+    inserting into `connection`, writing its stats and HTML report into the run directory."""
+    locustfiles = [LOCUSTFILES / "milvus_insert.py", *([LOCUSTFILES / "ramp.py"] if users is None else [])]
+    common = locust_argv(locustfiles, *insert_options(connection, scenario, overrides, run_dir),
+                         "--loglevel", "INFO", "--skip-log-setup")
     master = ["--headless", *([] if users is None else ["-u", str(users), "-r", str(users)]),
               "--csv", str(run_dir.locust_prefix), "--csv-full-history", "--html", str(run_dir.locust_html),
               "--exit-code-on-error", "0", "--stop-timeout", "120"]
     if run_time:
         master += ["--run-time", f"{int(run_time)}s"]
     locust = LocustProcesses()
-    locust.start(common, master, workers, run_dir.logs / "locust.log", locust_env(secrets or {}))
+    locust.start(common, master, workers, run_dir.logs / "locust.log", locust_env(connection.credentials.to_env()))
     return locust
