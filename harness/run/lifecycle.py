@@ -172,13 +172,14 @@ def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str |
 def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
                  began: float, verification: dict[str, Any], status: str = "FINISHED",
                  exit_code: int | None = None, inconclusive: str | None = None,
-                 console: Console | None = None) -> RunResult:
+                 console: Console | None = None, ended: float | None = None) -> RunResult:
     """Judge a stopped run from its directory: summary.json with the verdict, then the reports.
 
     Called by `run` and by the web UI once the load, the watchers and the verification are
-    done; ABORTED (status) keeps partial figures and no verdict.
+    done; ABORTED (status) keeps partial figures and no verdict. `ended` defaults to now (a
+    load run outside the harness gives its last record's time).
     """
-    ended = time.time()
+    ended = ended if ended is not None else time.time()
     summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
                       ended=ended, verification=verification, status=status, time_to_verdict=None)
     recorded = list(read_jsonl(run_dir.events))
