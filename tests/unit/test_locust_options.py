@@ -58,3 +58,22 @@ def test_settings_resolve_host_credentials_and_scenario_and_survive_a_message(tm
     back = LoadSettings.from_json(sent, {"MILVUS_TOKEN": "secret"})
     assert back == settings
     assert LoadSettings.from_options(_options(), "127.0.0.1", {}).acks == Path("acks.jsonl")
+
+
+def test_a_harness_run_gives_the_locustfile_its_options_but_no_secret(tmp_path):
+    from harness.milvus_client import Connection, Credentials
+    from harness.rundir import RunDir
+    from harness.run.locust_procs import insert_options
+
+    scenario_file = tmp_path / "mine.toml"
+    scenario_file.write_text('collection = "mine"\n')
+    connection = Connection("127.0.0.1:19531", Credentials(user="u", password="pw-secret", db_name="d1"))
+    argv = insert_options(connection, str(scenario_file),
+                          {"total_rows": "200000", "rules.under_test": "datanode,querynode"}, RunDir(tmp_path))
+    assert "pw-secret" not in " ".join(argv) and "--password" not in argv and "--user" not in argv
+    pairs = dict(zip(argv[::2], argv[1::2]))
+    assert pairs["--host"] == "http://127.0.0.1:19531" and pairs["--collection-mode"] == "reuse"
+    assert pairs["--scenario"] == str(scenario_file.resolve()) and pairs["--db-name"] == "d1"
+    assert pairs["--acks-file"] == str(tmp_path / "acks.jsonl") and pairs["--harness-run-dir"] == str(tmp_path)
+    sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
+    assert parse_overrides(sets) == {"total_rows": "200000", "rules.under_test": "datanode,querynode"}
