@@ -121,6 +121,9 @@ class CentralLoad:
 
     def on_test_start(self, environment: Environment, **_kw: Any) -> None:
         settings, self.next_settings = self.next_settings, None
+        if self.ledger is not None:  # the last test's
+            self.ledger.close()
+            self.ledger = None
         try:
             self.settings = settings or LoadSettings.from_options(environment.parsed_options, environment.host,
                                                                   os.environ)
@@ -132,9 +135,6 @@ class CentralLoad:
             self._open_ledger(self.settings)
 
     def _open_ledger(self, settings: LoadSettings) -> None:
-        if self.ledger is not None:
-            self.ledger.close()
-            self.ledger = None
         try:
             if settings.collection_mode == CREATE:
                 collection.create(settings.connection, settings.scenario)
@@ -160,7 +160,8 @@ class CentralLoad:
         2 for bad input such as refused credentials, as for a bad option; else 1, Locust's failure)."""
         log.error("milvus-harness: %s", message)
         if self.is_central and self.environment.runner is not None:
-            self.environment.process_exit_code = int(exit_code)
+            if self._headless:
+                self.environment.process_exit_code = int(exit_code)
             gevent.spawn_later(0.1, self._stop_or_quit)
 
     def _drained(self) -> None:
@@ -169,11 +170,15 @@ class CentralLoad:
             listener()
         gevent.spawn_later(0.1, self._stop_or_quit)
 
+    @property
+    def _headless(self) -> bool:
+        options = self.environment.parsed_options
+        return bool(options is not None and options.headless)
+
     def _stop_or_quit(self) -> None:
         runner = self.environment.runner
         assert runner is not None
-        options = self.environment.parsed_options
-        if options is not None and options.headless:
+        if self._headless:
             runner.quit()
         else:
             runner.stop()

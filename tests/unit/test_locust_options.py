@@ -77,3 +77,23 @@ def test_a_harness_run_gives_the_locustfile_its_options_but_no_secret(tmp_path):
     assert pairs["--acks-file"] == str(tmp_path / "acks.jsonl") and pairs["--harness-run-dir"] == str(tmp_path)
     sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
     assert parse_overrides(sets) == {"total_rows": "200000", "rules.under_test": "datanode,querynode"}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--set", "total_rows=abc"], "total_rows='abc' is not a valid int"),
+    (["--scenario", "nope"], "unknown scenario 'nope'"),
+    ([], "no Milvus address: give --host"),
+])
+def test_plain_locust_refuses_a_bad_option_in_one_line_before_it_starts(tmp_path, args, says):
+    """Plain `locust` in a child (importing Locust here would gevent-patch pytest)."""
+    import subprocess
+    import sys
+
+    locustfile = Path(__file__).resolve().parents[2] / "locustfiles" / "milvus_insert.py"
+    done = subprocess.run([sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-t", "5s",
+                           "--skip-log-setup", "--acks-file", str(tmp_path / "acks.jsonl"), *args],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [f"locust: error: {done.stderr.split('error: ', 1)[1].strip()}"]
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "acks.jsonl").exists()
