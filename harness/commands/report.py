@@ -14,8 +14,7 @@ from harness.errors import UsageError
 EXAMPLES = """examples:
   milvus-harness report reports/20261129-164530-seed-2.3.5
   milvus-harness report reports/RUN-ID                           # the pages again; nothing is re-run
-  milvus-harness report my-locust-run --scenario smoke --set total_rows=1000000
-                                      # a plain-locust run: its acks.jsonl (and watch's samples/events)"""
+  milvus-harness report my-locust-run --scenario smoke --set total_rows=1000000  # a plain-locust run's acks"""
 #: The check a plain-locust run's verdict stands on: none ran, so it cannot PASS.
 UNVERIFIED = ("a load run outside the harness: the acked rows were not checked against Milvus "
               "(milvus-harness run checks them)")
