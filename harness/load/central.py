@@ -23,9 +23,9 @@ from typing import Any, Callable, Protocol
 
 import gevent
 from gevent.event import AsyncResult
-from locust import events
+from locust import events, stats
 from locust.env import Environment
-from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, WORKER_REPORT_INTERVAL, MasterRunner, WorkerRunner
 
 from harness.errors import HarnessError, UsageError
 from harness.load import collection
@@ -168,7 +168,16 @@ class CentralLoad:
         log.info("every batch settled; stopping the load")
         for listener in self.on_drained:
             listener()
-        gevent.spawn_later(0.1, self._stop_or_quit)
+        gevent.spawn_later(self._last_stats_delay(), self._stop_or_quit)
+
+    def _last_stats_delay(self) -> float:
+        """Headless, Locust writes --csv's stats file only once a CSV interval and not again at
+        exit (and a worker reports its stats once a WORKER_REPORT_INTERVAL): quitting at once
+        would leave the last inserts out of it. The web UI's test only stops."""
+        if not self._headless:
+            return 0.1
+        return (stats.CSV_STATS_INTERVAL_SEC + 0.5
+                + (WORKER_REPORT_INTERVAL if isinstance(self.environment.runner, MasterRunner) else 0.0))
 
     @property
     def _headless(self) -> bool:
