@@ -6,7 +6,7 @@
 
 Needs the milvus-harness package installed (pip install .); this file re-exports its
 locustfile (harness/locustfiles/milvus_insert.py), the one `milvus-harness run` uses. Options:
-`locust -f locustfiles/milvus_insert.py --help`; an example config: locust.conf.
+`locust -f locustfiles/milvus_insert.py --help`; an example config: locustfiles/locust.conf.
 """
 
 from harness.locustfiles.milvus_insert import MilvusInsertUser  # noqa: F401  (Locust finds the User here)
