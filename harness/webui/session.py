@@ -191,7 +191,7 @@ class UiSession:
     # -- runs --------------------------------------------------------------------------
 
     def start_run(self, fields: dict[str, str], users: str | None) -> dict[str, Any]:
-        """A new run from the start form: validated fields, fresh run dir and collection, load.json."""
+        """A new run from the start form: validated fields, fresh run dir and collection, the load settings."""
         overrides = dict(self.options.overrides)
         overrides.update({k: str(v).strip() for k, v in fields.items() if k in FORM_FIELDS})
         # The web UI never ramps: the form's user count (1 when a caller gives none) is the run's.
