@@ -38,7 +38,10 @@ class LocustProcesses:
     def start(self, common: Sequence[str], master_options: Sequence[str], workers: int, log_path: Path,
               env: Mapping[str, str] | None = None) -> None:
         """Spawn Locust: `common` + `master_options`, and with `workers` that many workers
-        connected to it over loopback; every process appends its output to `log_path`."""
+        connected to it over loopback; every process appends its output to `log_path`.
+
+        They run in the log's directory: Locust reads a ./locust.conf (or pyproject.toml's
+        [tool.locust]) by itself, and one in the user's directory must not change the load."""
         master = [*common, *master_options]
         with log_path.open("ab") as log:
             if workers:
@@ -47,17 +50,17 @@ class LocustProcesses:
                 port = free_ports(1)[0]
                 master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                            "--expect-workers", str(workers)]
-                self.procs.append(self._spawn(master, log, env))
+                self.procs.append(self._spawn(master, log, env, log_path.parent))
                 for _ in range(workers):
                     self.procs.append(self._spawn([*common, "--worker", "--master-host", "127.0.0.1",
-                                                   "--master-port", str(port)], log, env))
+                                                   "--master-port", str(port)], log, env, log_path.parent))
             else:
-                self.procs.append(self._spawn(master, log, env))
+                self.procs.append(self._spawn(master, log, env, log_path.parent))
 
     @staticmethod
-    def _spawn(argv: list[str], log: object, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+    def _spawn(argv: list[str], log: object, env: Mapping[str, str] | None, cwd: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(env) if env is not None else None, start_new_session=True)
+                                env=dict(env) if env is not None else None, start_new_session=True, cwd=cwd)
 
     def running(self) -> bool:
         """True while the master (or the only process) runs."""
@@ -123,7 +126,9 @@ def insert_options(connection: Connection, scenario: str, overrides: Mapping[str
 def start_headless(run_dir: RunDir, connection: Connection, scenario: str, overrides: Mapping[str, str],
                    users: int | None, workers: int, run_time: float | None) -> LocustProcesses:
     """Locust for `run`: headless, the insert locustfile (with the ramp's when `users` is None)
-    inserting into `connection`, writing its stats and HTML report into the run directory."""
+    inserting into `connection`, writing its stats and HTML report into the run directory
+    (every path absolute: Locust runs in the run's logs directory)."""
+    run_dir = RunDir(run_dir.path.resolve())
     locustfiles = [LOCUSTFILES / "milvus_insert.py", *([LOCUSTFILES / "ramp.py"] if users is None else [])]
     common = locust_argv(locustfiles, *insert_options(connection, scenario, overrides, run_dir),
                          "--loglevel", "INFO", "--skip-log-setup")
