@@ -194,3 +194,21 @@ def test_a_worker_killed_mid_run_gives_its_leases_back(milvus, locusts, tmp_path
     count, keys = _rows_in_milvus(milvus)
     assert count == sum(a["rows"] for a in ok) == 200_000 and keys == set(range(200_000))
 
+
+
+def test_plain_locust_from_the_example_config(milvus, locusts, tmp_path):
+    """locustfiles/locust.conf as shipped (headless, its locustfile, scenario smoke), run from
+    the repository's root; the command line overrides where it writes and how much."""
+    acks, csv_prefix = tmp_path / "acks.jsonl", tmp_path / "out"
+    log = (tmp_path / "conf.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "locust", "--config", "locustfiles/locust.conf",
+                             "--host", f"http://{milvus}", "--set", "total_rows=100000", "--set", "batch_rows=50000",
+                             "--acks-file", str(acks), "--csv", str(csv_prefix), "--html", str(tmp_path / "out.html"),
+                             "--run-time", "5m"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc.log_path = log.name  # type: ignore[attr-defined]
+    locusts.procs.append(proc)
+    assert locusts.finish(proc) == 0, locusts.log(proc)
+    ok = [a for a in read_jsonl(acks) if a["ok"]]
+    assert sorted(a["batch"] for a in ok) == [0, 1] and {a["rows"] for a in ok} == {50_000}
+    assert _insert_row(csv_prefix)["Request Count"] == "2"
