@@ -62,3 +62,17 @@ def test_a_batch_never_sent_goes_back_without_a_record(tmp_path):
     assert ledger.lease("b") == k
     ledger.close()
     assert list(read_jsonl(tmp_path / "acks.jsonl")) == []
+
+
+def test_the_live_tally_counts_a_stale_ack_no_more(tmp_path):
+    from harness.run.jsonl_tail import AckTally
+
+    ledger = _ledger(tmp_path, [])
+    k = ledger.lease("a")
+    ledger.lost("a", "gone")
+    ledger.report("b", ledger.lease("b"), _ack(k, "b"), retry=False)
+    ledger.report("a", k, _ack(k, "a"), retry=False)  # late: stale
+    ledger.close()
+    tally = AckTally(tmp_path / "acks.jsonl")
+    tally.poll()
+    assert tally.acked_rows == 10_000 and tally.failed == 1  # the lost lease's record
