@@ -52,12 +52,12 @@ def locust_block(address: str, seed: scenarios.Scenario, batches: int) -> tuple[
     scenario = seed.with_overrides({"total_rows": str(batches * seed.batch_rows)})
     with tempfile.TemporaryDirectory() as tmp:
         acks = Path(tmp) / "acks.jsonl"
-        config = Path(tmp) / "load.json"
-        config.write_text(json.dumps({"address": address, "scenario": scenario.to_json(), "acks": str(acks)}))
         log = (Path(tmp) / "locust.log").open("wb")
-        proc = subprocess.Popen(locust_argv(LOCUSTFILES / "insert.py", "--headless", "-u", "1", "-r", "1",
-                                            "--harness-config", str(config), "--only-summary",
-                                            "--exit-code-on-error", "0"),
+        # The collection is the block's fresh one (reuse); the rows are the scenario's with this total.
+        proc = subprocess.Popen(locust_argv([LOCUSTFILES / "milvus_insert.py"], "--headless", "-u", "1", "-r", "1",
+                                            "--host", f"http://{address}", "--scenario", seed.name,
+                                            "--set", f"total_rows={scenario.total_rows}", "--collection-mode", "reuse",
+                                            "--acks-file", str(acks), "--only-summary", "--exit-code-on-error", "0"),
                                 stdout=log, stderr=subprocess.STDOUT)
         rss: list[int] = []
 

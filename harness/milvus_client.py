@@ -70,7 +70,7 @@ class Credentials:
         return metadata
 
     def to_json(self) -> dict[str, Any]:
-        """What run.json and load.json may hold: never the password or the token."""
+        """What run.json and the load settings sent to Locust may hold: never the password or the token."""
         return {"user": self.user, "auth": "token" if self.token else "password" if self.user else None,
                 "db_name": self.db_name, "tls": self.secure, "tls_ca": self.server_pem_path}
 

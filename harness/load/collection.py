@@ -1,4 +1,4 @@
-"""The scenario's collection: created once per run (dropped first if it exists), never per user."""
+"""The scenario's collection: created once per run (dropped first if it exists), never per user, or required to exist."""
 
 from __future__ import annotations
 
@@ -46,3 +46,14 @@ def create(address: Address, scenario: Scenario) -> None:
         except Exception as exc:  # pymilvus raises MilvusException / grpc errors / ParamError
             raise TargetError(f"cannot create collection {scenario.collection!r} "
                               f"({scenario.shards} shards, {scenario.partitions} partitions): {exc}") from None
+
+
+def require(address: Address, scenario: Scenario) -> None:
+    """The scenario's collection must exist already (--collection-mode reuse); TargetError if not."""
+    with MilvusAdmin(address) as admin:
+        try:
+            present = admin.client.has_collection(scenario.collection)
+        except Exception as exc:  # as in create(): pymilvus and grpc errors
+            raise TargetError(f"cannot look up collection {scenario.collection!r}: {exc}") from None
+    if not present:
+        raise TargetError(f"collection {scenario.collection!r} does not exist; --collection-mode create makes it")

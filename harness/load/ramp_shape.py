@@ -1,8 +1,8 @@
 """The ramp as a Locust LoadTestShape: Locust's own way to change the user count while a test runs.
 
-Only the locustfile of unpinned runs (locustfiles/insert_ramp.py) holds it; with `--users N`
-the run uses locustfiles/insert.py and Locust's plain -u N. The shape runs where the users are
-counted (the local runner or the master) and reads acks.jsonl, which every user appends to.
+Only the ramp's locustfile (harness/locustfiles/ramp.py, loaded next to milvus_insert.py by
+runs without --users) holds it; with `--users N` the run uses Locust's plain -u N. The shape
+runs where the users are counted (the local runner or the master), which also writes acks.jsonl.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 
 from locust import LoadTestShape
 
+from harness.load.central import central_of
 from harness.load.ramp import SPAWN_RATE, Ramp
 from harness.rundir import JsonlWriter
 from harness.run.jsonl_tail import JsonlTail
@@ -33,10 +34,12 @@ class RampShape(LoadTestShape):
         run_time = environment.parsed_options.run_time if environment.parsed_options else None
         if run_time and self.get_run_time() >= run_time:
             return None
+        settings = central_of(environment).settings
+        if settings is None:  # the first tick comes before test_start: the ramp's first step
+            return 1, SPAWN_RATE
         if self.ramp is None:
-            config = environment.harness_config
-            self.acks = JsonlTail(config.acks)
-            self.ramp = Ramp(record=JsonlWriter(config.ramp) if config.ramp else None)
+            self.acks = JsonlTail(settings.acks)
+            self.ramp = Ramp(record=JsonlWriter(settings.ramp) if settings.ramp else None)
         assert self.acks is not None
         self.ramp.add(self.acks.poll())
         return self.ramp.users(), SPAWN_RATE

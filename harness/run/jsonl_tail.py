@@ -55,6 +55,8 @@ class AckTally:
 
     def poll(self) -> None:
         for ack in sorted(self._tail.poll(), key=lambda a: a["t"]):
+            if ack.get("stale"):  # a batch whose lease was taken back: its rows count once, from its holder
+                continue
             if ack["ok"]:
                 self.acked_rows += ack["rows"]
                 self.series.append([ack["t"], self.acked_rows])

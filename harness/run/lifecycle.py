@@ -185,13 +185,14 @@ def stop_rule(stop_events: list[Event], keep_going: bool, restart: str) -> str |
 def finalize_run(run_dir: RunDir, *, run_id: str, scenario: scenarios.Scenario, facts: dict[str, Any],
                  began: float, verification: dict[str, Any], status: str = "FINISHED",
                  exit_code: int | None = None, inconclusive: str | None = None,
-                 console: Console | None = None) -> RunResult:
+                 console: Console | None = None, ended: float | None = None) -> RunResult:
     """Judge a stopped run from its directory: summary.json with the verdict, then the reports.
 
     Called by `run` and by the web UI once the load, the watchers and the verification are
-    done; ABORTED (status) keeps partial figures and no verdict.
+    done; ABORTED (status) keeps partial figures and no verdict. `ended` defaults to now (a
+    load run outside the harness gives its last record's time).
     """
-    ended = time.time()
+    ended = ended if ended is not None else time.time()
     summary = compute(run_dir, run_id=run_id, facts=facts, scenario=scenario.to_json(), started=began,
                       ended=ended, verification=verification, status=status, time_to_verdict=None)
     recorded = list(read_jsonl(run_dir.events))
@@ -297,11 +298,6 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             write_json(run_dir.run_json, {**inputs, "isolation": facts.get("isolation"), "facts": facts})
             progress.phase = "creating collection"
             collection.create(endpoint.connection, scenario)
-            config = run_dir.path / "load.json"
-            write_json(config, {"address": endpoint.address, "credentials": endpoint.credentials.to_json(),
-                                "scenario": scenario.to_json(), "acks": str(run_dir.acks), **pause.to_json(),
-                                **({"ramp": str(run_dir.ramp)} if scenario.users is None else {}),
-                                **(down.to_json() if gate else {})})
             if scenario.check_after_restart and options.locust == "local":  # it pauses local Locust only
                 restart_check = RestartCheck(context, endpoint.connection, scenario.collection, pause,
                                              acked_rows=lambda: _acked_rows(run_dir),
@@ -317,8 +313,8 @@ def _run(options: RunOptions, console: Console, began: float, scenario: scenario
             progress.load_started = time.time()
             progress.phase = "loading"
             if locust is None:
-                locust = start_headless(run_dir, config, scenario.users, options.workers, options.run_time,
-                                        secrets=endpoint.credentials.to_env())
+                locust = start_headless(run_dir, endpoint.connection, options.scenario, options.overrides,
+                                        scenario.users, options.workers, options.run_time)
             injector = inject.Injector([inject.parse(s) for s in options.inject], target, context,
                                        lambda: tail.acked_rows)
             injector.start()

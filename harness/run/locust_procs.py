@@ -1,6 +1,8 @@
 """Locust as processes, for `run` (headless) and `ui` (web UI): the one place that spawns and stops them.
 
-One process, or with workers a master and N workers on loopback. Each gets its own session,
+Both run the insert locustfile (harness/locustfiles/milvus_insert.py, what plain `locust -f
+locustfiles/milvus_insert.py` runs) with its own options. One process, or with workers a
+master and N workers on loopback. Each gets its own session,
 so Ctrl-C reaches the harness alone, which then stops Locust in order (gevent stays out of
 the harness process).
 """
@@ -15,14 +17,16 @@ import time
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
+from harness.milvus_client import PASSWORD_ENV, TOKEN_ENV, USER_ENV, Connection
 from harness.rundir import RunDir
 
 LOCUSTFILES = Path(__file__).parent.parent / "locustfiles"
 
 
-def locust_argv(locustfile: Path, *options: str) -> list[str]:
-    """The command line every Locust process of the harness starts with."""
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), *options]
+def locust_argv(locustfiles: Sequence[Path], *options: str) -> list[str]:
+    """The command line every Locust process of the harness starts with (Locust merges the
+    users and shapes of several locustfiles)."""
+    return [sys.executable, "-m", "locust", "-f", ",".join(str(f) for f in locustfiles), *options]
 
 
 class LoadProcesses(Protocol):
@@ -43,7 +47,10 @@ class LocustProcesses:
     def start(self, common: Sequence[str], master_options: Sequence[str], workers: int, log_path: Path,
               env: Mapping[str, str] | None = None) -> None:
         """Spawn Locust: `common` + `master_options`, and with `workers` that many workers
-        connected to it over loopback; every process appends its output to `log_path`."""
+        connected to it over loopback; every process appends its output to `log_path`.
+
+        They run in the log's directory: Locust reads a ./locust.conf (or pyproject.toml's
+        [tool.locust]) by itself, and one in the user's directory must not change the load."""
         master = [*common, *master_options]
         with log_path.open("ab") as log:
             if workers:
@@ -52,17 +59,17 @@ class LocustProcesses:
                 port = free_ports(1)[0]
                 master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
                            "--expect-workers", str(workers)]
-                self.procs.append(self._spawn(master, log, env))
+                self.procs.append(self._spawn(master, log, env, log_path.parent))
                 for _ in range(workers):
                     self.procs.append(self._spawn([*common, "--worker", "--master-host", "127.0.0.1",
-                                                   "--master-port", str(port)], log, env))
+                                                   "--master-port", str(port)], log, env, log_path.parent))
             else:
-                self.procs.append(self._spawn(master, log, env))
+                self.procs.append(self._spawn(master, log, env, log_path.parent))
 
     @staticmethod
-    def _spawn(argv: list[str], log: object, env: Mapping[str, str] | None) -> subprocess.Popen[bytes]:
+    def _spawn(argv: list[str], log: object, env: Mapping[str, str] | None, cwd: Path) -> subprocess.Popen[bytes]:
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env=dict(env) if env is not None else None, start_new_session=True)
+                                env=dict(env) if env is not None else None, start_new_session=True, cwd=cwd)
 
     def running(self) -> bool:
         """True while the master (or the only process) runs."""
@@ -102,24 +109,43 @@ def log_tail(path: Path, lines: int = 15) -> str:
 def locust_env(secrets: Mapping[str, str], extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The Locust processes' environment: ours, with the Milvus credentials replaced by the
     run's own (`secrets`, Credentials.to_env), so they never go through a file or argv."""
-    from harness.milvus_client import PASSWORD_ENV, TOKEN_ENV, USER_ENV
-
     env = {name: value for name, value in os.environ.items() if name not in (USER_ENV, PASSWORD_ENV, TOKEN_ENV)}
     return {**env, **secrets, **(extra or {})}
 
 
-def start_headless(run_dir: RunDir, config: Path, users: int | None, workers: int,
-                   run_time: float | None, secrets: Mapping[str, str] | None = None) -> LocustProcesses:
-    """Locust for `run`: headless, inserting what load.json (`config`) says, writing its stats
-    and HTML report into the run directory; `users` None ramps them (harness.load.ramp);
-    `secrets` (the credentials) go in its environment."""
-    locustfile = LOCUSTFILES / ("insert_ramp.py" if users is None else "insert.py")
-    common = locust_argv(locustfile, "--harness-config", str(config), "--loglevel", "INFO", "--skip-log-setup")
+def insert_options(connection: Connection, scenario: str, overrides: Mapping[str, str], run_dir: RunDir) -> list[str]:
+    """The insert locustfile's options for a harness run: its Milvus, the scenario as the user
+    gave it (a file by its absolute path), the collection the harness made, the run's acks.jsonl
+    and directory. Who the harness is to Milvus goes through the environment (locust_env)."""
+    path = Path(scenario)
+    if scenario.endswith(".toml") or path.exists():
+        scenario = str(path.resolve())
+    options = ["--host", connection.uri, "--scenario", scenario, "--collection-mode", "reuse",
+               "--acks-file", str(run_dir.acks), "--harness-run-dir", str(run_dir.path)]
+    for key, value in overrides.items():
+        options += ["--set", f"{key}={value}"]
+    credentials = connection.credentials
+    if credentials.db_name:
+        options += ["--db-name", credentials.db_name]
+    if credentials.server_pem_path:
+        options += ["--tls-ca", credentials.server_pem_path]
+    return options
+
+
+def start_headless(run_dir: RunDir, connection: Connection, scenario: str, overrides: Mapping[str, str],
+                   users: int | None, workers: int, run_time: float | None) -> LocustProcesses:
+    """Locust for `run`: headless, the insert locustfile (with the ramp's when `users` is None)
+    inserting into `connection`, writing its stats and HTML report into the run directory
+    (every path absolute: Locust runs in the run's logs directory)."""
+    run_dir = RunDir(run_dir.path.resolve())
+    locustfiles = [LOCUSTFILES / "milvus_insert.py", *([LOCUSTFILES / "ramp.py"] if users is None else [])]
+    common = locust_argv(locustfiles, *insert_options(connection, scenario, overrides, run_dir),
+                         "--loglevel", "INFO", "--skip-log-setup")
     master = ["--headless", *([] if users is None else ["-u", str(users), "-r", str(users)]),
               "--csv", str(run_dir.locust_prefix), "--csv-full-history", "--html", str(run_dir.locust_html),
               "--exit-code-on-error", "0", "--stop-timeout", "120"]
     if run_time:
         master += ["--run-time", f"{int(run_time)}s"]
     locust = LocustProcesses()
-    locust.start(common, master, workers, run_dir.logs / "locust.log", locust_env(secrets or {}))
+    locust.start(common, master, workers, run_dir.logs / "locust.log", locust_env(connection.credentials.to_env()))
     return locust

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT = 19530
 
 
-def parse_uri(uri: str) -> tuple[str, int]:
-    """'http://host:port', 'https://host:port' (TLS), 'tcp://host:port', 'host:port' or 'host' -> (host, port)."""
+def parse_uri(uri: str, flag: str = "--uri") -> tuple[str, int]:
+    """'http://host:port', 'https://host:port' (TLS), 'tcp://host:port', 'host:port' or 'host' -> (host, port);
+    `flag` names the option it came from in the refusal."""
     text = uri.strip()
     parts = urlsplit(text if "://" in text else f"tcp://{text}")
     try:
@@ -38,7 +39,7 @@ def parse_uri(uri: str) -> tuple[str, int]:
     except ValueError:
         port = -1
     if parts.scheme not in ("http", "https", "tcp", "grpc") or not parts.hostname or not 0 < port < 65536:
-        raise UsageError(f"--uri {uri!r} is not a Milvus address; use e.g. http://127.0.0.1:19530")
+        raise UsageError(f"{flag} {uri!r} is not a Milvus address; use e.g. http://127.0.0.1:19530")
     return parts.hostname, port
 
 

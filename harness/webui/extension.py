@@ -1,7 +1,8 @@
 """The Locust side of `milvus-harness ui`: the start form's scenario fields, the "Milvus
 memory" tab, and the hand-over of every run to and from the harness process.
 
-Imported only inside Locust processes, by harness/locustfiles/ui.py. It uses Locust's own
+Imported only inside Locust processes, by harness/locustfiles/ui.py (loaded next to the insert
+locustfile, whose users, ledger and options it drives). It uses Locust's own
 extension points (examples/extend_web_ui.py): custom arguments shown in the start form,
 `extended_tabs` in the web UI's template arguments, a Blueprint with routes and static files
 on `environment.web_ui.app`, and the init / test_stop events. The tab's page script
@@ -9,7 +10,8 @@ on `environment.web_ui.app`, and the init / test_stop events. The tab's page scr
 /memory passed through, so the figures are those of the run directory's files.
 
 Per run: POST /swarm (the form) first asks the harness for a run (refused with its message
-when a field is invalid); the answer's load.json is handed to the users (and workers). When
+when a field is invalid); the answer's settings are the next test's (harness.load.central),
+on the master and, by a custom message, on every worker. When
 the test stops for any reason, Locust's stats are written into the run directory and the
 harness is told, which writes the verdict and reports. The harness can ask for a stop (its
 stop rules) through /state, polled here.
@@ -37,7 +39,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import STATE_CLEANUP, STATE_RUNNING, STATE_SPAWNING, STATE_STOPPING, MasterRunner, WorkerRunner
 
-from harness.load import user
+from harness.load.central import central_of
+from harness.load.locust_options import LoadSettings
 from harness.webui import CREDENTIALS_ENV, FORM_FIELDS, STATIC_DIR, TAB_KEY, TAB_TITLE, TOKEN_ENV
 
 log = logging.getLogger(__name__)
@@ -112,11 +115,11 @@ class HarnessRuns:
             return f"the harness did not answer: {exc}"
         if status != 200:
             return answer.get("error") or f"the harness answered {status}"
-        config = user.LoadConfig(Path(answer["config"]))
-        user.use_config(self.environment, config, self._drained)
-        self.host = f"http://{config.address}"
+        settings = LoadSettings.from_json(answer["settings"], os.environ)
+        central_of(self.environment).next_settings = settings
+        self.host = f"http://{settings.connection.address}"
         if isinstance(runner, MasterRunner):
-            runner.send_message("harness_run", {"config": answer["config"]})
+            runner.send_message("harness_run", {"settings": answer["settings"]})
         self.run_id, self.run_dir, self.stop_reason = answer["run_id"], Path(answer["run_dir"]), None
         log.info("run %s: loading", self.run_id)
         return None
@@ -136,10 +139,9 @@ class HarnessRuns:
             waited += 0.5
         return runner.worker_count > 0
 
-    def _drained(self) -> None:
+    def drained(self) -> None:
+        """Every batch settled: the insert locustfile stops the test; the reason is ours to give."""
         self.stop_reason = "every batch settled"
-        log.info("every batch settled; stopping the test")
-        gevent.spawn_later(0.1, self.environment.runner.stop)  # type: ignore[union-attr]
 
     def on_test_stop(self, environment: Environment, **_kw: Any) -> None:
         """Write Locust's stats into the run directory, then hand the run back to the harness."""
@@ -204,16 +206,18 @@ def _init(environment: Environment, **_kw: Any) -> None:
     if opts is None or not opts.harness_control:
         return
     runner = environment.runner
-    user.install(environment)
+    central = central_of(environment)
+    central.options_from_form = False  # the harness gives each run's settings
     if isinstance(runner, WorkerRunner):
         def on_run(msg: Any, **_: Any) -> None:
-            user.use_config(environment, user.LoadConfig(Path(msg.data["config"])), None)
+            central.next_settings = LoadSettings.from_json(msg.data["settings"], os.environ)
 
         runner.register_message("harness_run", on_run)
         return
     runs = HarnessRuns(environment, Control(opts.harness_control, os.environ.get(TOKEN_ENV, "")),
                        Path(opts.harness_report_dir))
     environment.harness_runs = runs  # type: ignore[attr-defined]
+    central.on_drained.append(runs.drained)
     environment.events.test_start.add_listener(runs.on_test_start)
     environment.events.test_stop.add_listener(runs.on_test_stop)
     gevent.spawn(runs.watch_harness)

@@ -13,7 +13,7 @@ channel (webui/control.py) that only this process serves, guarded by a random to
 
 Start in the browser: Locust sends the form's scenario fields here; they are validated like
 `--set` (a refusal is shown in the form), a fresh run directory and collection are made and
-the answer names the run's load.json, which Locust's users then insert. Stop (the Stop
+the answer holds the run's load settings (harness.load.locust_options), which Locust's users then insert. Stop (the Stop
 button, the run time, every batch settled, or a stop rule here, which Locust sees on /state):
 Locust writes its stats into the run directory and says so; this process verifies the acked
 rows and writes summary.json and the reports exactly as `run` does.
@@ -53,6 +53,7 @@ from harness.targets.protocol import Endpoint, Target
 from harness.watch import events
 from harness.watch.events import Event, Recorder, RunEvents, Sample
 from harness.load.dispenser import ServerDown
+from harness.load.locust_options import REUSE, LoadSettings
 from harness.run.listeners import RunListeners, attach_listeners
 from harness.webui import FORM_FIELDS
 from harness.webui.control import ControlChannel
@@ -194,7 +195,7 @@ class UiSession:
     # -- runs --------------------------------------------------------------------------
 
     def start_run(self, fields: dict[str, str], users: str | None) -> dict[str, Any]:
-        """A new run from the start form: validated fields, fresh run dir and collection, load.json."""
+        """A new run from the start form: validated fields, fresh run dir and collection, the load settings."""
         overrides = dict(self.options.overrides)
         overrides.update({k: str(v).strip() for k, v in fields.items() if k in FORM_FIELDS})
         # The web UI never ramps: the form's user count (1 when a caller gives none) is the run's.
@@ -253,10 +254,10 @@ class UiSession:
             run.finishing = True
             self._finish(run, reason=str(exc), inconclusive=str(exc))
             raise
-        config = run_dir.path / "load.json"
-        write_json(config, {"address": self.endpoint.address, "credentials": self.endpoint.credentials.to_json(),
-                            "scenario": scenario.to_json(),
-                            "acks": str(run_dir.acks.resolve()), **down.to_json()})
+        # The users insert into the collection made here (reuse); the secrets reach Locust
+        # through its environment (web_locust), never this answer.
+        settings = LoadSettings(self.endpoint.connection, scenario, REUSE, run_dir.acks.resolve(),
+                                run_dir=run_dir.path.resolve())
         context.fire_event(component="harness", type=events.LOAD_STARTED,
                            detail=f"{scenario.users} user{'s' if scenario.users != 1 else ''}, started in the web UI")
         run.injector = inject.Injector([inject.parse(s) for s in self.options.inject], self.target, context,
@@ -268,7 +269,7 @@ class UiSession:
         self.console.print(f"run {run_id}: loading {scenario.total_rows:,} rows in {scenario.batch_rows:,}-row "
                            f"batches ({_count(scenario.shards, 'shard')}, {_count(scenario.partitions, 'partition')}, "
                            f"{_count(scenario.users, 'user')})", highlight=False)
-        return {"run_id": run_id, "config": str(config.resolve()), "run_dir": str(run_dir.path.resolve())}
+        return {"run_id": run_id, "settings": settings.to_json(), "run_dir": str(run_dir.path.resolve())}
 
     def _watch_run(self, run: _Run) -> None:
         """The stop rules of `run`: Locust learns of a stop request from /state."""

@@ -36,7 +36,7 @@ class WebLocust:
 
     def start(self, control_url: str, token: str, web: WebOptions, scenario: Scenario, options: RunOptions) -> None:
         """Locust with its web UI on `web`, the form filled from `scenario`, and --workers workers."""
-        common = locust_argv(LOCUSTFILES / "ui.py", "--harness-control", control_url,
+        common = locust_argv([LOCUSTFILES / "milvus_insert.py", LOCUSTFILES / "ui.py"], "--harness-control", control_url,
                              "--harness-report-dir", str(options.report_dir.resolve()))
         # Users finish the insert in flight when stopped; with workers keep that short, as a
         # Locust worker rejoins for the next test only once the stop timeout has passed.

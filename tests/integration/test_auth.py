@@ -61,7 +61,7 @@ def test_credentials_and_database_reach_every_client_and_no_file(tmp_path, milvu
         assert refused.returncode == 2, refused.stdout + refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr, refused.stderr
         assert "refused" in refused.stderr and "auth" in refused.stderr.lower(), refused.stderr
-        assert not list((tmp_path / "refused").glob("*/load.json"))  # Locust was never started
+        assert not list((tmp_path / "refused").glob("*/logs/locust.log"))  # Locust was never started
         assert COLLECTION not in _collections(address, DB)
 
         # The right credentials, from the environment: every batch lands in the test's database.
@@ -80,7 +80,7 @@ def test_credentials_and_database_reach_every_client_and_no_file(tmp_path, milvu
             assert admin.row_count(COLLECTION) == 50_000
         assert COLLECTION not in _collections(address, None)  # not in the default database
 
-        # The password is in no file the runs wrote (run.json, load.json, logs, reports).
+        # The password is in no file the runs wrote (run.json, acks, logs, reports).
         for path in tmp_path.rglob("*"):
             if path.is_file():
                 assert PASSWORD.encode() not in path.read_bytes(), path

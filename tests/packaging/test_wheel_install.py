@@ -103,3 +103,11 @@ def test_wheel_only_install_imports_and_runs_help(version: str, wheel: Path, tmp
     helped = subprocess.run([str(venv / "bin" / "milvus-harness"), "--help"], capture_output=True, text=True,
                             timeout=300, cwd=tmp_path, env=env)
     assert helped.returncode == 0 and "usage: milvus-harness" in helped.stdout, helped.stderr
+    # The insert locustfile ships in the wheel (what `run` starts), and the top-level one, which
+    # re-exports it, runs on the installed package: it gets as far as Milvus (none on port 1).
+    assert (Path(harness_file).parent / "locustfiles" / "milvus_insert.py").is_file()
+    refused = subprocess.run([str(venv / "bin" / "locust"), "-f", str(ROOT / "locustfiles" / "milvus_insert.py"),
+                              "--headless", "-u", "1", "-r", "1", "-t", "20s", "--host", "http://127.0.0.1:1",
+                              "--scenario", "smoke", "--acks-file", str(tmp_path / "acks.jsonl")],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert refused.returncode == 1 and "cannot reach Milvus at http://127.0.0.1:1" in refused.stderr, refused.stderr

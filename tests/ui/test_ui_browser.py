@@ -53,6 +53,10 @@ def test_start_watch_stop_report_and_start_again(no_leftovers, milvus_version, u
         # The scenario's fields are Locust custom parameters; a bad one refuses the start.
         page.get_by_text("Custom parameters").click()
         assert page.locator('input[name="totalRows"]').input_value() == "200000"
+        # The insert locustfile's own options are the harness's to give here: not in the form.
+        for name in ("scenario", "set", "user", "password", "token", "dbName", "tlsCa"):
+            assert page.locator(f'input[name="{name}"]').count() == 1 and not page.locator(
+                f'input[name="{name}"]').is_visible(), name
         page.locator('input[name="shards"]').fill("99")
         page.get_by_role("button", name="Start").click()
         page.get_by_text("shards=99 is out of range: 1 to 16").wait_for(timeout=15_000)
