@@ -16,7 +16,8 @@ from harness import milvus_client
 from harness.milvus_client import Connection, Credentials
 from harness.rundir import read_json
 from harness.targets import install as installs
-from harness.targets.embedded import DEFAULT_CONFIG, EmbeddedServer, EmbeddedTarget
+from harness.targets.embedded import DEFAULT_CONFIG, EmbeddedTarget
+from harness.targets.embedded_server import EmbeddedServer
 from harness.targets.milvus_config import parse_config_overrides
 from harness.targets.protocol import TargetOptions
 from harness.watch.events import RunEvents

@@ -3,7 +3,7 @@
 import pytest
 
 from harness.errors import UsageError
-from harness.targets.embedded import render_config
+from harness.targets.embedded_server import render_config
 from harness.targets.milvus_config import parse_config_overrides
 
 
