@@ -73,18 +73,10 @@ def _log_times(log_dir: Path) -> list[float]:
     return sorted(times)
 
 
-def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(tmp_path, milvus_version,
-                                                                                  harness_cli):
-    # The seed at 1 GiB: first OOM-killed at about 150,000 rows; the restarted server replays
-    # its log and is OOM-killed again. Kept short: two deaths while recovering make the loop
-    # (--crash-loop-after 2), back-offs of 1 s, and the persisted row count as the end check:
-    # counting per batch would load the seed's 256 segments (16 shards x 16 partitions), which
-    # took minutes here (docs/recovery.md).
-    report_dir = tmp_path / "reports"
-    began = time.time()
-    proc = harness_cli.start("run", "--report-dir", str(report_dir), "--keep-going", "--set", "total_rows=1000000",
-                             "--memory-limit", "1GiB", "--restart-backoff", "1s", "--restart-backoff-max", "1s",
-                             "--crash-loop-after", "2", "--verify", "rows")
+def _run_counting_oom_kills(harness_cli, report_dir: Path, *args: str) -> tuple:
+    """`run --report-dir report_dir *args` to its end, with the cgroup's oom_kill counter polled
+    from the moment run.json names the cgroup: (proc, stdout, stderr, counter)."""
+    proc = harness_cli.start("run", "--report-dir", str(report_dir), *args)
     counter = _OomCounter()
     try:
         def cgroup_known() -> bool:
@@ -99,6 +91,21 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
         out, err = proc.communicate(timeout=600)
     finally:
         counter.stop()
+    return proc, out, err, counter
+
+
+def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(tmp_path, milvus_version,
+                                                                                  harness_cli):
+    # The seed at 1 GiB: first OOM-killed at about 150,000 rows; the restarted server replays
+    # its log and is OOM-killed again. Kept short: two deaths while recovering make the loop
+    # (--crash-loop-after 2), back-offs of 1 s, and the persisted row count as the end check:
+    # counting per batch would load the seed's 256 segments (16 shards x 16 partitions), which
+    # took minutes here (docs/recovery.md).
+    report_dir = tmp_path / "reports"
+    began = time.time()
+    proc, out, err, counter = _run_counting_oom_kills(
+        harness_cli, report_dir, "--keep-going", "--set", "total_rows=1000000", "--memory-limit", "1GiB",
+        "--restart-backoff", "1s", "--restart-backoff-max", "1s", "--crash-loop-after", "2", "--verify", "rows")
     elapsed = time.time() - began
     [run_dir] = list(report_dir.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -220,25 +227,10 @@ def test_keep_going_through_oom_kills_reaches_the_planned_rows_and_verifies_ever
     # milestone is reached only after the server recovered and took rows again. Those are
     # real OOM kills, judged as such: without --keep-going the load would stop at the first.
     report_dir = tmp_path / "reports"
-    proc = harness_cli.start("run", "--report-dir", str(report_dir), "--scenario", "smoke", "--keep-going",
-                             "--set", "total_rows=200000", "--memory-limit", "1GiB",
-                             "--restart-backoff", "1s", "--restart-backoff-max", "2s", "--verify", "pk-ranges",
-                             "--inject", "oom@rows=40000", "--inject", "oom@rows=90000",
-                             "--inject", "oom@rows=140000")
-    counter = _OomCounter()
-    try:
-        def cgroup_known() -> bool:
-            runs = list(report_dir.glob("*/run.json")) if report_dir.exists() else []
-            facts = json.loads(runs[0].read_text()).get("facts", {}) if runs else {}
-            if facts.get("cgroup"):
-                counter.start(Path(facts["cgroup"]))
-                return True
-            return proc.poll() is not None
-
-        wait_for(cgroup_known, 240, "the run's cgroup in run.json")
-        out, err = proc.communicate(timeout=600)
-    finally:
-        counter.stop()
+    proc, out, err, counter = _run_counting_oom_kills(
+        harness_cli, report_dir, "--scenario", "smoke", "--keep-going", "--set", "total_rows=200000",
+        "--memory-limit", "1GiB", "--restart-backoff", "1s", "--restart-backoff-max", "2s", "--verify", "pk-ranges",
+        "--inject", "oom@rows=40000", "--inject", "oom@rows=90000", "--inject", "oom@rows=140000")
     [run_dir] = list(report_dir.iterdir())
     summary = json.loads((run_dir / "summary.json").read_text())
     recorded = list(read_jsonl(run_dir / "events.jsonl"))
