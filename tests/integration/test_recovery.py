@@ -190,6 +190,7 @@ def test_death_while_the_harness_waits_for_readiness_is_recorded_at_once(milvus_
         assert target.pid() not in (None, restarted)
 
 
+@pytest.mark.slow  # CI's 30 minutes: the oom@ test below takes --keep-going through three kills too
 def test_keep_going_through_kills_reaches_the_planned_rows_when_recovery_succeeds(tmp_path, milvus_version,
                                                                                    harness_cli):
     # Three kills at row milestones: each is reached only after the server recovered and took
