@@ -34,21 +34,30 @@ def test_without_users_the_run_ramps_and_holds_its_best_step(tmp_path, milvus_ve
     out, run_dir = _run(harness_cli, tmp_path, "--set", "total_rows=500000")
     summary = json.loads((run_dir / "summary.json").read_text())
     ramp = summary["concurrency"]
-    assert ramp["mode"] == "ramp" and ramp["settled"], ramp
+    assert ramp["mode"] == "ramp", ramp
     steps = ramp["steps"]
     rates = [s["rows_per_s"] for s in steps]
     assert [s["users"] for s in steps] == list(range(1, len(steps) + 1)) and len(steps) >= 2
-    # The rule: every step but the last grew by at least 10 % over the one before; the last did not.
-    assert all(rates[i] >= 1.1 * rates[i - 1] for i in range(1, len(rates) - 1)), rates
-    assert rates[-1] < 1.1 * rates[-2], rates
-    assert ramp["users"] == max(range(len(rates)), key=lambda i: rates[i]) + 1
-    # Locust really ran each step's users: as many inserts were in flight at once as the last step's.
     acks = list(read_jsonl(run_dir / "acks.jsonl"))
-    assert _most_inserts_in_flight(acks) == len(steps)
+    if ramp["settled"]:
+        # The rule: every step but the last grew by at least 10 % over the one before; the last
+        # did not; the run holds the best step.
+        assert all(rates[i] >= 1.1 * rates[i - 1] for i in range(1, len(rates) - 1)), rates
+        assert rates[-1] < 1.1 * rates[-2], rates
+        assert ramp["users"] == max(range(len(rates)), key=lambda i: rates[i]) + 1
+        assert f"{ramp['users']} user" in out and "the ramp's best step" in out
+        said = f"{ramp['users']} user{'s' * (ramp['users'] != 1)}, the ramp's best step"
+    else:
+        # A server still gaining at every step when the 50 batches ran out (a quiet machine
+        # can be): every step grew by 10 % or more, and the run says which step it was on.
+        assert all(rates[i] >= 1.1 * rates[i - 1] for i in range(1, len(rates))), rates
+        assert ramp["users"] == len(steps) + 1
+        said = f"the load ended while the ramp measured {ramp['users']} users"
+    # Locust really ran each measured step's users: that many inserts were in flight at once.
+    assert _most_inserts_in_flight(acks) >= len(steps)
     # The batches stay those of a pinned run: each once, none skipped.
     assert sorted(a["batch"] for a in acks if a["ok"]) == list(range(50))
-    assert f"{ramp['users']} user" in out and "the ramp's best step" in out
-    assert "Concurrency" in (run_dir / "report.md").read_text()
+    assert f"| **Concurrency** | {said}" in (run_dir / "report.md").read_text()
 
 
 def test_with_users_the_run_does_not_ramp(tmp_path, milvus_version, harness_cli):
