@@ -19,9 +19,9 @@ time), each termination reported once. The API server or the metrics API failing
 (404), unavailable (503) or slow is a WatchGap event, retried with back-off; the watcher
 itself never dies of it.
 
-Over 400 lines on purpose: one poll reads pods, PodMetrics and /metrics into one per-pod state
-(series names, restart counts, terminations seen, figures fired); the API's back-off and gap
-accounting already live in harness/watch/kube_api.py.
+The API's back-off and gap accounting live in watch/kube_api.py, the reads besides the pod list
+(PodMetrics, the pod proxy, a dead container's log) in watch/kube_reads.py, and which samples a
+container gets in watch/kube_samples.py.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from harness.units import format_bytes
-from harness.watch import crash_log, events, sources
-from harness.watch.events import RunEvents, Sample
+from harness.watch import events, kube_reads
+from harness.watch.events import RunEvents
+from harness.watch.kube_samples import ContainerSamples
 from harness.watch.kube_api import MAX_BACKOFF, Backoff, Gap, describe_error
-from harness.watch.metrics import HEAP_PATH, parse_metrics
+from harness.watch.metrics import parse_metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,6 @@ CRASH_LOOP_BACK_OFF = "CrashLoopBackOff"
 #: Components named in WatchGap events: which API failed.
 API_COMPONENT = "kube-apiserver"
 METRICS_COMPONENT = "metrics.k8s.io"
-#: Milvus serves Prometheus metrics on this port in every pod.
-METRICS_PORT = 9091
-#: Lines of a dead container's log read for its crash signature: the goroutine dump follows
-#: the panic or signal header, so the header is within this many lines of the end (one read per death).
-CRASH_LOG_LINES = 100_000
 
 
 @dataclass
@@ -88,20 +84,6 @@ def _ts(value: Any, default: float) -> float:
 def _termination_key(term: Any) -> str:
     finished = term.finished_at.isoformat() if term.finished_at is not None else ""
     return f"{term.container_id or ''}@{finished}@{term.exit_code}"
-
-
-def memory_limit(container: Any) -> int | None:
-    """resources.limits.memory of a V1Container in bytes, or None when it has none."""
-    from kubernetes.utils import parse_quantity
-
-    limits = (container.resources.limits if container.resources is not None else None) or {}
-    value = limits.get("memory")
-    if value is None:
-        return None
-    try:
-        return int(parse_quantity(value))
-    except ValueError:
-        return None
 
 
 class KubernetesWatcher:
@@ -143,9 +125,7 @@ class KubernetesWatcher:
         self._last_gone: dict[str, str] = {}
         self._restarts: dict[str, int] = {}
         self._scraped: dict[str, dict[str, float]] = {}
-        #: (pod, container) -> the last PodMetrics (timestamp, bytes) sampled: a repeat is not a new sample
-        self._stamps: dict[tuple[str, str], tuple[float, int]] = {}
-        self._carried: dict[str, tuple[int | None, int]] = {}  # series -> (limit, restarts) last sampled
+        self._samples = ContainerSamples()
         #: Failed API polls so far (tests and the live view read it).
         self.api_errors = 0
 
@@ -284,7 +264,7 @@ class KubernetesWatcher:
                        data={"pod": state.name, "reason": reason})
 
     def _update_containers(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
-        limits = {c.name: memory_limit(c) for c in (pod.spec.containers if pod.spec is not None else None) or []}
+        limits = {c.name: kube_reads.memory_limit(c) for c in (pod.spec.containers if pod.spec is not None else None) or []}
         for cs in (pod.status.container_statuses if pod.status is not None else None) or []:
             last = cs.last_state.terminated if cs.last_state is not None else None
             current = cs.state.terminated if cs.state is not None else None
@@ -345,7 +325,8 @@ class KubernetesWatcher:
                       + (f" at its {format_bytes(limit)} limit" if limit else ""))
             ctx.fire_event(component=series, type=events.OOM_KILLED, t=_ts(finished, now), detail=detail, data=data)
         else:
-            crash = self._crash_signature(state.name, container, term)
+            crash = kube_reads.crash_signature(self._core, self.namespace, state.name, container, term.exit_code,
+                                                self.request_timeout)
             if crash is not None:
                 data["crash"] = crash.to_json()
             ctx.fire_event(component=series, type=events.EXITED, t=_ts(finished, now),
@@ -353,24 +334,6 @@ class KubernetesWatcher:
                                   f"{term.reason or 'no reason given'} (exit code {term.exit_code})"
                                   + (f": {crash.line()}" if crash else ""),
                            data=data)
-
-    def _crash_signature(self, pod: str, container: str, term: Any) -> crash_log.CrashSignature | None:
-        """The panic or assertion in the dead container's log (kubelet keeps the previous one),
-        None when it exited cleanly, was SIGKILLed (137), or its log cannot be read."""
-        if term.exit_code in (0, 137):
-            return None
-        for previous in (True, False):  # restarted: kubelet's previous log; not yet: the current one
-            try:
-                text = self._core.read_namespaced_pod_log(pod, self.namespace, container=container, previous=previous,
-                                                          tail_lines=CRASH_LOG_LINES,
-                                                          _request_timeout=self.request_timeout)
-            except Exception as exc:  # no previous log (not restarted yet), or the API is busy
-                log.debug("reading the log of %s/%s failed: %s", pod, container, exc)
-                continue
-            found = crash_log.extract([str(text)])
-            if found is not None:
-                return found
-        return None
 
     def _update_ready(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
         conditions = (pod.status.conditions if pod.status is not None else None) or []
@@ -383,34 +346,18 @@ class KubernetesWatcher:
 
     # --- memory --------------------------------------------------------------------------
 
-    def _fetch_usage(self, ctx: RunEvents) -> dict[tuple[str, str], tuple[int, float | None, float | None]] | None:
-        """(working-set bytes, item timestamp, window) by (pod, container); None while the metrics API is in a gap."""
-        from kubernetes.utils import parse_quantity
-
+    def _fetch_usage(self, ctx: RunEvents) -> kube_reads.Usage | None:
+        """Each container's working set (kube_reads.pod_usage); None while the metrics API is in a gap."""
         if not self._metrics_backoff.due(time.monotonic()):
             return None
         try:
-            data = self._custom.list_namespaced_custom_object(
-                "metrics.k8s.io", "v1beta1", self.namespace, "pods", label_selector=self.selector,
-                _request_timeout=self.metrics_timeout)
+            usage = kube_reads.pod_usage(self._custom, self.namespace, self.selector, self.metrics_timeout)
         except Exception as exc:
             self._metrics_gap.fail(ctx, describe_error(exc))
             self._metrics_backoff.failed(time.monotonic())
             return None
         self._metrics_gap.ok()
         self._metrics_backoff.succeeded()
-        usage: dict[tuple[str, str], tuple[int, float | None, float | None]] = {}
-        items = data.get("items") if isinstance(data, dict) else None
-        for item in items or []:
-            pod = (item.get("metadata") or {}).get("name")
-            stamp, window = _rfc3339(item.get("timestamp")), _seconds(item.get("window"))
-            for container in item.get("containers") or []:
-                memory = (container.get("usage") or {}).get("memory")
-                if pod and container.get("name") and memory is not None:
-                    try:
-                        usage[(pod, container["name"])] = (int(parse_quantity(memory)), stamp, window)
-                    except ValueError:
-                        log.debug("bad memory quantity %r for %s", memory, pod)
         return usage
 
     def _scrape(self, live: list[tuple[Any, _Pod]]) -> None:
@@ -419,10 +366,8 @@ class KubernetesWatcher:
             if state.component not in self.scrape_components and "all" not in self.scrape_components:
                 continue
             try:
-                text = self._core.connect_get_namespaced_pod_proxy_with_path(
-                    f"{state.name}:{METRICS_PORT}", self.namespace, "metrics",
-                    _request_timeout=self.metrics_timeout)
-                self._scraped[state.uid] = parse_metrics(str(text))
+                text = kube_reads.pod_metrics_text(self._core, self.namespace, state.name, self.metrics_timeout)
+                self._scraped[state.uid] = parse_metrics(text)
             except Exception as exc:  # restarting pod: keep nothing rather than stale figures
                 log.debug("scraping %s failed: %s", state.name, exc)
                 self._scraped.pop(state.uid, None)
@@ -438,70 +383,15 @@ class KubernetesWatcher:
             return None
         if state is None:  # between a pod's death and its replacement
             raise LookupError(f"no live pod for {component}")
-        # Raw bytes: the client would decode a gzipped body as text otherwise.
-        response = self._core.connect_get_namespaced_pod_proxy_with_path(
-            f"{state.name}:{METRICS_PORT}", self.namespace, HEAP_PATH, _preload_content=False,
-            _request_timeout=timeout)
-        try:
-            return response.data
-        finally:
-            response.release_conn()
+        return kube_reads.pod_heap(self._core, self.namespace, state.name, timeout)
 
     def _fire_samples(self, ctx: RunEvents, live: list[tuple[Any, _Pod]],
-                      usage: dict[tuple[str, str], tuple[int, float | None, float | None]] | None, now: float) -> None:
-        """Per container: a PodMetrics sample when metrics-server has a new figure, a /metrics
-        sample when the pod's own metrics were read, and a memory-less one (limit, restarts)
-        when neither is new."""
+                      usage: kube_reads.Usage | None, now: float) -> None:
         for pod, state in live:
             for container in (pod.spec.containers if pod.spec is not None else None) or []:
                 series = state.series_of(container.name)
-                where = f"{state.name}/{container.name}"
-                common = {"component": series, "limit_bytes": memory_limit(container),
-                          "restarts": self._restarts.get(series, 0)}
-                fired = False  # a sample with a new memory figure, this poll
-                measured = usage.get((state.name, container.name)) if usage is not None else None
-                if measured is not None:
-                    memory, stamp, window = measured
-                    key = (state.name, container.name)
-                    if stamp is None or self._stamps.get(key) != (stamp, memory):
-                        self._stamps[key] = (stamp, memory)
-                        ctx.fire_sample(Sample(t=stamp if stamp is not None else now, memory_bytes=memory,
-                                               source=f"{sources.METRICS_SERVER}:{where}",
-                                               metrics={"window_seconds": window} if window else {}, **common))
-                        fired = True
-                metrics = self._scraped.get(state.uid) if container.name == state.main else None
-                rss = metrics.get("process_resident_memory_bytes") if metrics else None
-                if metrics:
-                    ctx.fire_sample(Sample(t=now, memory_bytes=int(rss) if rss is not None else None,
-                                           rss_bytes=int(rss) if rss is not None else None,
-                                           source=f"{sources.POD_METRICS}:{where}", metrics=dict(metrics), **common))
-                    fired = True
-                # Nothing new measured: a memory-less sample while memory is unknown, or to carry a
-                # new limit or restart count (a repeated PodMetrics figure is not a new sample).
-                carried = (common["limit_bytes"], common["restarts"])
-                if not fired and (measured is None or self._carried.get(series) != carried):
-                    ctx.fire_sample(Sample(t=now, memory_bytes=None, source=f"{sources.METRICS_SERVER}:{where}",
-                                           **common))
-                self._carried[series] = carried
-
-
-def _seconds(value: Any) -> float | None:
-    """A PodMetrics window ("10s", "1m0.5s", "15.004s") in seconds, or None."""
-    import re
-
-    if not isinstance(value, str) or not re.fullmatch(r"(\d+(\.\d+)?[hms])+", value):
-        return None
-    scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
-    return sum(float(n) * scale[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([hms])", value))
-
-
-def _rfc3339(value: Any) -> float | None:
-    """An API timestamp ("2025-03-11T14:02:11Z") as epoch seconds, or None."""
-    from datetime import datetime
-
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+                self._samples.fire(
+                    ctx, series=series, pod=state.name, container=container.name,
+                    limit=kube_reads.memory_limit(container), restarts=self._restarts.get(series, 0),
+                    measured=usage.get((state.name, container.name)) if usage is not None else None,
+                    metrics=self._scraped.get(state.uid) if container.name == state.main else None, now=now)
