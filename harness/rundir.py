@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -14,6 +15,8 @@ from typing import Any, Iterator
 
 from harness.errors import UsageError
 from harness.units import format_bytes
+
+log = logging.getLogger(__name__)
 
 #: Carried by every JSON file the harness writes; bump when a field changes meaning.
 SCHEMA_VERSION = 2  # 2: time_to_verdict_s is when the verdict was decided; load_s, verify_s, memory_split, crashes added
@@ -164,6 +167,16 @@ class RunDir:
     @property
     def locust_html(self) -> Path:
         return self.path / "locust.html"
+
+    def take_logs(self, source: Path) -> None:
+        """Move the files of `source` (a stopped server's log dir) into logs/."""
+        if not source.exists():
+            return
+        for item in source.iterdir():
+            try:
+                shutil.move(str(item), str(self.logs / item.name))
+            except OSError as exc:
+                log.warning("could not move %s: %s", item, exc)
 
     @classmethod
     def create(cls, report_dir: Path, run_id: str) -> "RunDir":

@@ -85,3 +85,8 @@ def format_bytes(value: float | None) -> str:
         if abs(value) >= size:
             return f"{value / size:.2f} {unit}"
     return f"{int(value)} B"
+
+
+def plural(n: int, word: str) -> str:
+    """"1 shard", "16 shards", "1,000 rows"."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"

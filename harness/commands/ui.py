@@ -78,14 +78,14 @@ def run(options: RunOptions, web: WebOptions, console: Console | None = None,
                               f"{format_bytes(facts.get('memory_limit_bytes'))} ({facts.get('isolation') or 'none'})",
                               highlight=False)
                 session.start_locust(control_url)
-                session.wait_web_ui()
+                session.locust.wait_ready(web, 60.0)
                 console.print(f"Locust web UI: {web.url}/  (memory tab: {web.url}/?tab={TAB_KEY}); "
                               f"runs go to {options.report_dir}/; Ctrl-C to quit", highlight=False)
                 if on_ready:
                     on_ready(session)
                 while True:
-                    if not session.locust_running():
-                        raise TargetError(f"Locust exited ({session.locust.returncode}):\n{session.locust_log_tail()}")
+                    if not session.locust.running():
+                        raise TargetError(f"Locust exited ({session.locust.returncode}):\n{session.locust.log_tail()}")
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 exit_code = int(ExitCode.INTERRUPTED)

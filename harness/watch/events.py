@@ -124,6 +124,26 @@ class RunEvents:
                 log.exception("listener %r failed", listener)
 
 
+class Relay:
+    """Forwards what a long-lived hub fires (a session's watchers) to the one RunEvents that
+    records now (`to`; None: nobody), as the web UI's runs take turns on one target."""
+
+    def __init__(self, hub: RunEvents) -> None:
+        self.to: RunEvents | None = None
+        hub.on_sample(self._sample)
+        hub.on_event(self._event)
+
+    def _sample(self, sample: Sample) -> None:
+        to = self.to
+        if to is not None:
+            to.fire_sample(sample)
+
+    def _event(self, event: Event) -> None:
+        to = self.to
+        if to is not None:
+            to.fire_event(component=event.component, type=event.type, detail=event.detail, t=event.t, data=event.data)
+
+
 class Recorder:
     """Writes every sample and event of a RunEvents to the run directory, flushed as it comes."""
 

@@ -264,7 +264,8 @@ class KubernetesWatcher:
                        data={"pod": state.name, "reason": reason})
 
     def _update_containers(self, ctx: RunEvents, state: _Pod, pod: Any, now: float) -> None:
-        limits = {c.name: kube_reads.memory_limit(c) for c in (pod.spec.containers if pod.spec is not None else None) or []}
+        containers = (pod.spec.containers if pod.spec is not None else None) or []
+        limits = {c.name: kube_reads.memory_limit(c) for c in containers}
         for cs in (pod.status.container_statuses if pod.status is not None else None) or []:
             last = cs.last_state.terminated if cs.last_state is not None else None
             current = cs.state.terminated if cs.state is not None else None

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.judge.summary import compute
 from harness.judge.verdict import judge
-from harness.rundir import RunDir, read_json
+from harness.rundir import SCHEMA_VERSION, RunDir, read_json
 from harness.run.jsonl_tail import AckTally, JsonlTail
 from harness.scenario import model as scenarios
 from harness.watch import events
@@ -156,6 +156,29 @@ class RunView:
         snapshot["verdict"] = self._verdict(inputs, summary)
         snapshot["report"] = report_links(self.run_dir) if summary is not None else None
         return snapshot
+
+
+def memory_answer(*, phase: str, message: str, facts: dict[str, Any], scenario: scenarios.Scenario,
+                  latest: dict[str, Any], view: RunView | None, since: float | None,
+                  finished: list[dict[str, Any]]) -> dict[str, Any]:
+    """The memory tab's data: the session's phase, the target, the scenario, each component's
+    latest sample, the current (or last) run's view since `since`, and the finished runs."""
+    samples = {name: s.to_json() for name, s in sorted(latest.items())}
+    for sample in samples.values():
+        sample.pop("metrics", None)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "now": time.time(),
+        "phase": phase,
+        "message": message,
+        "target": {k: facts.get(k) for k in ("target", "milvus_version", "memory_limit_bytes", "isolation",
+                                              "address", "restart_policy")},
+        "scenario": {k: getattr(scenario, k) for k in ("name", "total_rows", "batch_rows", "shards",
+                                                       "partitions", "users")},
+        "latest": samples,
+        "run": view.snapshot(since) if view else None,
+        "runs": finished,
+    }
 
 
 def report_links(run_dir: RunDir) -> dict[str, str]:

@@ -21,9 +21,7 @@ The embedded server is then started afresh, so every run starts from a new serve
 limit (verification lifts it). Ctrl-C ends Locust, finalizes a run in progress as ABORTED and
 stops the target.
 
-Over 400 lines on purpose: the control channel's threads, the rules watcher and the finisher
-share one lock, phase and current run; the target and run halves stay together so that lock
-is not spread over modules.
+What the memory tab gets is built in webui/run_view.py, Locust's process in webui/web_locust.py.
 """
 
 from __future__ import annotations
@@ -47,25 +45,22 @@ from harness.run import inject
 from harness.run.guards import check_kube_context, check_milvus_version
 from harness.run.lifecycle import (RunOptions, RunResult, finalize_run, make_target, prepare, run_inputs,
                                    stop_rule, verify_after_load)
-from harness.rundir import SCHEMA_VERSION, RunDir, new_run_id, write_json
+from harness.rundir import RunDir, new_run_id, write_json
 from harness.scenario import model as scenarios
 from harness.targets.protocol import Endpoint, Target
+from harness.units import plural
 from harness.watch import events
-from harness.watch.events import Event, Recorder, RunEvents, Sample
+from harness.watch.events import Recorder, Relay, RunEvents
 from harness.load.dispenser import ServerDown
 from harness.load.locust_options import REUSE, LoadSettings
 from harness.run.listeners import RunListeners, attach_listeners
 from harness.webui import FORM_FIELDS
 from harness.webui.control import ControlChannel
 from harness.webui.options import WebOptions
-from harness.webui.run_view import RunView, report_links
+from harness.webui.run_view import RunView, memory_answer, report_links
 from harness.webui.web_locust import WebLocust
 
 log = logging.getLogger(__name__)
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 # --- the session: target, runs, control channel --------------------------------------------
@@ -102,9 +97,7 @@ class UiSession:
         self.tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-ui-"))
         self.token = secrets.token_urlsafe(24)
         self.hub = RunEvents()  # the watchers fire here for the whole session
-        self._recording: RunEvents | None = None  # ... and this run's context records it
-        self.hub.on_sample(self._forward_sample)
-        self.hub.on_event(self._forward_event)
+        self._recording = Relay(self.hub)  # ... and the current run's context records it
         self._lock = threading.RLock()
         self._run_lock = threading.Lock()
         self.phase = "starting milvus"
@@ -123,19 +116,6 @@ class UiSession:
         self._closing = False
         self.control: ControlChannel | None = None
         self.locust = WebLocust(self.tmp / "locust.log")
-
-    # -- recording ----------------------------------------------------------------------
-
-    def _forward_sample(self, sample: Sample) -> None:
-        context = self._recording
-        if context is not None:
-            context.fire_sample(sample)
-
-    def _forward_event(self, event: Event) -> None:
-        context = self._recording
-        if context is not None:
-            context.fire_event(component=event.component, type=event.type, detail=event.detail, t=event.t,
-                               data=event.data)
 
     # -- target ------------------------------------------------------------------------
 
@@ -246,7 +226,7 @@ class UiSession:
         with self._lock:
             self.run = run
             self.phase = "creating collection"
-            self._recording = context
+            self._recording.to = context
         assert self.endpoint is not None
         try:
             collection.create(self.endpoint.connection, scenario)
@@ -267,8 +247,8 @@ class UiSession:
             self.phase = "loading"
         threading.Thread(target=self._watch_run, args=(run,), name=f"rules-{run_id}", daemon=True).start()
         self.console.print(f"run {run_id}: loading {scenario.total_rows:,} rows in {scenario.batch_rows:,}-row "
-                           f"batches ({_count(scenario.shards, 'shard')}, {_count(scenario.partitions, 'partition')}, "
-                           f"{_count(scenario.users, 'user')})", highlight=False)
+                           f"batches ({plural(scenario.shards, 'shard')}, {plural(scenario.partitions, 'partition')}, "
+                           f"{plural(scenario.users, 'user')})", highlight=False)
         return {"run_id": run_id, "settings": settings.to_json(), "run_dir": str(run_dir.path.resolve())}
 
     def _watch_run(self, run: _Run) -> None:
@@ -314,8 +294,8 @@ class UiSession:
             if inconclusive is None and status == "FINISHED":
                 run.listeners.end_of_load()  # heap profiles before verification changes the heap
             with self._lock:
-                if self._recording is run.context:
-                    self._recording = None  # as `run` stops its watchers before verifying
+                if self._recording.to is run.context:
+                    self._recording.to = None  # as `run` stops its watchers before verifying
             verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
             if inconclusive is None and status == "FINISHED" and self.endpoint is not None:
                 self.phase = "verifying"
@@ -327,7 +307,8 @@ class UiSession:
                 self.phase = "stopping milvus"
                 self._target_ready.clear()
                 self._stop_target()
-                self._take_logs(run)
+                if self.target_log_dir is not None:
+                    run.run_dir.take_logs(self.target_log_dir)  # they cover this run's server only
             self.locust.copy_log(since=run.locust_log_offset, dest=run.run_dir.logs / "locust.log")
             run.recorder.close()
             self.phase = "reporting"
@@ -353,17 +334,6 @@ class UiSession:
                 with self._lock:
                     self.phase = "ready"
 
-    def _take_logs(self, run: _Run) -> None:
-        """The stopped server's logs into the run directory (they cover this run's server only)."""
-        source = self.target_log_dir
-        if source is None or not source.exists():
-            return
-        for item in source.iterdir():
-            try:
-                shutil.move(str(item), str(run.run_dir.logs / item.name))
-            except OSError as exc:
-                log.warning("could not move %s: %s", item, exc)
-
     # -- what the control channel answers ---------------------------------------------------
 
     def state(self) -> dict[str, Any]:
@@ -374,28 +344,14 @@ class UiSession:
                     "stop_request": run.stop_request if run and run.active else None}
 
     def memory(self, since: float | None = None) -> dict[str, Any]:
-        """The memory tab's data: live samples of the current (or last) run, limits, events,
-        rows acked, the verdict so far, and the links of this session's reports."""
+        """The memory tab's data (run_view.memory_answer) for the current (or last) run."""
         with self._lock:
             run, phase, message = self.run, self.phase, self.message
             facts = dict(self.facts)
             finished = list(self.finished)
-        latest = {name: s.to_json() for name, s in sorted(dict(self.hub.latest).items())}
-        for sample in latest.values():
-            sample.pop("metrics", None)
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "now": time.time(),
-            "phase": phase,
-            "message": message,
-            "target": {k: facts.get(k) for k in ("target", "milvus_version", "memory_limit_bytes", "isolation",
-                                                  "address", "restart_policy")},
-            "scenario": {k: getattr(self.scenario, k) for k in ("name", "total_rows", "batch_rows", "shards",
-                                                                "partitions", "users")},
-            "latest": latest,
-            "run": run.view.snapshot(since) if run else None,
-            "runs": finished,
-        }
+        return memory_answer(phase=phase, message=message, facts=facts, scenario=self.scenario,
+                             latest=dict(self.hub.latest), view=run.view if run else None, since=since,
+                             finished=finished)
 
     # -- control channel -----------------------------------------------------------------
 
@@ -410,28 +366,13 @@ class UiSession:
         """Locust with its web UI (and workers with --workers), logging to the session's locust.log."""
         self.locust.start(control_url, self.token, self.web, self.scenario, self.options)
 
-    def wait_web_ui(self, timeout: float = 60.0) -> None:
-        """Until the web UI answers; a Locust that exits instead is a TargetError with its log's tail."""
-        self.locust.wait_ready(self.web, timeout)
-
-    def locust_log_tail(self) -> str:
-        """The end of Locust's log, for an error message."""
-        return self.locust.log_tail()
-
-    def locust_running(self) -> bool:
-        return self.locust.running()
-
-    def stop_locust(self, timeout: float = 60.0) -> None:
-        """SIGTERM the web UI process (it stops a test in progress and its workers), then make sure."""
-        self.locust.stop(timeout)
-
     # -- the end -------------------------------------------------------------------------
 
     def close(self, exit_code: int) -> None:
         """Stop Locust, finalize a run in progress as ABORTED, stop the target; idempotent."""
         self._closing = True
         try:
-            self.stop_locust(timeout=60)
+            self.locust.stop(60)  # it stops a test in progress and its workers
         finally:
             try:
                 run = self.run
