@@ -252,7 +252,10 @@ def _wait_memory(server, auth, until, timeout: float, what: str) -> dict:
 @pytest.mark.ui
 @pytest.mark.milvus
 def test_the_first_oom_kill_stops_the_load_and_fails_the_run(no_leftovers, milvus_version, ui_server):
-    server = ui_server("--scenario", "smoke", "--milvus-version", milvus_version, "--memory-limit", "512MiB")
+    # 10 samples a second: at 1 Hz memory once went from 65 % to the kill between two samples,
+    # so no sample saw 80 % (a capture needs a sample past it).
+    server = ui_server("--scenario", "smoke", "--milvus-version", milvus_version, "--memory-limit", "512MiB",
+                       "--watch-interval", "0.1s")
     assert _swarm(server, None, total_rows="3000000")["success"] is True
     body = _wait_memory(server, None, lambda b: b["run"] and "html" in (b["run"].get("report_urls") or {}), 300,
                         "the stop rule and the report")
