@@ -75,7 +75,7 @@ def _log_times(log_dir: Path) -> list[float]:
 
 def _run_counting_oom_kills(harness_cli, report_dir: Path, *args: str) -> tuple:
     """`run --report-dir report_dir *args` to its end, with the cgroup's oom_kill counter polled
-    from the moment run.json names the cgroup: (proc, stdout, stderr, counter)."""
+    from the moment run.json names the cgroup: (proc, stdout, stderr, counter, summary, events)."""
     proc = harness_cli.start("run", "--report-dir", str(report_dir), *args)
     counter = _OomCounter()
     try:
@@ -91,7 +91,9 @@ def _run_counting_oom_kills(harness_cli, report_dir: Path, *args: str) -> tuple:
         out, err = proc.communicate(timeout=600)
     finally:
         counter.stop()
-    return proc, out, err, counter
+    [run_dir] = list(report_dir.iterdir())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return proc, out, err, counter, summary, list(read_jsonl(run_dir / "events.jsonl"))
 
 
 def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(tmp_path, milvus_version,
@@ -103,13 +105,11 @@ def test_a_server_that_cannot_recover_at_its_limit_ends_the_run_as_a_crash_loop(
     # took minutes here (docs/recovery.md).
     report_dir = tmp_path / "reports"
     began = time.time()
-    proc, out, err, counter = _run_counting_oom_kills(
+    proc, out, err, counter, summary, recorded = _run_counting_oom_kills(
         harness_cli, report_dir, "--keep-going", "--set", "total_rows=1000000", "--memory-limit", "1GiB",
         "--restart-backoff", "1s", "--restart-backoff-max", "1s", "--crash-loop-after", "2", "--verify", "rows")
     elapsed = time.time() - began
     [run_dir] = list(report_dir.iterdir())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    recorded = list(read_jsonl(run_dir / "events.jsonl"))
     print(f"\ncrash loop run: {elapsed:.0f} s, kills seen by the counter at {counter.seen}")
     for e in recorded:
         print(f"  {e['t'] - began:7.1f} {e['type']:12} {e['detail'][:110]}")
@@ -228,13 +228,10 @@ def test_keep_going_through_oom_kills_reaches_the_planned_rows_and_verifies_ever
     # milestone is reached only after the server recovered and took rows again. Those are
     # real OOM kills, judged as such: without --keep-going the load would stop at the first.
     report_dir = tmp_path / "reports"
-    proc, out, err, counter = _run_counting_oom_kills(
+    proc, out, err, counter, summary, recorded = _run_counting_oom_kills(
         harness_cli, report_dir, "--scenario", "smoke", "--keep-going", "--set", "total_rows=200000",
         "--memory-limit", "1GiB", "--restart-backoff", "1s", "--restart-backoff-max", "2s", "--verify", "pk-ranges",
         "--inject", "oom@rows=40000", "--inject", "oom@rows=90000", "--inject", "oom@rows=140000")
-    [run_dir] = list(report_dir.iterdir())
-    summary = json.loads((run_dir / "summary.json").read_text())
-    recorded = list(read_jsonl(run_dir / "events.jsonl"))
     print(f"\noom@ run: kills seen by the counter at {counter.seen}; recoveries {summary['recoveries']}")
     for e in recorded:
         print(f"  {e['t'] - recorded[0]['t']:7.1f} {e['type']:12} {e['detail'][:110]}")
