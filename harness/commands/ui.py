@@ -15,7 +15,7 @@ from harness.commands.options import add_run_options, run_options_from_args
 from harness.errors import ExitCode, Interrupted, TargetError, sigterm_interrupts
 from harness.units import format_bytes
 from harness.webui import TAB_KEY
-from harness.webui.options import WebOptions, bind_warning, check_port
+from harness.webui.options import WebOptions, bind_warning, hold_port
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -60,8 +60,12 @@ def run(options: RunOptions, web: WebOptions, console: Console | None = None,
 
     console = console or Console()
     warning = bind_warning(web)
-    check_port(web)
-    session = UiSession(options, web, console)  # validates the scenario and options first
+    held_port = hold_port(web)
+    try:
+        session = UiSession(options, web, console)  # validates the scenario and options first
+    except BaseException:
+        held_port.close()
+        raise
     if warning:
         print(f"milvus-harness: {warning}", file=sys.stderr, flush=True)
     exit_code = 0
@@ -77,6 +81,7 @@ def run(options: RunOptions, web: WebOptions, console: Console | None = None,
                               f"{session.endpoint.address if session.endpoint else '?'}, memory limit "
                               f"{format_bytes(facts.get('memory_limit_bytes'))} ({facts.get('isolation') or 'none'})",
                               highlight=False)
+                held_port.close()
                 session.start_locust(control_url)
                 session.locust.wait_ready(web, 60.0)
                 console.print(f"Locust web UI: {web.url}/  (memory tab: {web.url}/?tab={TAB_KEY}); "
@@ -92,6 +97,7 @@ def run(options: RunOptions, web: WebOptions, console: Console | None = None,
             except Interrupted as exc:
                 exit_code = exc.exit_code
     finally:
+        held_port.close()
         session.close(exit_code or int(ExitCode.INTERRUPTED))
     console.print("milvus-harness ui: stopped; nothing left running", highlight=False)
     return 0

@@ -52,16 +52,22 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-def check_port(web: WebOptions) -> None:
-    """Refuse a web port that is taken before anything starts (Locust would fail after Milvus)."""
+def hold_port(web: WebOptions) -> socket.socket:
+    """Listen on the web port before anything starts, and hand the socket back to be closed
+    just before Locust binds: a taken port is refused at once, and the free ports chosen for
+    Milvus in between cannot land on it (a Go server answering 404 there looked like a ready UI).
+    """
     family = socket.AF_INET6 if ":" in web.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((web.host.strip("[]"), web.port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((web.host.strip("[]"), web.port))
+        sock.listen(1)
     except OSError as exc:
+        sock.close()
         raise UsageError(f"the web UI cannot listen on {web.host or '0.0.0.0'}:{web.port}: "
                          f"{exc.strerror or exc} (choose another --web-port or --web-host)") from None
+    return sock
 
 
 def bind_warning(web: WebOptions) -> str | None:

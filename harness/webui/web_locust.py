@@ -68,8 +68,10 @@ class WebLocust:
             try:
                 _NO_PROXY.open(url, timeout=2).close()
                 return
-            except urllib.error.HTTPError:
-                return  # 401/302 with auth: it answers
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    return  # basic auth: it answers
+                time.sleep(0.25)  # not Locust's answer (a 404 from another server): wait for Locust
             except OSError:
                 time.sleep(0.25)
         raise TargetError(f"Locust's web UI did not answer on {url} within {timeout:.0f} s:\n{self.log_tail()}")

@@ -3,14 +3,20 @@ the warning printed by the real command before a web UI that other machines can 
 
 from __future__ import annotations
 
+import http.server
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from harness.errors import UsageError
-from harness.webui.options import WebOptions, bind_warning, is_loopback
+from harness.errors import TargetError, UsageError
+from harness.run.lifecycle import RunOptions
+from harness.scenario.model import load
+from harness.targets.net import free_ports, port_open
+from harness.webui.options import WebOptions, bind_warning, hold_port, is_loopback
+from harness.webui.web_locust import WebLocust
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
@@ -76,3 +82,39 @@ def test_a_taken_web_port_is_refused_before_milvus_starts(tmp_path):
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"the web UI cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "starting milvus" not in result.stdout
+
+
+def test_the_held_web_port_listens_and_is_never_chosen_as_a_free_port():
+    port = free_ports(1)[0]
+    held = hold_port(WebOptions(port=port))
+    try:
+        assert port_open("127.0.0.1", port)  # a taken port is refused to anyone else, Milvus included
+        assert port not in free_ports(2000)
+    finally:
+        held.close()
+    assert not port_open("127.0.0.1", port)
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.send_response(404)
+        self.end_headers()
+        self.wfile.write(b"404 page not found")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_404_from_another_server_on_the_web_port_is_not_a_ready_web_ui(tmp_path):
+    other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    web = WebOptions(port=other.server_address[1])
+    locust = WebLocust(tmp_path / "locust.log")
+    try:
+        locust.start("http://127.0.0.1:9/", "token", web, load("smoke"), RunOptions(scenario="smoke", report_dir=tmp_path))
+        with pytest.raises(TargetError, match="Locust's web UI did not start on"):
+            locust.wait_ready(web, 60)
+    finally:
+        locust.stop()
+        other.shutdown()
+        other.server_close()
