@@ -213,9 +213,10 @@ def _delete_pks(address: str, collection: str, pks: range) -> None:
 
 def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(tmp_path, milvus_version,
                                                                                 no_leftovers, direct_count):
-    """The main job (seed, 2 GiB, stop at the first OOM kill); once the server is back for the
-    end check, batch 1 is deleted. The harness must count it lost, charge it to the OOM kill,
-    and agree with a direct count(*) of every acked range."""
+    """A real OOM kill (the kernel's, under oom@ pressure in the server's cgroup: quicker in CI
+    than the seed's own growth at 2 GiB, judged the same); the run stops at it. Once the server
+    is back for the end check, batch 1 is deleted. The harness must count it lost, charge it to
+    the OOM kill, and agree with a direct count(*) of every acked range."""
     import io
 
     from rich.console import Console
@@ -223,16 +224,18 @@ def test_rows_gone_after_an_oom_kill_are_charged_to_it_and_match_a_direct_count(
     from harness.run.lifecycle import RunOptions, run
     from harness.targets.protocol import TargetOptions
 
-    direct_count.before = lambda address, coll: _delete_pks(address, coll, range(50_000, 100_000))
-    result = run(RunOptions(report_dir=tmp_path, target=TargetOptions(milvus_version=milvus_version)),
+    direct_count.before = lambda address, coll: _delete_pks(address, coll, range(10_000, 20_000))
+    result = run(RunOptions(scenario="smoke", inject=["oom@rows=60000"], report_dir=tmp_path,
+                            overrides={"total_rows": "400000"},
+                            target=TargetOptions(milvus_version=milvus_version, memory_limit=2**30)),
                  console=Console(file=io.StringIO()))
     rows, summary = result.summary["rows"], result.summary
-    assert summary["first_oom"] and summary["components"]["standalone"]["oom_kills"] == 1
-    assert rows["acked"] >= 100_000 and rows["lost"] == 50_000 and rows["lost_batches"] == [1]
-    assert rows["verified"] == sum(direct_count.present()) == rows["acked"] - 50_000
+    assert summary["first_oom"] and summary["components"]["standalone"]["oom_kills"] >= 1
+    assert 60_000 <= rows["acked"] < 400_000 and rows["lost"] == 10_000 and rows["lost_batches"] == [1]
+    assert rows["verified"] == sum(direct_count.present()) == rows["acked"] - 10_000
     [group] = rows["lost_after"]
-    assert group["death"]["type"] == "OOMKilled" and group["rows"] == 50_000
-    assert any(r.startswith("1 batch, 50,000 acked rows missing after the standalone OOM kill at ")
+    assert group["death"]["type"] == "OOMKilled" and group["rows"] == 10_000
+    assert any(r.startswith("1 batch, 10,000 acked rows missing after the standalone OOM kill at ")
                for r in summary["reasons"]) and result.exit_code == 1
 
 
@@ -258,7 +261,7 @@ def test_rows_gone_after_a_kill_are_reported_per_batch_and_match_a_direct_count(
             seen["deleted"] = True
 
     result = run(RunOptions(scenario="smoke", inject=["kill@rows=60000"], report_dir=tmp_path,
-                            overrides={"total_rows": str(SLOW_LOAD_ROWS), "wait_s": "1"},
+                            overrides={"total_rows": "150000", "wait_s": "1"},
                             target=TargetOptions(milvus_version=milvus_version, restart_backoff=2.0)),
                  console=Console(file=io.StringIO()),
                  on_context=lambda context: context.on_event(delete_batch_0_once_back))
