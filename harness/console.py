@@ -40,8 +40,8 @@ def print_result(console: Console, result: "RunResult") -> None:
     table.add_row("limit", f"{format_bytes(s.get('memory_limit_bytes'))} ({s.get('isolation') or 'none'})")
     rows = s.get("rows", {})
     table.add_row("rows", f"{rows.get('acked', 0):,} acked of {rows.get('planned', 0):,} planned; "
-                          f"verified {rows['verified']:,}" if rows.get("verified") is not None else
-                          f"{rows.get('acked', 0):,} acked of {rows.get('planned', 0):,} planned; not verified")
+                          + (f"verified {rows['verified']:,}" if rows.get("verified") is not None else "not verified")
+                          + (f"; {rows['duplicated']:,} present twice (retried inserts)" if rows.get("duplicated") else ""))
     for name, comp in s.get("components", {}).items():
         table.add_row(name, f"peak {format_bytes(comp.get('peak_memory_bytes'))} of "
                             f"{format_bytes(comp.get('limit_bytes'))}, restarts {comp.get('restarts', 0)}, "

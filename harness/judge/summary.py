@@ -198,6 +198,7 @@ def compute(run_dir: RunDir, *, run_id: str, facts: dict[str, Any], scenario: di
             **({"check": verification["check"]} if verification.get("check") else {}),
             **({"persisted": verification["persisted"]} if "persisted" in verification else {}),
             **({"count_queries": verification["count_queries"]} if "count_queries" in verification else {}),
+            **({key: verification[key] for key in ("duplicated", "duplicated_batches")} if "duplicated" in verification else {}),
         },
         "components": components,
         "first_oom": first_oom,

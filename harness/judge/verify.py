@@ -207,10 +207,18 @@ def verify_pk_ranges(address: Address, collection: str, acked: list[dict[str, An
     except Exception as exc:  # pymilvus/grpc errors: the server could not answer
         log.warning("verification failed: %s", exc)
         return {"verified": None, "note": f"verification query failed: {str(exc)[:200]}"}
+    return {**tally(acked, present), "count_queries": queries}
+
+
+def tally(acked: list[dict[str, Any]], present: dict[int, int]) -> dict[str, Any]:
+    """Rows present per acked batch, as summary.json's figures: verified (at most each batch's
+    rows), lost and the short batches, and rows there twice (a retried insert the server had
+    applied the first time too: not lost, but not what was asked for either)."""
     missing = {a["batch"]: a["rows"] - present[a["batch"]] for a in acked if present[a["batch"]] < a["rows"]}
-    verified = sum(min(present[a["batch"]], a["rows"]) for a in acked)
-    return {"verified": verified, "lost": sum(missing.values()), "lost_batches": sorted(missing),
-            "missing_by_batch": missing, "count_queries": queries}
+    extra = {a["batch"]: present[a["batch"]] - a["rows"] for a in acked if present[a["batch"]] > a["rows"]}
+    return {"verified": sum(min(present[a["batch"]], a["rows"]) for a in acked), "lost": sum(missing.values()),
+            "lost_batches": sorted(missing), "missing_by_batch": missing,
+            "duplicated": sum(extra.values()), "duplicated_batches": sorted(extra)}
 
 
 def ranges_expr(group: list[dict[str, Any]]) -> str:

@@ -195,6 +195,8 @@ def rows_table(report: RunReport) -> list[tuple[str, str]]:
         ("Verified", fmt_count(verified) if verified is not None else "not verified"),
         ("Lost", fmt_count(rows.get("lost"))),
         ("Lost batches", lost_batches_text(report)),
+        *([("Present twice", f"{fmt_count(rows['duplicated'])} rows of {len(rows.get('duplicated_batches', []))} "
+            "retried batches (applied by the server before the retry too)")] if rows.get("duplicated") else []),
         ("Check", check_text(rows)),
     ]
 

@@ -45,6 +45,7 @@ def test_soak_with_kills_every_90s(tmp_path, milvus_version, no_leftovers, direc
     present = direct_count.present()  # retried inserts may have been applied twice
     assert summary["rows"]["verified"] == sum(present)
     assert summary["rows"]["lost"] == sum(a["rows"] - n for a, n in zip(acked, present))
+    assert summary["rows"].get("duplicated", 0) == sum(max(0, n - a["rows"]) for a, n in zip(acked, direct_count.per_batch))
     # Every restart that came back while the load ran was followed by a check that counted.
     events = list(read_jsonl(run_dir / "events.jsonl"))
     load_stopped = next(e["t"] for e in events if e["type"] == "LoadStopped")

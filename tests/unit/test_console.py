@@ -1,4 +1,4 @@
-"""The tables the CLI prints, all from harness/console.py: the matrix's cells and the cluster's pods."""
+"""The tables the CLI prints, all from harness/console.py: a run's result, the matrix's cells and the cluster's pods."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 from rich.console import Console
 
 from harness.compare.matrix import Cell, CellResult, MatrixResult
-from harness.console import print_matrix, print_pods
+from harness.console import print_matrix, print_pods, print_result
 from harness.judge.verdict import Verdict
+from harness.report.model import RunReport
+from harness.report.tables import rows_table
+from harness.run.lifecycle import RunResult
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
 
@@ -46,3 +49,17 @@ def test_the_pod_table_lists_pods_by_name():
     lines = [line for line in console.export_text().splitlines() if "milvus-" in line and "release" not in line]
     assert len(lines) == 2 and "datanode" in lines[0] and "proxy" in lines[1]
     assert "no" in lines[0] and "3" in lines[0] and "CrashLoopBackOff" in lines[0]
+
+
+def test_rows_present_twice_are_shown_apart_from_the_verified_rows(tmp_path):
+    summary = json.loads((FIXTURES / "pass" / "summary.json").read_text())
+    console = _recording()
+    print_result(console, RunResult(Verdict.PASS, "FINISHED", tmp_path, summary))
+    assert "present twice" not in console.export_text()
+    summary["rows"].update(duplicated=27_369, duplicated_batches=[3, 9, 11])
+    console = _recording()
+    print_result(console, RunResult(Verdict.PASS, "FINISHED", tmp_path, summary))
+    [line] = [line for line in console.export_text().splitlines() if "acked of" in line]
+    assert f"verified {summary['rows']['verified']:,}; 27,369 present twice (retried inserts)" in line
+    table = dict(rows_table(RunReport(tmp_path, {}, summary)))
+    assert table["Present twice"].startswith("27,369 rows of 3 retried batches")

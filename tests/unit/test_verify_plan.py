@@ -130,3 +130,7 @@ def test_a_doubtful_batch_written_twice_cannot_hide_a_loss_elsewhere():
     assert _Server(keys).count(verify.ranges_expr(acked)) == 800
     present = verify.count_present(_Server(keys).count, acked, doubtful={2})
     assert present[2] == 200 and present[6] == 0 and all(present[k] == 100 for k in (0, 1, 3, 4, 5, 7))
+    # In the summary: the loss named, and the second copy counted apart, never as verified rows.
+    figures = verify.tally(acked, present)
+    assert (figures["verified"], figures["lost"], figures["lost_batches"]) == (700, 100, [6])
+    assert (figures["duplicated"], figures["duplicated_batches"]) == (100, [2])
