@@ -6,14 +6,19 @@ fixed 1, 2 and 3 users and with the default ramp, the order reversed every other
 filling server does not always favour the same configuration. Each run recreates the seed
 collection; rows/s is summary.json's (acked rows / first ack to last ack from the load's start).
 
+A server that took earlier runs slows down (it compacts and cleans up their dropped
+collections), and two rounds do not cancel that drift. `--server-per-run` gives each run a
+fresh embedded server of its own instead (each `run` starts and stops it).
+
 Usage: .venv/bin/python benchmarks/ramp_throughput.py [--rows 600000] [--rounds 2]
-         [--milvus-version 2.3.5] [--memory-limit 8GiB]
+         [--milvus-version 2.3.5] [--memory-limit 8GiB] [--server-per-run]
 Done when: the default's mean rows/s >= 0.95 x the best fixed concurrency's mean.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import statistics
 import tempfile
@@ -41,18 +46,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--milvus-version", default="2.3.5")
     parser.add_argument("--memory-limit", default="8GiB")
+    parser.add_argument("--server-per-run", action="store_true",
+                        help="a fresh embedded server for each run instead of one for all")
     args = parser.parse_args()
     rates: dict[int | None, list[float]] = {c: [] for c in CONFIGS}
     server = TargetOptions(milvus_version=args.milvus_version, memory_limit=parse_bytes(args.memory_limit))
-    with tempfile.TemporaryDirectory() as reports, EmbeddedTarget(server) as target:
-        address = target.start(RunEvents()).address
-        print(f"embedded milvus {args.milvus_version} at {address}, limit {args.memory_limit}; "
-              f"seed, {args.rows:,} rows per run")
+    shared = contextlib.nullcontext(None) if args.server_per_run else EmbeddedTarget(server)
+    with tempfile.TemporaryDirectory() as reports, shared as target:
+        if target is None:
+            print(f"a fresh embedded milvus {args.milvus_version} per run, limit {args.memory_limit}; "
+                  f"seed, {args.rows:,} rows per run")
+        else:
+            address = target.start(RunEvents()).address
+            print(f"embedded milvus {args.milvus_version} at {address}, limit {args.memory_limit}; "
+                  f"seed, {args.rows:,} rows per run")
+            server = TargetOptions(target="external", uri=f"http://{address}")
         for r in range(args.rounds):
             for users in (CONFIGS if r % 2 == 0 else tuple(reversed(CONFIGS))):
                 options = RunOptions(scenario="seed", users=users, verify="none", report_dir=Path(reports),
                                      overrides={"total_rows": str(args.rows), "check_after_restart": "false"},
-                                     target=TargetOptions(target="external", uri=f"http://{address}"))
+                                     target=server)
                 result = run(options, console=Console(file=io.StringIO()))
                 if result.status == "ABORTED":  # Ctrl-C: stop here, the server is stopped on the way out
                     raise KeyboardInterrupt

@@ -26,7 +26,7 @@ from harness.rundir import JsonlWriter, read_jsonl
 #: A step must beat the one before it by this factor for the ramp to go on.
 GROWTH = 1.10
 #: Acks in a step's measuring window (after its warm-up), and its shortest duration.
-WINDOW_BATCHES = 3
+WINDOW_BATCHES = 2
 WINDOW_MIN_S = 2.0
 #: The ramp never asks for more users than this (the scenario's limit for `users`).
 MAX_USERS = 256

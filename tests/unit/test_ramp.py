@@ -1,6 +1,8 @@
 """The concurrency ramp's step rule and its measurement of a step on acks (harness.load.ramp)."""
 
-from harness.load.ramp import GROWTH, WINDOW_BATCHES, Ramp, best_users, describe, next_users, read_record
+import math
+
+from harness.load.ramp import GROWTH, WINDOW_BATCHES, WINDOW_MIN_S, Ramp, best_users, describe, next_users, read_record
 from harness.rundir import JsonlWriter
 
 
@@ -66,7 +68,8 @@ def test_a_ramp_settles_on_the_best_step_and_records_each_step(tmp_path):
     for per_second in (1000, 1500, 1550):  # +50 %, then +3 %: the ramp ends after three steps
         began = ramp.step.began
         users = ramp.users()
-        acks = _acks(max(t, began) + 1.0, 1000 / per_second, users + WINDOW_BATCHES + 1, sent_before=0.5)
+        window = max(WINDOW_BATCHES, math.ceil(WINDOW_MIN_S * per_second / 1000))  # batches and seconds
+        acks = _acks(max(t, began) + 1.0, 1000 / per_second, users + window + 1, sent_before=0.5)
         ramp.add(acks, now=acks[-1]["t"])
         t = acks[-1]["t"]
     record.close()
