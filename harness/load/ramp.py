@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.rundir import JsonlWriter, read_jsonl
+from harness.units import plural
 
 #: A step must beat the one before it by this factor for the ramp to go on.
 GROWTH = 1.10
@@ -182,8 +183,8 @@ def describe(summary_concurrency: Any) -> str | None:
     return f"the load ended while the ramp measured {_users(users)}: {measured}"
 
 
-def _users(n: Any) -> str:
-    return f"{n} user{'' if n == 1 else 's'}"
+def _users(n: int) -> str:
+    return plural(n, "user")
 
 
 def describe_setting(users: int | None) -> str:

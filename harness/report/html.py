@@ -13,7 +13,7 @@ from typing import Collection, Sequence
 from harness.report import memory_section, tables
 from harness.report.chart_kit import Chart
 from harness.report.model import RunReport
-from harness.units import format_bytes
+from harness.units import format_bytes, plural
 
 #: Shown when a run did not get far enough to draw a chart.
 NO_DATA = {
@@ -136,8 +136,8 @@ def _cards(report: RunReport) -> str:
     oom = sum(c.oom_kills for c in components)
     restarts = sum(c.restarts for c in components)
     stalls = sum(c.stalls for c in components)
-    cards.append(_stat("OOM kills", str(oom), f"{restarts} restart{'s' * (restarts != 1)} · "
-                       f"{stalls} stall{'s' * (stalls != 1)}", "bad" if oom or restarts or stalls else "good"))
+    cards.append(_stat("OOM kills", str(oom), f"{plural(restarts, 'restart')} · "
+                       f"{plural(stalls, 'stall')}", "bad" if oom or restarts or stalls else "good"))
     inserts = report.inserts
     if isinstance(inserts.get("rows_per_s"), (int, float)):
         p95 = (inserts.get("latency_ms") or {}).get("p95")

@@ -97,7 +97,7 @@ class UiSession:
         self.tmp = Path(tempfile.mkdtemp(prefix="milvus-harness-ui-"))
         self.token = secrets.token_urlsafe(24)
         self.hub = RunEvents()  # the watchers fire here for the whole session
-        self._recording = Relay(self.hub)  # ... and the current run's context records it
+        self._relay = Relay(self.hub)  # ... and the current run's context records it
         self._lock = threading.RLock()
         self._run_lock = threading.Lock()
         self.phase = "starting milvus"
@@ -226,7 +226,7 @@ class UiSession:
         with self._lock:
             self.run = run
             self.phase = "creating collection"
-            self._recording.to = context
+            self._relay.to = context
         assert self.endpoint is not None
         try:
             collection.create(self.endpoint.connection, scenario)
@@ -294,8 +294,8 @@ class UiSession:
             if inconclusive is None and status == "FINISHED":
                 run.listeners.end_of_load()  # heap profiles before verification changes the heap
             with self._lock:
-                if self._recording.to is run.context:
-                    self._recording.to = None  # as `run` stops its watchers before verifying
+                if self._relay.to is run.context:
+                    self._relay.to = None  # as `run` stops its watchers before verifying
             verification: dict[str, Any] = {"verified": None, "note": "the load never started"}
             if inconclusive is None and status == "FINISHED" and self.endpoint is not None:
                 self.phase = "verifying"
